@@ -1,0 +1,1 @@
+"""Audio frames, file I/O and resampling."""
