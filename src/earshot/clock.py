@@ -99,16 +99,15 @@ class _VirtualSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-ty
         if self._clock._pending > 0:
             # Real work is running (executor job or declared external wait): wait for it in
             # real time, bounded by the next timer, and charge what it took.
-            real_timeout = None if timeout is None else timeout
+            if not self._clock.charge_compute:
+                # Work is free: virtual time stands still until the work reports back.
+                return list(super().select(None))
             started_ns = time.monotonic_ns()
-            ready = super().select(real_timeout)
-            if self._clock.charge_compute:
-                elapsed_ms = (time.monotonic_ns() - started_ns) / 1e6
-                if timeout is not None:
-                    elapsed_ms = min(elapsed_ms, timeout * 1000.0)
-                self._clock._advance(elapsed_ms)
-            elif timeout is not None and not ready:
-                self._clock._advance(timeout * 1000.0)
+            ready = super().select(timeout)
+            elapsed_ms = (time.monotonic_ns() - started_ns) / 1e6
+            if timeout is not None:
+                elapsed_ms = min(elapsed_ms, timeout * 1000.0)
+            self._clock._advance(elapsed_ms)
             return ready
         if timeout is None:
             # Nothing scheduled and nothing running: wait for I/O in real time without

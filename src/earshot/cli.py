@@ -1,0 +1,171 @@
+"""The `earshot` command line."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from earshot import __version__
+
+DEMO_CALLER = "demo_caller.wav"
+
+
+def bundled_data(*parts: str) -> Path:
+    """Path of a file bundled in the package's ``data/`` folder."""
+    return Path(str(importlib.resources.files("earshot").joinpath("data", *parts)))
+
+
+def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "converse",
+        help="run a streaming voice agent against a recorded caller and time every turn",
+        description=(
+            "Converse with a recorded caller (any WAV; resampled to 16 kHz mono), end to end: "
+            "VAD, end-of-turn, streaming STT, LLM, sentence chunking, streaming TTS, jitter "
+            "buffer. Writes conversation.wav (left = caller, right = agent), turns.jsonl, "
+            "report.md and latency.png into --out."
+        ),
+    )
+    p.add_argument(
+        "input",
+        nargs="?",
+        help=f"caller recording (default: the bundled demo caller, data/{DEMO_CALLER})",
+    )
+    p.add_argument("--out", default="out/converse", help="output folder (default: out/converse)")
+    p.add_argument("--frame-ms", type=int, default=20, choices=(10, 20, 40), help="frame size")
+    p.add_argument("--vad", default="silero", choices=("silero", "webrtc"), help="VAD backend")
+    p.add_argument("--vad-threshold", type=float, default=0.5, help="speech probability threshold")
+    p.add_argument(
+        "--eot-silence-ms",
+        type=float,
+        default=500.0,
+        help="silence after speech that ends a turn (fixed endpointer; default 500)",
+    )
+    p.add_argument(
+        "--endpointer", default="fixed", choices=("fixed", "smart"), help="end-of-turn policy"
+    )
+    p.add_argument("--endpointing-rules", type=Path, help="YAML rules for the smart endpointer")
+    p.add_argument("--min-speech-ms", type=float, default=200.0, help="shortest voiced turn")
+    p.add_argument("--jitter-ms", type=float, default=40.0, help="jitter buffer hold (ms)")
+    p.add_argument(
+        "--llm",
+        default="scripted",
+        choices=("scripted", "openai"),
+        help="scripted (offline, simulated timing) or an OpenAI-compatible server",
+    )
+    p.add_argument("--llm-rules", type=Path, help="rules file for the scripted LLM")
+    p.add_argument(
+        "--llm-profile",
+        default="gpt-4o-mini",
+        help="latency profile of the scripted LLM (see `earshot converse --list-profiles`)",
+    )
+    p.add_argument("--llm-base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--llm-model", help="model name for the OpenAI-compatible server")
+    p.add_argument("--tts-voice", default="en-us", help="espeak-ng voice")
+    p.add_argument("--budget", type=Path, help="per-term budget file (YAML/JSON)")
+    p.add_argument(
+        "--budget-preset", default="1.5s", choices=("1.5s", "2.0s"), help="built-in budget"
+    )
+    p.add_argument(
+        "--simulated-clock",
+        action="store_true",
+        help="virtual time: skip idle waits, charge compute (runs faster than real time)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=_run_converse)
+
+
+def _run_converse(args: argparse.Namespace) -> int:
+    from earshot.audio.io import AudioFileError
+    from earshot.converse import ConverseOptions, converse
+    from earshot.llm.base import LlmError
+    from earshot.metrics.report import render_summary_table
+    from earshot.metrics.stats import summarize
+    from earshot.session.config import SessionConfig
+
+    llm_options: dict[str, object] = {}
+    if args.llm == "scripted":
+        llm_options = {"rules_path": args.llm_rules, "profile": args.llm_profile}
+    else:
+        if not args.llm_base_url:
+            print("error: --llm openai needs --llm-base-url (e.g. http://127.0.0.1:8000/v1)",
+                  file=sys.stderr)
+            return 2
+        llm_options = {"base_url": args.llm_base_url, "model": args.llm_model or "default"}
+    try:
+        opts = ConverseOptions(
+            input_path=Path(args.input) if args.input else bundled_data(DEMO_CALLER),
+            out_dir=Path(args.out),
+            session=SessionConfig(
+                frame_ms=args.frame_ms,
+                vad_threshold=args.vad_threshold,
+                min_speech_ms=args.min_speech_ms,
+                jitter_ms=args.jitter_ms,
+            ),
+            vad=args.vad,
+            endpointer=args.endpointer,
+            eot_silence_ms=args.eot_silence_ms,
+            endpointing_rules=args.endpointing_rules,
+            llm=args.llm,
+            llm_options=llm_options,
+            tts_voice=args.tts_voice,
+            budget_path=args.budget,
+            budget_preset=args.budget_preset,
+            simulated_clock=args.simulated_clock,
+            quiet=args.quiet,
+        )
+        result = converse(opts)
+    except (AudioFileError, ValueError, LlmError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from rich.console import Console
+
+    console = Console()
+    turns = result.state.turns
+    console.print(render_summary_table(summarize(turns), opts_budget(opts)))
+    for name, desc in result.components.items():
+        console.print(f"  {name:12s} {desc}")
+    console.print(f"wrote {result.out_dir}/conversation.wav, turns.jsonl, report.md, latency.png")
+    if result.interrupted:
+        console.print("interrupted: outputs hold the turns done so far")
+        return 130
+    return 0
+
+
+def opts_budget(opts: object) -> object:
+    from earshot.metrics.budget import load_budget
+
+    return load_budget(getattr(opts, "budget_path", None), preset=getattr(opts, "budget_preset"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="earshot",
+        description="Streaming voice agents built around the latency budget, with a latency lab.",
+    )
+    parser.add_argument("--version", action="version", version=f"earshot {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_converse(sub)
+    from earshot.budget.cli import add_parser as add_budget
+
+    add_budget(sub)
+    from earshot.evals.cli import add_parser as add_eval
+
+    add_eval(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

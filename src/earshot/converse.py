@@ -1,0 +1,162 @@
+"""`earshot converse`: run a full streaming agent against a recorded caller and account for it."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from earshot.clock import Clock, SimulatedClock, SystemClock
+from earshot.llm import make_llm
+from earshot.metrics.budget import TermBudget, load_budget
+from earshot.metrics.progress import ConverseProgress
+from earshot.metrics.report import TurnLog, plot_latency, write_report_md
+from earshot.metrics.stats import summarize
+from earshot.metrics.turn import TurnRecord
+from earshot.session.config import SessionConfig
+from earshot.session.session import Session, SessionState
+from earshot.stt import make_stt
+from earshot.transports.file import load_caller, write_conversation
+from earshot.tts import make_tts
+from earshot.turns.factory import make_endpointer
+from earshot.vad import make_vad
+
+
+@dataclass(slots=True)
+class ConverseOptions:
+    """Everything `earshot converse` takes (the CLI's flags)."""
+
+    input_path: Path
+    out_dir: Path
+    session: SessionConfig = field(default_factory=SessionConfig)
+    vad: str = "silero"
+    endpointer: str = "fixed"
+    eot_silence_ms: float = 500.0
+    endpointing_rules: Path | None = None
+    llm: str = "scripted"
+    llm_options: dict[str, Any] = field(default_factory=dict)
+    tts_voice: str = "en-us"
+    budget_path: Path | None = None
+    budget_preset: str = "1.5s"
+    simulated_clock: bool = False
+    quiet: bool = False
+
+
+@dataclass(slots=True)
+class ConverseResult:
+    state: SessionState
+    out_dir: Path
+    components: dict[str, str]
+    interrupted: bool = False
+
+
+def build_components(opts: ConverseOptions, clock: Clock) -> dict[str, Any]:
+    """The stage backends for these options (models load here, before the clock starts)."""
+    return {
+        "vad": make_vad(opts.vad),
+        "stt": make_stt("pocketsphinx"),
+        "llm": make_llm(opts.llm, clock=clock, **opts.llm_options),
+        "tts": make_tts("espeak", voice=opts.tts_voice),
+        "endpointer": make_endpointer(
+            opts.endpointer, silence_ms=opts.eot_silence_ms, rules_path=opts.endpointing_rules
+        ),
+    }
+
+
+def describe_components(parts: dict[str, Any], clock: Clock) -> dict[str, str]:
+    """Stage → backend description, saying which parts are real and which simulated."""
+    llm = parts["llm"]
+    return {
+        "clock": "simulated (virtual time, compute charged)" if clock.simulated else "real time",
+        "transport": "file (recorded caller; network terms 0)",
+        "vad": f"{parts['vad'].name} (real)",
+        "end-of-turn": f"{parts['endpointer'].name} endpointer",
+        "stt": f"{parts['stt'].name} (real)",
+        "llm": f"{llm.name} ({'SIMULATED' if llm.simulated else 'real'})",
+        "tts": f"{parts['tts'].name} (real)",
+    }
+
+
+def converse(opts: ConverseOptions) -> ConverseResult:
+    """Run the conversation and write ``conversation.wav``, ``turns.jsonl``, ``report.md``
+    and ``latency.png`` into ``opts.out_dir``.
+
+    Files for the turns done so far are written even if the run is interrupted (Ctrl-C).
+
+    Raises:
+        AudioFileError: the input recording cannot be used.
+        ValueError: a bad option (the message names it).
+    """
+    user = load_caller(opts.input_path)
+    budget: TermBudget = load_budget(opts.budget_path, preset=opts.budget_preset)
+    clock: Clock = SimulatedClock() if opts.simulated_clock else SystemClock()
+    parts = build_components(opts, clock)
+    components = describe_components(parts, clock)
+    out = opts.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    log = TurnLog(out / "turns.jsonl")
+    progress = ConverseProgress(len(user) / 16.0, quiet=opts.quiet)
+
+    def on_turn(turn: TurnRecord) -> None:
+        log.append(turn)
+
+    session_holder: list[Session] = []
+
+    async def main() -> SessionState:
+        if isinstance(clock, SystemClock):
+            clock.reset_origin()
+        session = Session(
+            opts.session,
+            clock,
+            parts["vad"],
+            parts["stt"],
+            parts["llm"],
+            parts["tts"],
+            parts["endpointer"],
+            on_turn=on_turn,
+            on_tick=lambda t_ms, st: progress.update(t_ms, st.turns),
+        )
+        session_holder.append(session)
+        return await session.run(user)
+
+    interrupted = False
+    state = SessionState()
+    try:
+        with progress:
+            state = clock.run(main)
+    except KeyboardInterrupt:
+        interrupted = True
+        if session_holder:
+            state = session_holder[0].state
+    finally:
+        if session_holder:
+            state = session_holder[0].state
+        log.close()
+        _write_outputs(out, user, state, budget, components, opts, interrupted)
+    return ConverseResult(state, out, components, interrupted)
+
+
+def _write_outputs(
+    out: Path,
+    user: Any,
+    state: SessionState,
+    budget: TermBudget,
+    components: dict[str, str],
+    opts: ConverseOptions,
+    interrupted: bool,
+) -> None:
+    write_conversation(out / "conversation.wav", user, state.agent_track())
+    turns = [t for t in state.turns if t.complete]
+    summary = summarize(state.turns)
+    run_info = {
+        "input": os.fspath(opts.input_path),
+        "frame_ms": opts.session.frame_ms,
+        "eot_silence_ms": opts.eot_silence_ms,
+        "endpointer": opts.endpointer,
+        "jitter_ms": opts.session.jitter_ms,
+        "interrupted": interrupted,
+    }
+    write_report_md(out / "report.md", state.turns, summary, budget, components, run_info)
+    if turns:
+        plot_latency(out / "latency.png", state.turns, budget)
