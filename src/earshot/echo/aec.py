@@ -97,9 +97,9 @@ class EchoCanceller:
                 acoustic path (AEC3 finds that itself). 0 when ``process`` receives the far-end
                 frame that played while the near-end frame was captured; larger when the
                 reference is taken before a playout buffer (WebRTC
-                ``AudioProcessing::set_stream_delay_ms``). Measured here: leaving the delay
-                unset slows convergence (ERLE ≈15 dB instead of ≈34 dB over the first 11 s of
-                speech), so a value is always passed.
+                ``AudioProcessing::set_stream_delay_ms``, which must be called while AEC is
+                on). Measured here on the bundled JFK recording through the default `EchoPath`:
+                ERLE after a 1 s skip is 34 dB with 0 passed and 15 dB with no delay passed.
             noise_suppression: Turn on WebRTC's noise suppressor (level High). Off by default
                 so the VAD sees the near-end speech without NS artefacts.
 
@@ -124,10 +124,10 @@ class EchoCanceller:
     def _new_processor(self) -> AudioProcessor:
         try:
             from aec_audio_processing import AudioProcessor
-        except ImportError as exc:
+        except (ImportError, OSError) as exc:  # OSError: its bundled libwebrtc failed to load
             raise ImportError(
                 "EchoCanceller needs the WebRTC AEC3 binding: `pip install aec-audio-processing` "
-                "(or use NullEchoCanceller / create_echo_canceller(enabled=False))"
+                f"(or use NullEchoCanceller / create_echo_canceller(enabled=False)); {exc}"
             ) from exc
         processor = AudioProcessor(
             enable_aec=True,

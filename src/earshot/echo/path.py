@@ -125,6 +125,7 @@ class EchoPath:
         self.sample_rate_hz = sample_rate_hz
         self.delay_ms = delay_ms
         self.gain_db = gain_db
+        self.decay_ms = decay_ms
         self._response = room_impulse_response(
             delay_ms, gain_db, decay_ms, direct_to_reverberant_db, sample_rate_hz, seed
         )
@@ -200,7 +201,7 @@ class NoiseLoop:
         """The next ``num_samples`` of looped noise, float64 in int16 units."""
         idx = (self._position + np.arange(num_samples)) % len(self._noise)
         self._position = (self._position + num_samples) % len(self._noise)
-        return self._noise[idx]
+        return np.take(self._noise, idx)
 
 
 class MicMixer:

@@ -273,12 +273,29 @@ def budget_from_dict(data: object, where: str = "budget") -> TermBudget:
         raise BudgetError(f"{where}: {exc}") from exc
 
 
-def load_budget(path: str | os.PathLike[str]) -> TermBudget:
-    """Read a budget file: YAML, or JSON when the name ends in ``.json``.
+def load_budget(
+    path: str | os.PathLike[str] | None = None, *, preset: str | None = None
+) -> TermBudget:
+    """Read a budget file (YAML, or JSON when the name ends in ``.json``), or take a preset.
+
+    Args:
+        path: the budget file; when given, ``preset`` is ignored.
+        preset: a name in `PRESETS` ("1.5s", "2.0s"), used when ``path`` is ``None``;
+            ``None`` means `DEFAULT_BUDGET`.
 
     Raises:
-        BudgetError: the file is missing, does not parse, or is not a valid budget.
+        BudgetError: the file is missing, does not parse, or is not a valid budget; or the
+            preset is unknown.
     """
+    if path is None:
+        if preset is None:
+            return DEFAULT_BUDGET
+        if preset not in PRESETS:
+            raise BudgetError(
+                f"unknown budget preset {preset!r}; presets: {', '.join(PRESETS)} "
+                f"(or give a YAML/JSON budget file)"
+            )
+        return PRESETS[preset]
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -287,12 +304,11 @@ def load_budget(path: str | os.PathLike[str]) -> TermBudget:
             f"{p}: cannot read the budget file ({exc.strerror}); give a YAML/JSON file or a "
             f"preset ({', '.join(PRESETS)})"
         ) from exc
+    is_json = p.suffix.lower() == ".json"
     try:
-        data = json.loads(text) if p.suffix.lower() == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if is_json else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise BudgetError(
-            f"{p}: not valid {'JSON' if p.suffix == '.json' else 'YAML'}: {exc}"
-        ) from exc
+        raise BudgetError(f"{p}: not valid {'JSON' if is_json else 'YAML'}: {exc}") from exc
     return budget_from_dict(data, where=str(p))
 
 
@@ -302,10 +318,8 @@ def budget_from_arg(value: str | None) -> TermBudget:
     Raises:
         BudgetError: the value is neither a preset nor a readable, valid budget file.
     """
-    if value is None:
-        return DEFAULT_BUDGET
-    if value in PRESETS:
-        return PRESETS[value]
+    if value is None or value in PRESETS:
+        return load_budget(None, preset=value)
     return load_budget(value)
 
 

@@ -11,10 +11,13 @@ a clock, so the output is a function of the updates alone.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from types import TracebackType
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
+
+from earshot.metrics.turn import TurnRecord
 
 _REFRESH_EVERY_MS = 100.0
 """Redraw the live bar at most once per this much input audio (ms), or when a turn ends."""
@@ -117,17 +120,30 @@ class ConverseProgress:
 
     # -- updates --------------------------------------------------------------------
 
-    def update(self, audio_pos_ms: float, turns_done: int, last_ttfat_ms: float | None) -> None:
+    def update(
+        self,
+        audio_pos_ms: float,
+        turns_done: int | Sequence[TurnRecord],
+        last_ttfat_ms: float | None = None,
+    ) -> None:
         """Report progress.
 
         Args:
             audio_pos_ms: input audio consumed so far, ms (from sample counts).
-            turns_done: user turns finished so far.
+            turns_done: user turns so far — a count, or the session's turn records, in which
+                case the count is ``len(turns_done)`` and ``last_ttfat_ms`` is taken from the
+                most recent complete one.
             last_ttfat_ms: TTFAT of the last finished turn in ms, ``None`` if there is none
-                or it was incomplete.
+                or it was incomplete. Ignored when ``turns_done`` is a sequence of records.
         """
         if self.quiet:
             return
+        if not isinstance(turns_done, int):
+            records = turns_done
+            turns_done = len(records)
+            last_ttfat_ms = next(
+                (t.ttfat_ms for t in reversed(records) if t.ttfat_ms is not None), None
+            )
         self._audio_pos_ms = audio_pos_ms
         new_turn = turns_done != self._turns_done
         self._turns_done = turns_done

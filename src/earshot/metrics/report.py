@@ -23,7 +23,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from rich.table import Table
 
@@ -32,6 +32,9 @@ from earshot.metrics import turn as turn_module
 from earshot.metrics.budget import TOTAL_LINE, BudgetLine, TermBudget, count_overruns
 from earshot.metrics.stats import Stat, Summary, percentiles, validate_terms
 from earshot.metrics.turn import MARKS, TERMS, TurnRecord
+
+if TYPE_CHECKING:
+    from matplotlib.artist import Artist
 
 TERM_COLOURS: dict[str, str] = {
     "network_in": "#7f7f7f",
@@ -302,8 +305,8 @@ def write_report_md(
         out += ["> **The LLM backend was not reported for this run.**", ""]
     elif kinds["llm"] == "simulated":
         out += [
-            f"> **⚠ The LLM was SIMULATED** ({_cell(llm_desc)}): replies are scripted and "
-            "llm_ttft follows a latency profile, so it is not a measurement of any model.",
+            "> **⚠ The LLM was SIMULATED** — its replies and its llm_ttft come from a "
+            f"simulation, not from a running model (backend: {_cell(llm_desc)}).",
             "",
         ]
     other_sim = [s for s, k in kinds.items() if k == "simulated" and s != "llm"]
@@ -313,7 +316,7 @@ def write_report_md(
     if run_info:
         out += ["## Run", ""]
         out += _md_table(
-            ["", ""], [[_cell(str(k)), _cell(str(v))] for k, v in run_info.items()], "ll"
+            ["item", "value"], [[_cell(str(k)), _cell(str(v))] for k, v in run_info.items()], "ll"
         )
         out.append("")
 
@@ -531,6 +534,7 @@ def plot_latency(
     validate_terms(turns)
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
     from matplotlib.ticker import MaxNLocator
 
@@ -577,19 +581,12 @@ def plot_latency(
             color="#555555",
         )
 
+    budget_label = f"TTFAT budget {budget.total_ms:,.0f} ms ({budget.name})"
     ax.axhline(budget.total_ms, color="#c00000", linestyle="--", linewidth=1.5)
-    ax.text(
-        0.005,
-        budget.total_ms,
-        f" TTFAT budget {budget.total_ms:.0f} ms ({budget.name})",
-        transform=ax.get_yaxis_transform(),
-        va="bottom",
-        ha="left",
-        color="#c00000",
-        fontsize=9,
-    )
-
-    handles = [Patch(facecolor=TERM_COLOURS[n], label=n) for n in reversed(TERMS)]
+    handles: list[Artist] = [
+        Line2D([], [], color="#c00000", linestyle="--", linewidth=1.5, label=budget_label)
+    ]
+    handles += [Patch(facecolor=TERM_COLOURS[n], label=n) for n in reversed(TERMS)]
     if incomplete:
         handles.append(Patch(fill=False, hatch="///", edgecolor="#555555", label="incomplete"))
     ax.legend(
@@ -597,7 +594,7 @@ def plot_latency(
         loc="upper left",
         bbox_to_anchor=(1.01, 1.0),
         fontsize=8,
-        title="TTFAT term",
+        title="TTFAT terms, top to bottom",
         title_fontsize=9,
         frameon=False,
     )
@@ -608,7 +605,10 @@ def plot_latency(
         ax.set_xlim(min(t.turn for t in turns) - 0.6, max(t.turn for t in turns) + 0.6)
     else:
         ax.text(0.5, 0.5, "no turns", transform=ax.transAxes, ha="center", va="center")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if 0 < len(turns) <= 30:
+        ax.set_xticks([t.turn for t in turns])
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     num_over = sum(1 for v in ttfats if v > budget.total_ms)
     ax.set_title(
         f"TTFAT per turn: {num_over} of {len(complete)} complete turns over budget"
@@ -672,6 +672,8 @@ def render_summary_table(summary: Summary, budget: TermBudget) -> Table:
             term,
             *cells(summary.terms.get(term), limit),
             "—" if line is None else _ms(line.budget_ms),
-            "unbudgeted" if line is None else _line_label(line, term),
+            "unbudgeted"
+            if line is None
+            else line.name + (" (shared)" if len(line.terms) > 1 else ""),
         )
     return table

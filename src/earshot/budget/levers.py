@@ -1,0 +1,526 @@
+"""Levers: each changes named TTFAT terms by a stated, cited rule.
+
+A lever is written ``NAME[=VALUE][,KEY=VALUE...]`` (e.g. ``vad_silence=300``,
+``codec=opus10,from=opus20``, ``spec_decode,alpha=0.7,gamma=4``); `LEVERS` lists them with
+their parameters and sources, and `apply_lever` applies one to a `PathState`.
+
+Levers act on arrays through a `Mode`, so one rule serves both evaluations:
+
+* `BoundsMode` — arrays ``[best case, worst case]``. A published range used by a lever is a
+  bound too: the best case takes the lowest latency it allows (the smaller added cost, the larger
+  saving). Setting a term sets it exactly.
+* samples mode (`earshot.budget.montecarlo.SampleMode`) — arrays of Monte Carlo draws. A lever
+  that sets a term moves its distribution: additive terms (silence threshold, jitter buffer,
+  round trip) shift by the new value minus the baseline median; service times (model choice)
+  scale by the new value over the baseline median, keeping the tail's shape. A published range is
+  read as its midpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.resources import files
+from typing import Any, Protocol
+
+import numpy as np
+import yaml
+
+from earshot.budget.dists import expected_tokens_per_step, speculative_speedup
+from earshot.budget.model import FloatArray, Overlap
+
+
+class LeverError(ValueError):
+    """A lever is unknown, malformed, or does not fit the budget; the message says the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeverSpec:
+    """A parsed ``--lever`` argument."""
+
+    name: str
+    value: str | None
+    params: tuple[tuple[str, str], ...]
+    text: str
+
+    def get(self, key: str) -> str | None:
+        return dict(self.params).get(key)
+
+
+def parse_lever(text: str) -> LeverSpec:
+    """Parse ``NAME[=VALUE][,KEY=VALUE...]``.
+
+    Raises:
+        LeverError: empty text, an unknown lever, a parameter the lever does not take, or a
+            missing value.
+    """
+    parts = [p.strip() for p in text.split(",")]
+    head, _, value = parts[0].partition("=")
+    name = head.strip()
+    if name not in LEVERS:
+        raise LeverError(f"unknown lever {name!r} in {text!r}; levers: {', '.join(LEVERS)}")
+    definition = LEVERS[name]
+    params: list[tuple[str, str]] = []
+    for part in parts[1:]:
+        key, eq, val = part.partition("=")
+        if not eq or not key or not val:
+            raise LeverError(f"{text!r}: {part!r} is not KEY=VALUE; usage: {definition.usage}")
+        if key not in definition.params:
+            allowed = ", ".join(definition.params) or "none"
+            raise LeverError(
+                f"{text!r}: lever {name!r} takes no parameter {key!r} (takes: {allowed})"
+            )
+        params.append((key, val))
+    if definition.needs_value and not value:
+        raise LeverError(f"{text!r}: lever {name!r} needs a value; usage: {definition.usage}")
+    return LeverSpec(name, value or None, tuple(params), text)
+
+
+class Mode(Protocol):
+    """How a lever's rule is evaluated: on ``[best, worst]`` bounds or on Monte Carlo draws."""
+
+    def reference(self, x: FloatArray) -> FloatArray:
+        """The baseline value a 'set to' lever moves away from (the value, or the median)."""
+        ...
+
+    def bound(self, low: float, high: float, *, saving: bool = False) -> FloatArray:
+        """A published range as this mode reads it (see the module docstring)."""
+        ...
+
+    def restart(self, probability: float) -> FloatArray:
+        """Weight of 'the early start was wasted' for an `Overlap`."""
+        ...
+
+    def hedge(self, x: FloatArray, num_requests: int) -> FloatArray:
+        """The first of ``num_requests`` parallel requests, each distributed like ``x``."""
+        ...
+
+    def speculative(
+        self, x: FloatArray, alpha: float, gamma: int, draft_cost_ratio: float, tokens: int | None
+    ) -> FloatArray:
+        """A decode-bound term under speculative decoding."""
+        ...
+
+
+class BoundsMode:
+    """Deterministic evaluation on ``[best case, worst case]`` arrays of shape ``(2,)``."""
+
+    def reference(self, x: FloatArray) -> FloatArray:
+        return x
+
+    def bound(self, low: float, high: float, *, saving: bool = False) -> FloatArray:
+        return np.array([high, low] if saving else [low, high], dtype=np.float64)
+
+    def restart(self, probability: float) -> FloatArray:
+        # Best case: the partial held; worst case: it did not (if it can fail at all).
+        worst = 1.0 if probability > 0 else 0.0
+        return np.array([1.0 if probability >= 1 else 0.0, worst])
+
+    def hedge(self, x: FloatArray, num_requests: int) -> FloatArray:
+        return x  # the minimum of N equal values; hedging acts on a distribution
+
+    def speculative(
+        self, x: FloatArray, alpha: float, gamma: int, draft_cost_ratio: float, tokens: int | None
+    ) -> FloatArray:
+        return x / speculative_speedup(alpha, gamma, draft_cost_ratio)
+
+
+@dataclass(slots=True)
+class PathState:
+    """Term durations (ms, all one shape) and the overlap rules in force."""
+
+    durations: dict[str, FloatArray]
+    overlaps: list[Overlap] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LeverDef:
+    """One lever: its usage line, what it does, and the source of its numbers."""
+
+    name: str
+    usage: str
+    summary: str
+    cite: str
+    params: tuple[str, ...]
+    needs_value: bool
+    apply: Callable[[LeverSpec, PathState, Mode], list[str]]
+
+
+@cache
+def lever_data() -> dict[str, Any]:
+    """The published figures in ``earshot/data/budget/levers.yaml``."""
+    text = (files("earshot") / "data" / "budget" / "levers.yaml").read_text("utf-8")
+    data: dict[str, Any] = yaml.safe_load(text)
+    return data
+
+
+def _range(value: Any) -> tuple[float, float]:
+    if isinstance(value, list):
+        return float(value[0]), float(value[1])
+    return float(value), float(value)
+
+
+def _number(spec: LeverSpec, text: str | None, what: str, *, minimum: float = 0.0) -> float:
+    try:
+        number = float(text) if text is not None else float("nan")
+    except ValueError:
+        number = float("nan")
+    if not number >= minimum:
+        raise LeverError(f"{spec.text!r}: {what} must be a number ≥ {minimum:g}, got {text!r}")
+    return number
+
+
+def _integer(spec: LeverSpec, text: str | None, what: str, *, minimum: int) -> int:
+    number = _number(spec, text, what, minimum=minimum)
+    if number != int(number):
+        raise LeverError(f"{spec.text!r}: {what} must be a whole number, got {text!r}")
+    return int(number)
+
+
+def _targets(spec: LeverSpec, state: PathState, candidates: Sequence[str]) -> str:
+    """The first candidate term present, or the one named by ``term=``."""
+    chosen = spec.get("term")
+    if chosen is not None:
+        if chosen not in state.durations:
+            raise LeverError(f"{spec.text!r}: term={chosen} is not in this budget ({_have(state)})")
+        return chosen
+    for name in candidates:
+        if name in state.durations:
+            return name
+    raise LeverError(
+        f"{spec.text!r} acts on {' or '.join(candidates)}, and this budget has none of them "
+        f"({_have(state)}); name a term with term=NAME"
+    )
+
+
+def _have(state: PathState) -> str:
+    return "terms: " + ", ".join(state.durations)
+
+
+def _shift_to(state: PathState, term: str, target: FloatArray, mode: Mode) -> None:
+    x = state.durations[term]
+    state.durations[term] = np.maximum(0.0, x + (target - mode.reference(x)))
+
+
+def _scale_to(state: PathState, term: str, target: FloatArray, mode: Mode) -> None:
+    x = state.durations[term]
+    ref = mode.reference(x)
+    safe = np.where(ref > 0, ref, 1.0)
+    state.durations[term] = np.where(ref > 0, x * (target / safe), target + 0.0 * x)
+
+
+def _vad_silence(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
+    term = _targets(spec, state, ("vad",))
+    new_ms = _number(spec, spec.value, "the silence threshold (ms)")
+    x = state.durations[term]
+    old = mode.reference(x) if spec.get("from") is None else _number(spec, spec.get("from"), "from")
+    state.durations[term] = np.maximum(0.0, x + (new_ms - old))
+    return [
+        "End-of-turn time moves 1:1 with the silence threshold (600 → 300 ms saves 300 ms) at the "
+        "cost of false interruptions; production uses 400–600 ms with adaptive tuning (§39.4.3)."
+    ]
+
+
+def _endpointing(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
+    kinds = lever_data()["endpointing"]
+    kind = spec.value or ""
+    if kind not in kinds:
+        raise LeverError(f"{spec.text!r}: endpointing is one of {', '.join(kinds)}")
+    term = _targets(spec, state, ("vad",))
+    x = state.durations[term]
+    entry = kinds[kind]
+    if "cap_ms" in entry:
+        state.durations[term] = np.minimum(x, float(entry["cap_ms"]))
+    else:
+        state.durations[term] = np.maximum(0.0, x - float(entry["saving_ms"]))
+    return [f"{entry['label']} ({entry['cite']})."]
+
+
+def _codec(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
+    codecs = lever_data()["codecs"]
+    new, old = spec.value or "", spec.get("from") or "opus20"
+    for name in (new, old):
+        if name not in codecs:
+            raise LeverError(f"{spec.text!r}: codec {name!r} is not one of {', '.join(codecs)}")
+    term = _targets(spec, state, ("codec", "net_in", "network", "transport"))
+    delta = float(codecs[new]["added_ms"]) - float(codecs[old]["added_ms"])
+    state.durations[term] = np.maximum(0.0, state.durations[term] + delta)
+    notes = [
+        f"{codecs[old]['label']} → {codecs[new]['label']}: {delta:+g} ms on {term}, bitrate "
+        f"{_span(codecs[old]['bitrate_kbps'])} → {_span(codecs[new]['bitrate_kbps'])} kbps "
+        "(§39.4.4 codec table)."
+    ]
+    if spec.get("from") is None:
+        notes.append("Baseline codec assumed Opus 20 ms (not published); set it with from=NAME.")
+    return notes
+
+
+def _span(value: Any) -> str:
+    """``[3, 6]`` → '3–6'; ``32`` → '32'."""
+    low, high = _range(value)
+    return f"{low:g}" if low == high else f"{low:g}–{high:g}"
+
+
+def _jitter_buffer(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
+    term = _targets(spec, state, ("jitter_buffer",))
+    target = np.float64(_number(spec, spec.value, "the jitter buffer depth (ms)"))
+    _shift_to(state, term, np.asarray(target), mode)
+    return [
+        "A shallower buffer underruns more often on a jittery network (typical 80 ms, best 40 ms, "
+        "§39.4 Other levers)."
+    ]
+
+
+def _prompt_cache(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
+    fraction = _number(spec, spec.value, "the cached fraction")
+    if fraction > 1:
+        raise LeverError(f"{spec.text!r}: the cached fraction must lie in [0, 1]")
+    term = _targets(spec, state, ("prompt", "llm_ttft", "llm", "first_token"))
+    x = state.durations[term]
+    tokens, per_token = spec.get("prompt_tokens"), spec.get("prefill_ms_per_token")
+    if tokens is not None or per_token is not None:
+        prefill_ms = _number(spec, tokens, "prompt_tokens") * _number(
+            spec, per_token, "prefill_ms_per_token"
+        )
+        saving = fraction * prefill_ms
+        state.durations[term] = np.maximum(0.0, x - saving)
+        note = (
+            f"Prefill = prompt tokens × per-token time = {prefill_ms:g} ms; caching "
+            f"{fraction:.0%} of it saves {saving:g} ms on {term}."
+        )
+    elif term == "prompt":
+        state.durations[term] = x * (1.0 - fraction)
+        note = f"Prefill is linear in uncached tokens: {term} × (1 − {fraction:g})."
+    else:
+        raise LeverError(
+            f"{spec.text!r}: {term} folds prefill in with the rest of the first token's time; "
+            "say how much is prefill with prompt_tokens=N,prefill_ms_per_token=MS"
+        )
+    return [note, "Prompt caching drops t_prompt to single-digit ms from ~100 ms on long prompts."]
+
+
+def _rtt(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
+    rtt_ms = _number(spec, spec.value, "the round-trip time (ms)")
+    if spec.get("term") is not None:
+        pairs = [(_targets(spec, state, ()), rtt_ms)]
+    else:
+        pairs = [(t, rtt_ms / 2) for t in ("net_in", "net_out") if t in state.durations]
+        pairs += [("network", rtt_ms)] if "network" in state.durations else []
+    if not pairs:
+        raise LeverError(
+            f"{spec.text!r} acts on net_in/net_out or network, and this budget has none "
+            f"({_have(state)}); name the round-trip term with term=NAME"
+        )
+    for term, target in pairs:
+        _shift_to(state, term, np.asarray(np.float64(target)), mode)
+    return [
+        "Geographic routing moves the network terms (Table 39.4.2a); PSTN adds 150–700 ms, "
+        "WebRTC 20–50 ms (T. Pan)."
+    ]
+
+
+def _model(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
+    models = lever_data()["models"]
+    if spec.value not in models:
+        raise LeverError(
+            f"{spec.text!r}: model is one of {', '.join(models)}; or give ttft=MS directly"
+        )
+    entry = models[spec.value]
+    term = _targets(spec, state, ("llm_ttft",))
+    _scale_to(state, term, mode.bound(*_range(entry["ttft_ms"])), mode)
+    return [f"{entry['label']}: TTFT {_span(entry['ttft_ms'])} ms ({entry['cite']})."]
+
+
+def _ttft(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
+    term = _targets(spec, state, ("llm_ttft", "first_token"))
+    target = np.asarray(np.float64(_number(spec, spec.value, "the time to first token (ms)")))
+    _scale_to(state, term, target, mode)
+    return [f"{term} set by model choice (T. Pan lists provider TTFTs from 50 to ~700 ms)."]
+
+
+def _spec_decode(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
+    example = lever_data()["speculative_example"]
+    alpha = _number(spec, spec.get("alpha") or str(example["alpha"]), "alpha")
+    gamma = _integer(spec, spec.get("gamma") or str(example["gamma"]), "gamma", minimum=1)
+    ratio = _number(spec, spec.get("draft_cost") or str(example["draft_cost_ratio"]), "draft_cost")
+    tokens_text = spec.get("tokens")
+    tokens = None if tokens_text is None else _integer(spec, tokens_text, "tokens", minimum=1)
+    if alpha > 1:
+        raise LeverError(f"{spec.text!r}: alpha is an acceptance rate in [0, 1]")
+    term = _targets(spec, state, ("first_token", "sentence_aggregation"))
+    state.durations[term] = mode.speculative(state.durations[term], alpha, gamma, ratio, tokens)
+    e_tokens = expected_tokens_per_step(alpha, gamma)
+    speedup = speculative_speedup(alpha, gamma, ratio)
+    notes = [
+        f"E[tokens/step] = (1 − α^(γ+1))/(1 − α) = {e_tokens:.4f}; per-token latency "
+        f"(t_target + γ·t_draft)/E = {1 / speedup:.4f} × t_target, speed-up {speedup:.3f}× "
+        "(§39.4.6)."
+    ]
+    if (alpha, gamma, ratio) == (
+        example["alpha"],
+        example["gamma"],
+        example["draft_cost_ratio"],
+    ):
+        notes.append(
+            f"§39.4.6 prints {example['stated_tokens_per_step']} tokens for this example; the "
+            f"formula gives {e_tokens:.4f} (the ≈{example['stated_speedup']}× speed-up holds)."
+        )
+    if term == "first_token":
+        notes.append("Decoding is sped up; prefill (t_prompt) is not.")
+    return notes
+
+
+def _hedge(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
+    n = _integer(spec, spec.value, "the number of parallel requests", minimum=1)
+    term = _targets(spec, state, ("llm_ttft", "first_token"))
+    state.durations[term] = mode.hedge(state.durations[term], n)
+    notes = [
+        f"{n} parallel requests, first token wins: CDF 1 − (1 − F)^{n}; cuts P99, not the "
+        f"average (T. Pan), for {n}× the LLM requests."
+    ]
+    if isinstance(mode, BoundsMode):
+        notes.append("A fixed value does not change under hedging: see the simulated tail.")
+    return notes
+
+
+def _preemptive(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
+    if state.overlaps:
+        raise LeverError(f"{spec.text!r}: preemptive generation is already applied")
+    stable_ms = _number(spec, spec.get("stable_ms") or "0", "stable_ms")
+    mismatch = _number(spec, spec.get("mismatch") or "0", "mismatch")
+    if mismatch > 1:
+        raise LeverError(f"{spec.text!r}: mismatch is a probability in [0, 1]")
+    behind = tuple(t for t in ("vad", "asr", "asr_finalization") if t in state.durations)
+    hidden: tuple[str, ...] = ()
+    for chain in (("llm_ttft",), ("llm",), ("prompt", "first_token"), ("first_token",)):
+        if all(t in state.durations for t in chain):
+            hidden = chain
+            break
+    if not behind or not hidden:
+        raise LeverError(
+            f"{spec.text!r} overlaps the LLM (llm_ttft, llm, or prompt+first_token) with "
+            f"end-of-turn and ASR (vad, asr, asr_finalization); this budget lacks one side "
+            f"({_have(state)})"
+        )
+    state.overlaps.append(Overlap(hidden, behind, stable_ms, mode.restart(mismatch)))
+    notes = [
+        f"{'+'.join(hidden)} starts {stable_ms:g} ms after speech end on a stable partial "
+        f"transcript, in parallel with {'+'.join(behind)}; only what outlasts them stays on the "
+        f"critical path; with probability {mismatch:g} the final transcript differs and it restarts."
+    ]
+    if spec.get("mismatch") is None:
+        notes.append("mismatch=0 assumes the partial is never revised; give mismatch=P.")
+    return notes
+
+
+def _stream(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
+    return _stream_or_batch(spec, state, mode, streaming=True)
+
+
+def _batch(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
+    return _stream_or_batch(spec, state, mode, streaming=False)
+
+
+_BATCH_TERM = {"stt": "asr", "llm": "llm", "tts": "tts"}
+_STREAMING_TERM = {"stt": "asr_finalization", "llm": "llm_ttft", "tts": "tts_ttfb"}
+
+
+def _stream_or_batch(spec: LeverSpec, state: PathState, mode: Mode, *, streaming: bool) -> list[str]:
+    savings = lever_data()["streaming_savings"]
+    stage = spec.value or ""
+    if stage not in savings:
+        raise LeverError(f"{spec.text!r}: the stage is one of {', '.join(savings)}")
+    key = "saving_ms" if streaming else "cost_ms"
+    given = spec.get(key)
+    amount = (
+        mode.bound(*_range(savings[stage]["saving_ms"]), saving=streaming)
+        if given is None
+        else np.asarray(np.float64(_number(spec, given, key)))
+    )
+    term = _targets(spec, state, ((_BATCH_TERM if streaming else _STREAMING_TERM)[stage],))
+    x = state.durations[term]
+    state.durations[term] = np.maximum(0.0, x - amount) if streaming else x + amount
+    saved = "removes" if streaming else "adds back"
+    return [
+        f"Streaming {stage} overlaps it with the stage before; going {'streaming' if streaming else 'batch'} "
+        f"{saved} {_span(savings[stage]['saving_ms'])} ms on {term} "
+        f"({savings[stage]['cite']})."
+    ]
+
+
+LEVERS: dict[str, LeverDef] = {
+    d.name: d
+    for d in (
+        LeverDef(
+            "vad_silence", "vad_silence=MS[,from=MS]", "VAD silence threshold (end-of-turn wait)",
+            "§39.4.3", ("from", "term"), True, _vad_silence,
+        ),
+        LeverDef(
+            "endpointing", "endpointing=grammar|semantic|heuristic", "smart end-pointing",
+            "§39.4.3; T. Pan", ("term",), True, _endpointing,
+        ),
+        LeverDef(
+            "codec", "codec=pcm16|opus10|opus20|opus40|g711|neural[,from=CODEC]",
+            "frame size and codec (encode latency)", "§39.4.4 codec table",
+            ("from", "term"), True, _codec,
+        ),
+        LeverDef(
+            "jitter_buffer", "jitter_buffer=MS", "client jitter buffer depth",
+            "§39.4.2 Table 39.4.2a", ("term",), True, _jitter_buffer,
+        ),
+        LeverDef(
+            "prompt_cache", "prompt_cache=FRACTION[,prompt_tokens=N,prefill_ms_per_token=MS]",
+            "prompt caching: cached share of the prefill", "§39.4 Other levers",
+            ("prompt_tokens", "prefill_ms_per_token", "term"), True, _prompt_cache,
+        ),
+        LeverDef(
+            "rtt", "rtt=MS[,term=NAME]", "routing: network round-trip time",
+            "§39.4.2 Table 39.4.2a; T. Pan", ("term",), True, _rtt,
+        ),
+        LeverDef(
+            "model", "model=groq-llama|gpt-4o-mini|gemini-flash-1.5|gpt-4o",
+            "LLM choice by published TTFT", "T. Pan, Voice AI in Production", ("term",), True,
+            _model,
+        ),
+        LeverDef(
+            "ttft", "ttft=MS", "LLM choice by measured TTFT", "T. Pan, Voice AI in Production",
+            ("term",), True, _ttft,
+        ),
+        LeverDef(
+            "spec_decode", "spec_decode[,alpha=A,gamma=G,draft_cost=C,tokens=K]",
+            "speculative decoding (defaults: the §39.4.6 example α=0.7, γ=4, C=1/8)",
+            "§39.4.6; Leviathan et al., ICML 2023",
+            ("alpha", "gamma", "draft_cost", "tokens", "term"), False, _spec_decode,
+        ),
+        LeverDef(
+            "hedge", "hedge=N", "LLM hedging: N parallel requests, first token wins",
+            "T. Pan, Voice AI in Production", ("term",), True, _hedge,
+        ),
+        LeverDef(
+            "preemptive", "preemptive[,stable_ms=MS,mismatch=P]",
+            "preemptive generation on a stable partial transcript", "§39.2.2 (overlap)",
+            ("stable_ms", "mismatch"), False, _preemptive,
+        ),
+        LeverDef(
+            "stream", "stream=stt|llm|tts[,saving_ms=MS]", "make a batch stage streaming",
+            "Latency Budgeting: Speed Goals for Realtime Voice", ("saving_ms", "term"), True,
+            _stream,
+        ),
+        LeverDef(
+            "batch", "batch=stt|llm|tts[,cost_ms=MS]", "make a streaming stage batch",
+            "Latency Budgeting: Speed Goals for Realtime Voice", ("cost_ms", "term"), True,
+            _batch,
+        ),
+    )
+}
+"""Every lever by name."""
+
+
+def apply_lever(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
+    """Apply one lever to ``state`` in place; returns notes (trade-offs, assumptions, sources).
+
+    Raises:
+        LeverError: the lever's parameters are bad or its target terms are missing.
+    """
+    return LEVERS[spec.name].apply(spec, state, mode)

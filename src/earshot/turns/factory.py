@@ -1,0 +1,56 @@
+"""Build an end-of-turn policy from its command-line name (``--endpointer fixed|smart``)."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from earshot.turns.endpointer import Endpointer, FixedEndpointer
+from earshot.turns.endpointing_rules import load_rules
+from earshot.turns.smart import SmartEndpointer
+
+EndpointerName = Literal["fixed", "smart"]
+ENDPOINTER_NAMES: tuple[EndpointerName, ...] = ("fixed", "smart")
+
+
+def make_endpointer(
+    name: str,
+    silence_ms: float = 500.0,
+    rules_path: str | os.PathLike[str] | None = None,
+    dynamic: bool = False,
+    acoustic: bool = False,
+) -> Endpointer:
+    """The end-of-turn policy called ``name``.
+
+    Args:
+        name: "fixed" (a silence threshold) or "smart" (rules on the partial transcript).
+        silence_ms: the fixed policy's threshold (ms); the smart policy takes its bounds from
+            its rules file instead.
+        rules_path: a smart-policy rules YAML file; None uses the packaged rules.
+        dynamic: smart policy only: adapt the bounds to the user's pauses.
+        acoustic: smart policy only: use final pitch and energy cues (needs praat-parselmouth).
+
+    Raises:
+        ValueError: unknown ``name``, or smart-only options given with "fixed".
+        RulesError: the rules file is missing or invalid (a ValueError).
+        ImportError: ``acoustic=True`` without praat-parselmouth installed.
+    """
+    if name == "fixed":
+        extras = [
+            flag
+            for flag, given in (
+                ("a rules file", rules_path is not None),
+                ("dynamic mode", dynamic),
+                ("acoustic cues", acoustic),
+            )
+            if given
+        ]
+        if extras:
+            raise ValueError(
+                f"{', '.join(extras)} only apply to the smart end-pointer; "
+                "use --endpointer smart or drop them"
+            )
+        return FixedEndpointer(silence_ms)
+    if name == "smart":
+        return SmartEndpointer(load_rules(rules_path), dynamic=dynamic, acoustic=acoustic)
+    raise ValueError(f"unknown end-pointer {name!r}; choose one of {', '.join(ENDPOINTER_NAMES)}")
