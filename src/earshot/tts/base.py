@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,7 +35,7 @@ class Synthesizer(Protocol):
 
     name: str
 
-    def synthesize(self, text: str) -> Iterator[TtsChunk]:
+    def synthesize(self, text: str) -> Generator[TtsChunk, None, None]:
         """Yield audio chunks as soon as the engine produces them.
 
         Word timings across all chunks of one call are in one coordinate system (samples
