@@ -62,7 +62,9 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default="gpt-4o-mini",
         help="latency profile of the scripted LLM (see `earshot converse --list-profiles`)",
     )
-    p.add_argument("--llm-base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument(
+        "--llm-base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
+    )
     p.add_argument("--llm-model", help="model name for the OpenAI-compatible server")
     p.add_argument("--tts-voice", default="en-us", help="espeak-ng voice")
     p.add_argument("--budget", type=Path, help="per-term budget file (YAML/JSON)")
@@ -82,6 +84,7 @@ def _run_converse(args: argparse.Namespace) -> int:
     from earshot.audio.io import AudioFileError
     from earshot.converse import ConverseOptions, converse
     from earshot.llm.base import LlmError
+    from earshot.metrics.budget import load_budget
     from earshot.metrics.report import render_summary_table
     from earshot.metrics.stats import summarize
     from earshot.session.config import SessionConfig
@@ -91,8 +94,10 @@ def _run_converse(args: argparse.Namespace) -> int:
         llm_options = {"rules_path": args.llm_rules, "profile": args.llm_profile}
     else:
         if not args.llm_base_url:
-            print("error: --llm openai needs --llm-base-url (e.g. http://127.0.0.1:8000/v1)",
-                  file=sys.stderr)
+            print(
+                "error: --llm openai needs --llm-base-url (e.g. http://127.0.0.1:8000/v1)",
+                file=sys.stderr,
+            )
             return 2
         llm_options = {"base_url": args.llm_base_url, "model": args.llm_model or "default"}
     try:
@@ -125,7 +130,9 @@ def _run_converse(args: argparse.Namespace) -> int:
 
     console = Console()
     turns = result.state.turns
-    console.print(render_summary_table(summarize(turns), opts_budget(opts)))
+    console.print(
+        render_summary_table(summarize(turns), load_budget(args.budget, preset=args.budget_preset))
+    )
     for name, desc in result.components.items():
         console.print(f"  {name:12s} {desc}")
     console.print(f"wrote {result.out_dir}/conversation.wav, turns.jsonl, report.md, latency.png")
@@ -138,7 +145,7 @@ def _run_converse(args: argparse.Namespace) -> int:
 def opts_budget(opts: object) -> object:
     from earshot.metrics.budget import load_budget
 
-    return load_budget(getattr(opts, "budget_path", None), preset=getattr(opts, "budget_preset"))
+    return load_budget(getattr(opts, "budget_path", None), preset=opts.budget_preset)
 
 
 def build_parser() -> argparse.ArgumentParser:

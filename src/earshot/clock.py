@@ -85,7 +85,7 @@ class SystemClock:
         return asyncio.run(main())
 
 
-class _VirtualSelector(selectors.DefaultSelector):  # type: ignore[misc,valid-type]
+class _VirtualSelector(selectors.DefaultSelector):
     """A selector whose blocking wait advances virtual time instead of sleeping."""
 
     def __init__(self, clock: SimulatedClock) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from earshot.clock import Clock, SimulatedClock, SystemClock
-from earshot.llm import make_llm
+from earshot.llm import LlmKind, make_llm
 from earshot.metrics.budget import TermBudget, load_budget
 from earshot.metrics.progress import ConverseProgress
 from earshot.metrics.report import TurnLog, plot_latency, write_report_md
@@ -34,7 +34,7 @@ class ConverseOptions:
     endpointer: str = "fixed"
     eot_silence_ms: float = 500.0
     endpointing_rules: Path | None = None
-    llm: str = "scripted"
+    llm: LlmKind = "scripted"
     llm_options: dict[str, Any] = field(default_factory=dict)
     tts_voice: str = "en-us"
     budget_path: Path | None = None

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from earshot.clock import SimulatedClock
-from earshot.llm import PROFILES, LatencyProfile, RulesError, RuleSet, ScriptedLLM, load_rules, make_llm
+from earshot.llm import (
+    PROFILES,
+    LatencyProfile,
+    RulesError,
+    RuleSet,
+    ScriptedLLM,
+    load_rules,
+    make_llm,
+)
 from earshot.llm.base import ChatMessage
 from earshot.llm.scripted import EMPTY_TRANSCRIPT_REPLY, tokenize
 
@@ -44,7 +52,15 @@ def test_first_token_at_ttft_then_one_per_gap() -> None:
 
     timeline = timed_stream(llm, clock, [user("Tell me about BLOCK books")])
 
-    assert [token for _, token in timeline] == ["Block ", "books ", "came ", "first. ", "Then ", "movable ", "type."]
+    assert [token for _, token in timeline] == [
+        "Block ",
+        "books ",
+        "came ",
+        "first. ",
+        "Then ",
+        "movable ",
+        "type.",
+    ]
     assert [t for t, _ in timeline] == pytest.approx([160.0 + 15.0 * i for i in range(7)], abs=1e-6)
     assert llm.name == "scripted(test profile)"
     assert llm.simulated is True
@@ -71,7 +87,10 @@ def test_jitter_is_deterministic_per_seed() -> None:
 
     def times(seed: int) -> list[float]:
         clock = SimulatedClock(charge_compute=False)
-        return [t for t, _ in timed_stream(ScriptedLLM(RULES, profile, clock, seed=seed), clock, messages)]
+        return [
+            t
+            for t, _ in timed_stream(ScriptedLLM(RULES, profile, clock, seed=seed), clock, messages)
+        ]
 
     assert times(7) == times(7)
     assert times(7) != times(8)
@@ -81,14 +100,24 @@ def test_jitter_is_deterministic_per_seed() -> None:
 def test_rules_match_case_insensitively_in_order_and_rotate() -> None:
     llm = ScriptedLLM(RULES, PROFILES["groq-llama"], SimulatedClock())
     assert llm.reply_for([user("HELLO there")]) == "Hello!"
-    history = [user("hi"), ChatMessage("assistant", "Hello!"), user("hi"), ChatMessage("assistant", "Hi again!")]
+    history = [
+        user("hi"),
+        ChatMessage("assistant", "Hello!"),
+        user("hi"),
+        ChatMessage("assistant", "Hi again!"),
+    ]
     assert llm.reply_for([*history[:2], user("hello")]) == "Hi again!"
     assert llm.reply_for([*history, user("hi")]) == "Hey, third time!"
-    assert llm.reply_for([*history, user("hi"), ChatMessage("assistant", "x"), user("hi")]) == "Hello!"
+    assert (
+        llm.reply_for([*history, user("hi"), ChatMessage("assistant", "x"), user("hi")]) == "Hello!"
+    )
     # "block" is listed first, so it wins over "hi" in the same utterance.
     assert llm.reply_for([user("hi, block books?")]) == "Block books came first. Then movable type."
     # The seed shifts the rotation.
-    assert ScriptedLLM(RULES, "groq-llama", SimulatedClock(), seed=1).reply_for([user("hi")]) == "Hi again!"
+    assert (
+        ScriptedLLM(RULES, "groq-llama", SimulatedClock(), seed=1).reply_for([user("hi")])
+        == "Hi again!"
+    )
 
 
 def test_default_empty_and_greeting_replies() -> None:
@@ -108,7 +137,9 @@ def test_bundled_rules_route_pocketsphinx_mishearings() -> None:
         "it compared to modern": "Comparatively modern",
         "it's never been surpassed": "Never surpassed",
         "and in the same operations without really wants": "Good point",
-        "reduced the block looks which were the immediate predecessors of the true printed book": "Block books",
+        "reduced the block looks which were the immediate predecessors of the true printed book": (
+            "Block books"
+        ),
         "and i began companies they can call me at the": "Nice to meet you!",
         "none of the bill clinton's we can call me at the": "Nice to meet you!",
         "I'm Abigail Claflin, you can call me Abbie": "Nice to meet you, Abbie!",
@@ -136,15 +167,23 @@ def write(tmp_path: Path, text: str) -> Path:
     ("text", "expected"),
     [
         (
-            "rules:\n  - pattern: 'ok'\n    reply: fine\n  - pattern: 'broken('\n    reply: x\ndefault: hm\n",
-            r"rules\[1\]\.pattern \(pattern 'broken\('\): invalid regular expression 'broken\(': missing \)",
+            "rules:\n  - pattern: 'ok'\n    reply: fine\n"
+            "  - pattern: 'broken('\n    reply: x\ndefault: hm\n",
+            r"rules\[1\]\.pattern \(pattern 'broken\('\): "
+            r"invalid regular expression 'broken\(': missing \)",
         ),
         (
             "rules:\n  - pattern: 'a'\n    reply: x\n    replies: [y]\ndefault: hm\n",
             r"rules\[0\] \(pattern 'a'\): give exactly one of 'reply: <text>' or 'replies",
         ),
-        ("rules:\n  - pattern: 'a'\n    replies: []\ndefault: hm\n", r"rules\[0\]\.replies \(pattern 'a'\): List should"),
-        ("rules:\n  - patern: 'a'\n    reply: x\ndefault: hm\n", r"rules\[0\]\.patern: Extra inputs"),
+        (
+            "rules:\n  - pattern: 'a'\n    replies: []\ndefault: hm\n",
+            r"rules\[0\]\.replies \(pattern 'a'\): List should",
+        ),
+        (
+            "rules:\n  - patern: 'a'\n    reply: x\ndefault: hm\n",
+            r"rules\[0\]\.patern: Extra inputs",
+        ),
         ("rules: []\n", r"default: Field required"),
         ("rules: [\n", r"not valid YAML"),
         ("- just a list\n", r"expected a mapping with 'rules' and 'default', got list"),
@@ -168,14 +207,18 @@ def test_factory_and_profile_errors(tmp_path: Path) -> None:
     assert isinstance(llm, ScriptedLLM)
     assert llm.reply_for([user("anything")]) == "Only this."
     assert llm.profile == PROFILES["groq-llama"]
-    with pytest.raises(ValueError, match=r"unknown LLM latency profile 'gpt-5'; choose one of: .*gpt-4o-mini"):
+    with pytest.raises(
+        ValueError, match=r"unknown LLM latency profile 'gpt-5'; choose one of: .*gpt-4o-mini"
+    ):
         make_llm("scripted", SimulatedClock(), profile="gpt-5")
     with pytest.raises(ValueError, match=r"ttft_ms, ms_per_token and jitter >= 0"):
         LatencyProfile(ttft_ms=-1.0, ms_per_token=10.0)
 
 
 def test_presets_cite_their_source() -> None:
-    assert {"groq-llama", "gpt-4o-mini", "gemini-flash-1.5", "gpt-4o", "budget-1.5s"} <= set(PROFILES)
+    assert {"groq-llama", "gpt-4o-mini", "gemini-flash-1.5", "gpt-4o", "budget-1.5s"} <= set(
+        PROFILES
+    )
     for name, profile in PROFILES.items():
         assert profile.name == name
         assert profile.source

@@ -23,18 +23,35 @@ def words(text: str) -> list[str]:
 
 
 def test_sentences_come_out_when_the_next_delta_shows_whitespace() -> None:
-    deltas = ["Hello", " there", "!", " How", " are", " you", " today", "?", " I", " am", " fine", "."]
+    deltas = [
+        "Hello",
+        " there",
+        "!",
+        " How",
+        " are",
+        " you",
+        " today",
+        "?",
+        " I",
+        " am",
+        " fine",
+        ".",
+    ]
     assert run(deltas) == [(3, "Hello there!"), (8, "How are you today?"), (12, "I am fine.")]
 
 
 def test_first_chunk_ends_at_the_first_clause_once_long_enough() -> None:
-    text = "Block books, right, each page was carved from one block of wood. They came first, before type."
+    text = (
+        "Block books, right, they were carved, each page from one block. "
+        "They came first, then type."
+    )
     assert run(words(text)) == [
-        # "Block books," is 12 characters: too short for a clause chunk (20).
-        (4, "Block books, right, each"),
-        (12, "page was carved from one block of wood."),
+        # "Block books," (12 characters) and "Block books, right," (19) are too short for a
+        # clause chunk (20): the first chunk ends at the next comma.
+        (6, "Block books, right, they were carved,"),
+        (11, "each page from one block."),
         # Later chunks end only at sentence ends, not at the comma.
-        (16, "They came first, before type."),
+        (16, "They came first, then type."),
     ]
 
 
@@ -46,12 +63,16 @@ def test_clause_min_chars_is_respected_exactly() -> None:
 
 
 def test_em_dash_semicolon_and_colon_are_clause_breaks() -> None:
-    assert SentenceChunker().push("Printing arrived in Europe—slowly at first") == ["Printing arrived in Europe"]
+    assert SentenceChunker().push("Printing arrived in Europe—slowly at first") == [
+        "Printing arrived in Europe"
+    ]
     assert SentenceChunker().push("There are two kinds of books; block and typeset") == [
         "There are two kinds of books;"
     ]
     assert SentenceChunker().push("Here is the short answer: yes") == ["Here is the short answer:"]
-    assert SentenceChunker().push("It was the fifteenth century - roughly") == ["It was the fifteenth century"]
+    assert SentenceChunker().push("It was the fifteenth century - roughly") == [
+        "It was the fifteenth century"
+    ]
     # No break on a colon or comma without a following space (times, thousands).
     assert SentenceChunker().push("The meeting is at 10:30 with 1,000 people ok") == []
 
@@ -71,8 +92,8 @@ def test_abbreviations_initials_and_decimals_do_not_end_a_sentence() -> None:
     text = "Dr. Smith met Mr. J. R. Jones at 5 p.m. today. It cost 3.5 dollars, e.g. cheap. Fine."
     assert run(words(text), SentenceChunker(clause_min_chars=1000)) == [
         (11, "Dr. Smith met Mr. J. R. Jones at 5 p.m. today."),
-        (18, "It cost 3.5 dollars, e.g. cheap."),
-        (19, "Fine."),
+        (17, "It cost 3.5 dollars, e.g. cheap."),
+        (18, "Fine."),
     ]
 
 
@@ -105,7 +126,9 @@ def test_flush_resets_for_the_next_reply() -> None:
     assert chunker.push("Yes, this is the first reply") == []
     assert chunker.flush() == ["Yes, this is the first reply"]
     # The next reply is again allowed an early clause chunk.
-    assert chunker.push("Well, a second reply begins, and goes on") == ["Well, a second reply begins,"]
+    assert chunker.push("Well, a second reply begins, and goes on") == [
+        "Well, a second reply begins,"
+    ]
     assert chunker.flush() == ["and goes on"]
 
 

@@ -16,8 +16,10 @@ from earshot.turns.smart import EndingKind, SmartEndpointer
 try:
     from hypothesis import given, settings
     from hypothesis import strategies as st
+
+    HAVE_HYPOTHESIS = True
 except ImportError:  # hypothesis is a test extra; the deterministic sweep below still runs
-    given = None
+    HAVE_HYPOTHESIS = False
 
 FRAME_MS = 20.0
 RULES = load_rules()
@@ -154,7 +156,7 @@ def test_negative_silence_is_rejected() -> None:
         SmartEndpointer(RULES).decide(PauseContext(-20.0, 100.0, "hi"))
 
 
-if given is not None:
+if HAVE_HYPOTHESIS:
     _text = st.text(
         alphabet=st.sampled_from(list("abcdehilmnorstuw '?,.\n")) | st.characters(),
         max_size=60,
@@ -298,7 +300,9 @@ def test_factory_builds_each_policy() -> None:
 
 
 def test_factory_rejects_unknown_names_and_misplaced_options() -> None:
-    with pytest.raises(ValueError, match="unknown end-pointer 'clever'; choose one of fixed, smart"):
+    with pytest.raises(
+        ValueError, match="unknown end-pointer 'clever'; choose one of fixed, smart"
+    ):
         make_endpointer("clever")
     with pytest.raises(ValueError, match="dynamic mode only apply to the smart end-pointer"):
         make_endpointer("fixed", dynamic=True)

@@ -31,26 +31,24 @@ class DistributionError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class LogNormal:
-    """Latency ~ exp(N(mu, sigma²)) in ms; ``sigma == 0`` is the constant ``exp(mu)``.
-
-    A constant 0 ms is written ``LogNormal.constant(0.0)`` (``zero=True``).
-    """
+    """Latency ~ exp(N(mu, sigma²)) in ms, or exactly ``constant_ms`` when that is set."""
 
     mu: float
     sigma: float
-    zero: bool = False
+    constant_ms: float | None = None
 
     @classmethod
     def constant(cls, value_ms: float) -> LogNormal:
-        if value_ms < 0:
+        """A fixed latency (ms ≥ 0), drawn exactly."""
+        if not value_ms >= 0:
             raise DistributionError(f"a latency cannot be negative ({value_ms} ms)")
-        if value_ms == 0:
-            return cls(0.0, 0.0, zero=True)
-        return cls(math.log(value_ms), 0.0)
+        return cls(0.0, 0.0, constant_ms=float(value_ms))
 
     @classmethod
     def from_p50_p99(cls, p50_ms: float, p99_ms: float) -> LogNormal:
         """Fit to a median and a 99th percentile (ms): sigma = ln(p99/p50) / z₀.₉₉.
+
+        Equal p50 and p99 give a constant.
 
         Raises:
             DistributionError: p50 < 0, p99 < p50, or p50 = 0 < p99 (no lognormal has that).
@@ -59,35 +57,33 @@ class LogNormal:
             raise DistributionError(
                 f"p50={p50_ms}, p99={p99_ms}: give 0 ≤ p50 ≤ p99 (ms), e.g. 150:600"
             )
+        if p50_ms == p99_ms:
+            return cls.constant(p50_ms)
         if p50_ms == 0:
-            if p99_ms > 0:
-                raise DistributionError(
-                    f"p50=0 with p99={p99_ms}: a lognormal needs p50 > 0; give a small p50 "
-                    "(e.g. 1) or a constant 0:0"
-                )
-            return cls.constant(0.0)
+            raise DistributionError(
+                f"p50=0 with p99={p99_ms}: a lognormal needs p50 > 0; give a small p50 "
+                "(e.g. 1) or a constant 0:0"
+            )
         return cls(math.log(p50_ms), math.log(p99_ms / p50_ms) / Z_P99)
 
     def sample(self, rng: np.random.Generator, size: int) -> FloatArray:
-        """``size`` iid draws in ms, float64."""
-        if self.zero:
-            return np.zeros(size)
-        if self.sigma == 0:
-            return np.full(size, math.exp(self.mu))
+        """``size`` iid draws in ms, float64 (a constant draws no random numbers)."""
+        if self.constant_ms is not None:
+            return np.full(size, self.constant_ms)
         return rng.lognormal(self.mu, self.sigma, size)
 
     def cdf(self, x_ms: float) -> float:
         """P(latency ≤ x_ms)."""
-        if self.zero or self.sigma == 0:
-            return 1.0 if x_ms >= (0.0 if self.zero else math.exp(self.mu)) else 0.0
+        if self.constant_ms is not None:
+            return 1.0 if x_ms >= self.constant_ms else 0.0
         if x_ms <= 0:
             return 0.0
         return _STD_NORMAL.cdf((math.log(x_ms) - self.mu) / self.sigma)
 
     def ppf(self, q: float) -> float:
         """The q-quantile in ms, 0 < q < 1."""
-        if self.zero:
-            return 0.0
+        if self.constant_ms is not None:
+            return self.constant_ms
         return math.exp(self.mu + self.sigma * _STD_NORMAL.inv_cdf(q))
 
 

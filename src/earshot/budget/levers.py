@@ -407,7 +407,8 @@ def _preemptive(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
     notes = [
         f"{'+'.join(hidden)} starts {stable_ms:g} ms after speech end on a stable partial "
         f"transcript, in parallel with {'+'.join(behind)}; only what outlasts them stays on the "
-        f"critical path; with probability {mismatch:g} the final transcript differs and it restarts."
+        f"critical path; with probability {mismatch:g} the final transcript differs and it "
+        "restarts."
     ]
     if spec.get("mismatch") is None:
         notes.append("mismatch=0 assumes the partial is never revised; give mismatch=P.")
@@ -426,7 +427,9 @@ _BATCH_TERM = {"stt": "asr", "llm": "llm", "tts": "tts"}
 _STREAMING_TERM = {"stt": "asr_finalization", "llm": "llm_ttft", "tts": "tts_ttfb"}
 
 
-def _stream_or_batch(spec: LeverSpec, state: PathState, mode: Mode, *, streaming: bool) -> list[str]:
+def _stream_or_batch(
+    spec: LeverSpec, state: PathState, mode: Mode, *, streaming: bool
+) -> list[str]:
     savings = lever_data()["streaming_savings"]
     stage = spec.value or ""
     if stage not in savings:
@@ -441,11 +444,10 @@ def _stream_or_batch(spec: LeverSpec, state: PathState, mode: Mode, *, streaming
     term = _targets(spec, state, ((_BATCH_TERM if streaming else _STREAMING_TERM)[stage],))
     x = state.durations[term]
     state.durations[term] = np.maximum(0.0, x - amount) if streaming else x + amount
-    saved = "removes" if streaming else "adds back"
+    effect = "removes" if streaming else "puts back"
     return [
-        f"Streaming {stage} overlaps it with the stage before; going {'streaming' if streaming else 'batch'} "
-        f"{saved} {_span(savings[stage]['saving_ms'])} ms on {term} "
-        f"({savings[stage]['cite']})."
+        f"Streaming {stage} overlaps it with the stage before it; this {effect} "
+        f"{_span(savings[stage]['saving_ms'])} ms on {term} ({savings[stage]['cite']})."
     ]
 
 
@@ -453,63 +455,120 @@ LEVERS: dict[str, LeverDef] = {
     d.name: d
     for d in (
         LeverDef(
-            "vad_silence", "vad_silence=MS[,from=MS]", "VAD silence threshold (end-of-turn wait)",
-            "§39.4.3", ("from", "term"), True, _vad_silence,
+            "vad_silence",
+            "vad_silence=MS[,from=MS]",
+            "VAD silence threshold (end-of-turn wait)",
+            "§39.4.3",
+            ("from", "term"),
+            True,
+            _vad_silence,
         ),
         LeverDef(
-            "endpointing", "endpointing=grammar|semantic|heuristic", "smart end-pointing",
-            "§39.4.3; T. Pan", ("term",), True, _endpointing,
+            "endpointing",
+            "endpointing=grammar|semantic|heuristic",
+            "smart end-pointing",
+            "§39.4.3; T. Pan",
+            ("term",),
+            True,
+            _endpointing,
         ),
         LeverDef(
-            "codec", "codec=pcm16|opus10|opus20|opus40|g711|neural[,from=CODEC]",
-            "frame size and codec (encode latency)", "§39.4.4 codec table",
-            ("from", "term"), True, _codec,
+            "codec",
+            "codec=pcm16|opus10|opus20|opus40|g711|neural[,from=CODEC]",
+            "frame size and codec (encode latency)",
+            "§39.4.4 codec table",
+            ("from", "term"),
+            True,
+            _codec,
         ),
         LeverDef(
-            "jitter_buffer", "jitter_buffer=MS", "client jitter buffer depth",
-            "§39.4.2 Table 39.4.2a", ("term",), True, _jitter_buffer,
+            "jitter_buffer",
+            "jitter_buffer=MS",
+            "client jitter buffer depth",
+            "§39.4.2 Table 39.4.2a",
+            ("term",),
+            True,
+            _jitter_buffer,
         ),
         LeverDef(
-            "prompt_cache", "prompt_cache=FRACTION[,prompt_tokens=N,prefill_ms_per_token=MS]",
-            "prompt caching: cached share of the prefill", "§39.4 Other levers",
-            ("prompt_tokens", "prefill_ms_per_token", "term"), True, _prompt_cache,
+            "prompt_cache",
+            "prompt_cache=FRACTION[,prompt_tokens=N,prefill_ms_per_token=MS]",
+            "prompt caching: cached share of the prefill",
+            "§39.4 Other levers",
+            ("prompt_tokens", "prefill_ms_per_token", "term"),
+            True,
+            _prompt_cache,
         ),
         LeverDef(
-            "rtt", "rtt=MS[,term=NAME]", "routing: network round-trip time",
-            "§39.4.2 Table 39.4.2a; T. Pan", ("term",), True, _rtt,
+            "rtt",
+            "rtt=MS[,term=NAME]",
+            "routing: network round-trip time",
+            "§39.4.2 Table 39.4.2a; T. Pan",
+            ("term",),
+            True,
+            _rtt,
         ),
         LeverDef(
-            "model", "model=groq-llama|gpt-4o-mini|gemini-flash-1.5|gpt-4o",
-            "LLM choice by published TTFT", "T. Pan, Voice AI in Production", ("term",), True,
+            "model",
+            "model=groq-llama|gpt-4o-mini|gemini-flash-1.5|gpt-4o",
+            "LLM choice by published TTFT",
+            "T. Pan, Voice AI in Production",
+            ("term",),
+            True,
             _model,
         ),
         LeverDef(
-            "ttft", "ttft=MS", "LLM choice by measured TTFT", "T. Pan, Voice AI in Production",
-            ("term",), True, _ttft,
+            "ttft",
+            "ttft=MS",
+            "LLM choice by measured TTFT",
+            "T. Pan, Voice AI in Production",
+            ("term",),
+            True,
+            _ttft,
         ),
         LeverDef(
-            "spec_decode", "spec_decode[,alpha=A,gamma=G,draft_cost=C,tokens=K]",
+            "spec_decode",
+            "spec_decode[,alpha=A,gamma=G,draft_cost=C,tokens=K]",
             "speculative decoding (defaults: the §39.4.6 example α=0.7, γ=4, C=1/8)",
             "§39.4.6; Leviathan et al., ICML 2023",
-            ("alpha", "gamma", "draft_cost", "tokens", "term"), False, _spec_decode,
+            ("alpha", "gamma", "draft_cost", "tokens", "term"),
+            False,
+            _spec_decode,
         ),
         LeverDef(
-            "hedge", "hedge=N", "LLM hedging: N parallel requests, first token wins",
-            "T. Pan, Voice AI in Production", ("term",), True, _hedge,
+            "hedge",
+            "hedge=N",
+            "LLM hedging: N parallel requests, first token wins",
+            "T. Pan, Voice AI in Production",
+            ("term",),
+            True,
+            _hedge,
         ),
         LeverDef(
-            "preemptive", "preemptive[,stable_ms=MS,mismatch=P]",
-            "preemptive generation on a stable partial transcript", "§39.2.2 (overlap)",
-            ("stable_ms", "mismatch"), False, _preemptive,
+            "preemptive",
+            "preemptive[,stable_ms=MS,mismatch=P]",
+            "preemptive generation on a stable partial transcript",
+            "§39.2.2 (overlap)",
+            ("stable_ms", "mismatch"),
+            False,
+            _preemptive,
         ),
         LeverDef(
-            "stream", "stream=stt|llm|tts[,saving_ms=MS]", "make a batch stage streaming",
-            "Latency Budgeting: Speed Goals for Realtime Voice", ("saving_ms", "term"), True,
+            "stream",
+            "stream=stt|llm|tts[,saving_ms=MS]",
+            "make a batch stage streaming",
+            "Latency Budgeting: Speed Goals for Realtime Voice",
+            ("saving_ms", "term"),
+            True,
             _stream,
         ),
         LeverDef(
-            "batch", "batch=stt|llm|tts[,cost_ms=MS]", "make a streaming stage batch",
-            "Latency Budgeting: Speed Goals for Realtime Voice", ("cost_ms", "term"), True,
+            "batch",
+            "batch=stt|llm|tts[,cost_ms=MS]",
+            "make a streaming stage batch",
+            "Latency Budgeting: Speed Goals for Realtime Voice",
+            ("cost_ms", "term"),
+            True,
             _batch,
         ),
     )

@@ -84,8 +84,9 @@ PIPELINE_TERMS: tuple[str, ...] = (
 )
 """The pipeline stages of Table 39.2.2, §39.2.2."""
 
-Form = Literal["native", "pipeline", "measured", "breakdown"]
-FORMS: tuple[str, ...] = ("native", "pipeline", "measured", "breakdown")
+Form = Literal["native", "pipeline", "breakdown"]
+FORMS: tuple[str, ...] = ("native", "pipeline", "breakdown")
+"""``native`` and ``pipeline`` are the two published forms; ``breakdown`` is anything else."""
 
 PRESET_DIR: Traversable = files("earshot") / "data" / "budget" / "presets"
 
@@ -226,7 +227,7 @@ def _as_bounds(value: Any, what: str, origin: str) -> tuple[float, float]:
         )
     if not (math.isfinite(low) and math.isfinite(high)) or low < 0 or high < low:
         raise BudgetFileError(
-            f"{origin}: {what} {value!r} must be finite, ≥ 0 and written [low, high] with low ≤ high"
+            f"{origin}: {what} {value!r} must be finite, ≥ 0, and [low, high] with low ≤ high"
         )
     return low, high
 
@@ -243,7 +244,12 @@ def _parse_terms(raw: Any, origin: str) -> tuple[Term, ...]:
                     f"(optional 'label', 'cite'); got {entry!r}"
                 )
             items.append(
-                (entry["name"], entry["ms"], str(entry.get("label", "")), str(entry.get("cite", "")))
+                (
+                    entry["name"],
+                    entry["ms"],
+                    str(entry.get("label", "")),
+                    str(entry.get("cite", "")),
+                )
             )
     else:
         raise BudgetFileError(
@@ -254,7 +260,9 @@ def _parse_terms(raw: Any, origin: str) -> tuple[Term, ...]:
     terms: list[Term] = []
     for name, value, label, cite in items:
         if not isinstance(name, str) or not name.isidentifier():
-            raise BudgetFileError(f"{origin}: term name {name!r} must be an identifier like llm_ttft")
+            raise BudgetFileError(
+                f"{origin}: term name {name!r} must be an identifier like llm_ttft"
+            )
         low, high = _as_bounds(value, f"term {name!r}", origin)
         terms.append(Term(name, low, high, label, cite))
     names = [t.name for t in terms]
@@ -318,7 +326,9 @@ def _parse_text(text: str, origin: str) -> Any:
 
 def preset_names() -> list[str]:
     """Names of the shipped presets, sorted."""
-    return sorted(p.name.removesuffix(".yaml") for p in PRESET_DIR.iterdir() if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in PRESET_DIR.iterdir() if p.name.endswith(".yaml")
+    )
 
 
 def load_preset(name: str) -> Budget:

@@ -47,7 +47,8 @@ class SampleMode:
         if num_requests == 1:
             return x
         extra = x[self.rng.integers(0, x.shape[0], (num_requests - 1, x.shape[0]))]
-        return np.minimum(x, extra.min(axis=0))
+        first: FloatArray = np.minimum(x, extra.min(axis=0))
+        return first
 
     def speculative(
         self, x: FloatArray, alpha: float, gamma: int, draft_cost_ratio: float, tokens: int | None
@@ -74,7 +75,8 @@ def tokens_per_step(
     token when all γ pass): 1 … γ+1 tokens. Its mean is (1 − α^(γ+1))/(1 − α) (§39.4.6).
     """
     accepted = rng.random((size, gamma)) < alpha
-    return np.cumprod(accepted, axis=1).sum(axis=1) + 1
+    tokens: npt.NDArray[np.int64] = np.cumprod(accepted, axis=1).sum(axis=1) + 1
+    return tokens
 
 
 def steps_to_commit(
@@ -89,7 +91,6 @@ def steps_to_commit(
         steps[active] += 1.0
         active = active[committed[active] < tokens]
     return steps
-
 
 
 def budget_distributions(

@@ -5,6 +5,7 @@ Bounds values print as ``400`` (a point) or ``200–500`` (best–worst); deltas
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,7 +30,7 @@ def _num(x: float) -> str:
 
 
 def fmt_ms(values: FloatArray, *, signed: bool = False) -> str:
-    """``[400, 400]`` → ``400``; ``[200, 500]`` → ``200–500``; signed adds ``+``/``-``."""
+    """Best/worst ms as text: ``400``, ``200–500``; signed deltas ``+20``, ``-200 / 0``."""
     low, high = float(values[0]), float(values[-1])
 
     def one(x: float) -> str:
@@ -37,7 +38,9 @@ def fmt_ms(values: FloatArray, *, signed: bool = False) -> str:
             return "0"
         return ("+" if signed and x > 0 else "") + _num(x)
 
-    return one(low) if abs(high - low) < 0.05 else f"{one(low)}–{one(high)}"
+    if abs(high - low) < 0.05:
+        return one(low)
+    return f"{one(low)} / {one(high)}" if signed else f"{one(low)}–{one(high)}"
 
 
 def _pair(values: FloatArray) -> list[float]:
@@ -52,7 +55,7 @@ def bounds_table(budget: Budget, steps: Sequence[Step]) -> Table:
     table.add_column("as published", overflow="fold", max_width=34)
     table.add_column("baseline ms", justify="right")
     for step in steps[1:]:
-        table.add_column(f"Δ {step.label}", justify="right", overflow="fold", max_width=18)
+        table.add_column(f"Δ {step.label}", justify="right", overflow="fold", max_width=26)
     if len(steps) > 1:
         table.add_column("what-if ms", justify="right")
     per_lever = deltas(steps)
@@ -64,11 +67,13 @@ def bounds_table(budget: Budget, steps: Sequence[Step]) -> Table:
     table.add_section()
     totals = [s.total_ms() for s in steps]
     row = ["TTFAT", "sum of terms", fmt_ms(totals[0])]
-    row += [fmt_ms(b - a, signed=True) for a, b in zip(totals, totals[1:], strict=False)]
+    row += [fmt_ms(b - a, signed=True) for a, b in itertools.pairwise(totals)]
     row += [fmt_ms(totals[-1])] if len(steps) > 1 else []
     table.add_row(*row, style="bold")
     if budget.stated_total_ms is not None:
-        table.add_row("stated total", budget.stated_total_cite, fmt_ms(np.array(budget.stated_total_ms)))
+        table.add_row(
+            "stated total", budget.stated_total_cite, fmt_ms(np.array(budget.stated_total_ms))
+        )
     if budget.budget_ms is not None:
         table.add_row("budget", budget.budget_cite or budget.source, _num(budget.budget_ms))
     return table
@@ -162,13 +167,13 @@ def simulation_table(title: str, summaries: Sequence[Summary]) -> Table:
     table.add_column("term")
     table.add_column("baseline", justify="right")
     for s in summaries[1:]:
-        table.add_column(f"Δ {s.label}", justify="right", overflow="fold", max_width=18)
+        table.add_column(f"Δ {s.label}", justify="right", overflow="fold", max_width=26)
     if len(summaries) > 1:
         table.add_column("what-if", justify="right")
 
     def row(name: str, values: list[float], style: str | None = None) -> None:
         cells = [_num(values[0])]
-        cells += [fmt_ms(np.array([b - a]), signed=True) for a, b in zip(values, values[1:], strict=False)]
+        cells += [fmt_ms(np.array([b - a]), signed=True) for a, b in itertools.pairwise(values)]
         cells += [_num(values[-1])] if len(values) > 1 else []
         table.add_row(name, *cells, style=style)
 
@@ -234,7 +239,9 @@ def levers_table() -> Table:
     return table
 
 
-def tokens_table(results: Sequence[ConversationTokens], prefill_ms_per_token: float | None) -> Table:
+def tokens_table(
+    results: Sequence[ConversationTokens], prefill_ms_per_token: float | None
+) -> Table:
     """Per turn: input (cached) and output tokens for each representation, cost if priced."""
     table = Table(title="Tokens per turn (input context grows with the history)")
     table.add_column("turn", justify="right")
@@ -249,7 +256,10 @@ def tokens_table(results: Sequence[ConversationTokens], prefill_ms_per_token: fl
         cells = [str(i + 1)]
         for r in results:
             t = r.turns[i]
-            cells += [f"{t.input_total:,.0f} ({t.cached_audio + t.cached_text:,.0f})", f"{t.output:,.0f}"]
+            cells += [
+                f"{t.input_total:,.0f} ({t.cached_audio + t.cached_text:,.0f})",
+                f"{t.output:,.0f}",
+            ]
             if prefill_ms_per_token is not None:
                 cells.append(_num(t.uncached * prefill_ms_per_token))
             if t.cost_usd is not None:

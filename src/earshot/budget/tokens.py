@@ -205,22 +205,26 @@ def conversation_tokens(
     the start; the first request has none cached.
     """
     out_kind: Kind = "text" if rep == "text" else "audio"
-    out_tokens = (conv.text_tokens_per_s if rep == "text" else conv.audio_tokens_per_s) * conv.agent_s
+    out_tokens = (
+        conv.text_tokens_per_s if rep == "text" else conv.audio_tokens_per_s
+    ) * conv.agent_s
     rows: list[TurnTokens] = []
     previous: list[Segment] = []
     for k in range(1, conv.turns + 1):
         segments = _request(conv, k, rep)
         cached = _cached_prefix(previous, segments)
-        tallies = {("audio", False): 0.0, ("audio", True): 0.0, ("text", False): 0.0, ("text", True): 0.0}
+        tallies: dict[tuple[Kind, bool], float] = {
+            (kind, is_cached): 0.0 for kind in ("audio", "text") for is_cached in (False, True)
+        }
         for i, (_, kind, tokens) in enumerate(segments):
             tallies[(kind, i < cached)] += tokens
-        cost = None
+        cost: float | None = None
         if prices is not None:
-            cost = sum(
-                tokens * prices.input_price(kind, is_cached)  # type: ignore[arg-type]
+            input_usd = sum(
+                tokens * prices.input_price(kind, is_cached)
                 for (kind, is_cached), tokens in tallies.items()
             )
-            cost = (cost + out_tokens * prices.output_price(out_kind)) / 1e6
+            cost = (input_usd + out_tokens * prices.output_price(out_kind)) / 1e6
         rows.append(
             TurnTokens(
                 turn=k,

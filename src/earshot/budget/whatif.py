@@ -7,6 +7,7 @@ add up to the change in TTFAT exactly (in bounds mode per end, in samples mode p
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -41,7 +42,8 @@ class Step:
 
     def total_ms(self) -> FloatArray:
         """TTFAT per element, ms."""
-        return np.sum(np.stack(list(self.contributions_ms.values())), axis=0)
+        total: FloatArray = np.sum(np.stack(list(self.contributions_ms.values())), axis=0)
+        return total
 
 
 def project(
@@ -75,6 +77,5 @@ def deltas(steps: Sequence[Step]) -> list[dict[str, FloatArray]]:
     """Per lever, term → change in contribution (ms) from the step before; one per lever."""
     return [
         {k: after.contributions_ms[k] - before.contributions_ms[k] for k in after.contributions_ms}
-        for before, after in zip(steps, steps[1:], strict=False)
+        for before, after in itertools.pairwise(steps)
     ]
-

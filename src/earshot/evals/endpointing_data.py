@@ -210,8 +210,9 @@ def mix_at_snr(
     noise_power = float(np.mean(bed**2))
     if noise_power == 0:
         raise ValueError("the noise excerpt drawn is silent; pick a noise file without gaps")
-    gain = np.sqrt(speech_power / (noise_power * 10 ** (snr_db / 10)))
-    return np.clip(np.round(s + gain * bed), -32768, 32767).astype(np.int16)
+    gain = float(np.sqrt(speech_power / (noise_power * 10 ** (snr_db / 10))))
+    mixed: Pcm16 = np.clip(np.round(s + gain * bed), -32768, 32767).astype(np.int16)
+    return mixed
 
 
 def with_noise(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -33,7 +33,7 @@ class LanguageModel(Protocol):
     simulated: bool
     """True when replies are scripted rather than generated (reports must say so)."""
 
-    def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
         """Yield text deltas of the reply as they arrive.
 
         Raises:

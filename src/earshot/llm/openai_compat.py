@@ -148,7 +148,7 @@ class OpenAICompatLLM:
             body["max_tokens"] = self.max_tokens
         return body
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
         """Yield the reply's text deltas as the server streams them.
 
         The HTTP response stays open, and the clock marked busy, until the iterator is
@@ -253,7 +253,7 @@ class OpenAICompatLLM:
                 "or loading the model? raise the first-token time-out or use a faster model"
             )
         return (
-            f"LLM stream from {self.base_url} stalled: no data for "
+            f"LLM stream from {self.base_url} stalled: no new token for "
             f"{self.timeouts.inter_token_ms:g} ms between tokens (model {self.model!r}); "
             "raise the inter-token time-out or check the server"
         )

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -286,7 +286,7 @@ class ScriptedLLM:
             replies = list(self.rules.rules[int(key)].choices)
         return _pick(replies, self.seed + earlier)
 
-    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
         """Yield the reply's tokens: the first ``ttft_ms`` after the first ``__anext__``, then
         one every ``ms_per_token`` (each times the jitter multiplier, if any).
         """

@@ -84,7 +84,9 @@ def decompose(
     }
 
 
-def ttfat(marks_ms: dict[str, float], network_in_ms: float = 0.0, network_out_ms: float = 0.0) -> float:
+def ttfat(
+    marks_ms: dict[str, float], network_in_ms: float = 0.0, network_out_ms: float = 0.0
+) -> float:
     """TTFAT in ms = playout_start − speech_end + network_in + network_out."""
     return marks_ms["playout_start"] - marks_ms["speech_end"] + network_in_ms + network_out_ms
 

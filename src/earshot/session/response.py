@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from earshot.clock import Clock
+from earshot.llm import FALLBACK_LINE
 from earshot.llm.base import ChatMessage, LanguageModel, LlmError
 from earshot.metrics.turn import TurnRecord
 from earshot.playout.jitter import JitterBuffer
@@ -14,9 +15,6 @@ from earshot.session.tts_stream import stream_tts
 from earshot.text.chunker import SentenceChunker
 from earshot.tts.base import Synthesizer, WordTiming
 from earshot.tts.heard import heard_text, offset_words
-
-FALLBACK_LINE = "Sorry, I'm having trouble answering right now."
-"""Spoken when the LLM fails, so the caller is never left in silence."""
 
 
 @dataclass(slots=True)

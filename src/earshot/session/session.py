@@ -296,9 +296,7 @@ class Session:
                         pcm = chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
                         self._partial = await run_blocking(self.stt.push_audio, pcm)
                 case _SttFinish():
-                    transcript = (
-                        await run_blocking(self.stt.finish) if active else Transcript("")
-                    )
+                    transcript = await run_blocking(self.stt.finish) if active else Transcript("")
                     active = False
                     self._partial = ""
                     if item.result is not None and not item.result.done():

@@ -1,0 +1,711 @@
+"""`earshot eval latency`: time every stage of the streaming loop over N real utterances.
+
+The measurement exercise of the streaming-architecture literature: N utterances (default 20)
+through the full loop — VAD, end-of-turn, streaming STT, LLM, sentence chunker, streaming TTS,
+jitter buffer — with a timestamp at end-of-turn, STT final, LLM first token, TTS first audio
+and the first played sample, reporting p50/p95 of each stage delta and of end-to-end TTFAT
+(time from the end of the user's speech to the first agent sample played).
+
+The utterances are recordings listed in a folder's ``manifest.jsonl`` (default: the bundled
+``earshot/data``): one JSON object per line with at least ``path`` (relative to the folder),
+``kind`` (only ``"speech"`` entries are used), ``duration_s``, ``transcript`` and ``language``.
+N of them are drawn in a seeded order (cycling through the pool when it is smaller than N),
+placed on one caller track with a long silence after each so the agent's reply plays out
+before the next one, and run through one `Session` — by default on a `SimulatedClock`, which
+skips idle waits but charges the measured compute of every model call, so the run is faster
+than real time with realistic latencies; ``--real-time`` paces it on the system clock.
+
+The stage deltas (`STAGES`) are consecutive differences of the turn's marks, from
+``speech_end`` to ``playout_start``, so for a file transport (no network terms) they sum to
+TTFAT exactly. Percentiles are over complete turns only (every mark present).
+
+Outputs in ``--out``: ``latency.json`` (settings, components, per-stage and per-term
+percentiles, every turn), ``latency.png`` (p50/p95 per stage), ``latency.txt`` (the table
+printed on the terminal) and ``turns.jsonl`` (one line per finished turn, durable as it goes).
+An interrupted run (Ctrl-C) writes all of them with the turns measured so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from earshot.metrics.turn import TERMS, TurnRecord
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from earshot.clock import Clock
+    from earshot.evals.tracks import PlacedUtterance
+    from earshot.session.session import Session, SessionState
+
+HELP = "time each stage of the loop over N real utterances; p50/p95 per stage and of TTFAT"
+"""One-line help shown by ``earshot eval --help``."""
+
+DEFAULT_N = 20
+"""Utterances per run when ``--n`` is not given."""
+
+DEFAULT_GAP_MS = 12_000.0
+"""Silence after each utterance (ms). The bundled scripted replies are 25–35 words, about 9–12 s
+of espeak-ng speech at its default 175 words per minute, so 12 s lets a reply finish playing
+before the next utterance starts."""
+
+LEAD_MS = 500.0
+"""Silence before the first utterance (ms)."""
+
+TAIL_MS = 1000.0
+"""Silence after the last utterance (ms); the session keeps running until every reply played."""
+
+QS: tuple[float, ...] = (50, 95)
+"""Percentiles reported per stage."""
+
+MANIFEST_NAME = "manifest.jsonl"
+
+
+# --------------------------------------------------------------------------- utterances
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """One recording from a manifest.
+
+    Attributes:
+        path: absolute path of the audio file (any format `read_audio` takes).
+        name: ``path`` as written in the manifest (relative to the data folder).
+        duration_s: duration stated in the manifest, in seconds.
+        transcript: the reference transcript.
+        language: the manifest's language code, e.g. ``"en"``.
+    """
+
+    path: Path
+    name: str
+    duration_s: float
+    transcript: str
+    language: str
+
+
+def load_manifest(
+    data_dir: str | os.PathLike[str], *, kind: str = "speech", language: str = "en"
+) -> list[Utterance]:
+    """The ``kind`` recordings in ``language`` listed in ``data_dir/manifest.jsonl``.
+
+    Returns:
+        The matching entries, sorted by their manifest path (so selection does not depend on
+        line order).
+
+    Raises:
+        ValueError: the folder or its manifest is missing, a line is not a JSON object, an entry
+            lacks a required field or names a file that does not exist, or no entry matches
+            (each message names the file, line and fix).
+    """
+    folder = Path(data_dir)
+    manifest = folder / MANIFEST_NAME
+    if not manifest.is_file():
+        raise ValueError(
+            f"no {MANIFEST_NAME} in {folder}; point --data at a folder whose {MANIFEST_NAME} "
+            'has one JSON object per line with "path", "kind", "duration_s", "transcript" '
+            'and "language"'
+        )
+    found: list[Utterance] = []
+    for line_no, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{manifest}:{line_no}"
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"{where}: not valid JSON ({exc.msg}); fix or remove the line"
+            ) from exc
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where}: expected a JSON object, got {type(entry).__name__}")
+        if entry.get("kind") != kind or entry.get("language") != language:
+            continue
+        missing = [k for k in ("path", "duration_s", "transcript") if entry.get(k) is None]
+        if missing:
+            raise ValueError(f"{where}: a {kind} entry needs {', '.join(missing)}; add it")
+        path = folder / str(entry["path"])
+        if not path.is_file():
+            raise ValueError(
+                f'{where}: {path} does not exist; fix its "path" (relative to {folder})'
+            )
+        found.append(
+            Utterance(
+                path=path,
+                name=str(entry["path"]),
+                duration_s=float(entry["duration_s"]),
+                transcript=str(entry["transcript"]),
+                language=language,
+            )
+        )
+    if not found:
+        raise ValueError(
+            f'{manifest} lists no entries with kind "{kind}" and language "{language}"; '
+            "add some, or point --data at another folder"
+        )
+    return sorted(found, key=lambda u: u.name)
+
+
+def select_utterances(pool: Sequence[Utterance], n: int, seed: int) -> list[Utterance]:
+    """``n`` utterances from ``pool`` in a seeded order.
+
+    The pool is shuffled with ``random.Random(seed)`` and taken in that order; when ``n``
+    exceeds the pool, it is reshuffled (same generator) for each further pass, so every clip is
+    used once per pass. Same pool, ``n`` and seed → same list.
+
+    Raises:
+        ValueError: ``n`` < 1 or an empty pool.
+    """
+    if n < 1:
+        raise ValueError(f"the latency eval needs at least 1 utterance, got n={n}")
+    if not pool:
+        raise ValueError("no utterances to choose from")
+    rng = random.Random(seed)
+    chosen: list[Utterance] = []
+    while len(chosen) < n:
+        order = list(pool)
+        rng.shuffle(order)
+        chosen.extend(order)
+    return chosen[:n]
+
+
+# --------------------------------------------------------------------------- stages
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """One stage delta: ``marks_ms[end_mark] − marks_ms[start_mark]`` in ms."""
+
+    name: str
+    start_mark: str
+    end_mark: str
+    description: str
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("endpointing", "speech_end", "end_of_turn", "end of speech → end-of-turn decision"),
+    Stage("stt_finalization", "end_of_turn", "stt_final", "end-of-turn → final transcript"),
+    Stage("llm_dispatch", "stt_final", "llm_request", "final transcript → LLM request (engine)"),
+    Stage("llm_ttft", "llm_request", "llm_first_token", "LLM request → first token"),
+    Stage(
+        "sentence_aggregation",
+        "llm_first_token",
+        "first_sentence",
+        "first token → first sentence to TTS",
+    ),
+    Stage("tts_first_audio", "first_sentence", "tts_first_audio", "first sentence → first audio"),
+    Stage("playout", "tts_first_audio", "playout_start", "first audio → first played sample"),
+)
+"""Consecutive stage deltas from ``speech_end`` to ``playout_start``; they sum to TTFAT when
+the network terms are 0 (file transport). Names match `TERMS` where the span is the same;
+``llm_dispatch`` and ``playout`` include the two parts of ``engine_overhead`` (``playout`` also
+holds the jitter buffer)."""
+
+
+def stage_deltas(turn: TurnRecord) -> dict[str, float] | None:
+    """Each `STAGES` delta of a complete turn in ms, or ``None`` if a mark is missing."""
+    if not turn.complete:
+        return None
+    m = turn.marks_ms
+    return {s.name: m[s.end_mark] - m[s.start_mark] for s in STAGES}
+
+
+def _stat(values: Sequence[float]) -> dict[str, float | int | None]:
+    from earshot.metrics.stats import percentiles
+
+    pct = percentiles(values, QS)
+    out: dict[str, float | int | None] = {"n": len(values)}
+    for q in QS:
+        key = f"p{q:g}"
+        out[f"{key}_ms"] = None if pct is None else round(pct[key], 3)
+    out["mean_ms"] = round(math.fsum(values) / len(values), 3) if values else None
+    out["max_ms"] = round(max(values), 3) if values else None
+    return out
+
+
+def summarize_stages(turns: Sequence[TurnRecord]) -> dict[str, Any]:
+    """Percentiles of each stage, of TTFAT and of each TTFAT term, over the complete turns.
+
+    Returns:
+        ``{"stages": {name: stat}, "ttfat": stat, "terms": {term: stat}}`` where a stat is
+        ``{"n", "p50_ms", "p95_ms", "mean_ms", "max_ms"}`` (values ``None`` with no turns).
+
+    Raises:
+        ValueError: a complete turn has a negative term (marks out of order: a clock bug).
+    """
+    from earshot.metrics.stats import validate_terms
+
+    validate_terms(turns)
+    complete = [t for t in turns if t.complete]
+    per_stage: dict[str, list[float]] = {s.name: [] for s in STAGES}
+    per_term: dict[str, list[float]] = {name: [] for name in TERMS}
+    ttfats: list[float] = []
+    for t in complete:
+        deltas = stage_deltas(t)
+        terms = t.terms_ms
+        assert deltas is not None and terms is not None and t.ttfat_ms is not None
+        for name, value in deltas.items():
+            per_stage[name].append(value)
+        for name, value in terms.items():
+            per_term[name].append(value)
+        ttfats.append(t.ttfat_ms)
+    return {
+        "stages": {name: _stat(values) for name, values in per_stage.items()},
+        "ttfat": _stat(ttfats),
+        "terms": {name: _stat(values) for name, values in per_term.items()},
+    }
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass(slots=True)
+class LatencyOptions:
+    """Everything `earshot eval latency` takes (the CLI's flags).
+
+    Attributes:
+        n: utterances to run.
+        seed: selection order and the scripted LLM's seed.
+        data_dir: folder with ``manifest.jsonl``; ``None`` uses the bundled recordings.
+        out_dir: where the outputs go.
+        vad: VAD backend name (``earshot.vad.make_vad``).
+        endpointer: end-of-turn policy name (``earshot.turns.factory.make_endpointer``).
+        eot_silence_ms: the fixed end-pointer's silence threshold (ms).
+        llm_profile: latency profile of the scripted LLM (``earshot.llm.PROFILES``).
+        real_time: pace on the system clock instead of the simulated clock.
+        gap_ms: silence after each utterance (ms).
+        language: manifest language of the utterances to use.
+        quiet: no progress display.
+    """
+
+    n: int = DEFAULT_N
+    seed: int = 0
+    data_dir: Path | None = None
+    out_dir: Path = Path("out/eval-latency")
+    vad: str = "silero"
+    endpointer: str = "fixed"
+    eot_silence_ms: float = 500.0
+    llm_profile: str = "gpt-4o-mini"
+    real_time: bool = False
+    gap_ms: float = DEFAULT_GAP_MS
+    language: str = "en"
+    quiet: bool = False
+
+
+@dataclass(slots=True)
+class LatencyRun:
+    """A finished (or interrupted) latency eval.
+
+    Attributes:
+        options: what was asked for.
+        utterances: the selected utterances, in track order.
+        placed: where each sits on the caller track (16 kHz samples).
+        turns: every turn the session produced, complete or not.
+        components: stage → backend description, saying which parts are real or simulated.
+        interrupted: the run was stopped (Ctrl-C) before the track ended.
+        summary: `summarize_stages` of ``turns``.
+    """
+
+    options: LatencyOptions
+    utterances: list[Utterance]
+    placed: list[PlacedUtterance]
+    turns: list[TurnRecord] = field(default_factory=list)
+    components: dict[str, str] = field(default_factory=dict)
+    interrupted: bool = False
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def complete_turns(self) -> list[TurnRecord]:
+        return [t for t in self.turns if t.complete]
+
+
+def bundled_data_dir() -> Path:
+    """The package's bundled recordings folder (``earshot/data``)."""
+    import importlib.resources
+
+    return Path(str(importlib.resources.files("earshot").joinpath("data")))
+
+
+def utterance_of(turn: TurnRecord, placed: Sequence[PlacedUtterance]) -> int | None:
+    """Index of the placed utterance a turn's ``speech_end`` falls in (or after, before the next
+    one starts); ``None`` before the first or without a ``speech_end`` mark."""
+    from earshot.audio.frames import samples_to_ms
+
+    end_ms = turn.marks_ms.get("speech_end")
+    if end_ms is None:
+        return None
+    index: int | None = None
+    for i, p in enumerate(placed):
+        if samples_to_ms(p.start_sample) <= end_ms:
+            index = i
+    return index
+
+
+def run_latency(opts: LatencyOptions) -> LatencyRun:
+    """Run the eval and write its outputs into ``opts.out_dir``.
+
+    The outputs are written in a ``finally``: an interrupted run (Ctrl-C) still leaves them,
+    holding the turns done so far, and returns with ``interrupted=True``.
+
+    Raises:
+        ValueError: bad options or data (the message names the fix).
+        AudioFileError: a recording cannot be read.
+    """
+    from earshot.clock import SimulatedClock, SystemClock
+    from earshot.converse import ConverseOptions, build_components, describe_components
+    from earshot.evals.tracks import build_caller_track, load_clips
+    from earshot.metrics.progress import ConverseProgress
+    from earshot.metrics.report import TurnLog
+    from earshot.session.config import SessionConfig
+    from earshot.session.session import Session
+
+    if opts.gap_ms <= opts.eot_silence_ms:
+        raise ValueError(
+            f"gap {opts.gap_ms:g} ms must be longer than the end-of-turn silence "
+            f"{opts.eot_silence_ms:g} ms, or utterances merge into one turn; raise --gap-ms"
+        )
+    data_dir = opts.data_dir if opts.data_dir is not None else bundled_data_dir()
+    pool = load_manifest(data_dir, language=opts.language)
+    chosen = select_utterances(pool, opts.n, opts.seed)
+    clips = load_clips([u.path for u in chosen])
+    track, placed = build_caller_track(
+        clips, opts.gap_ms, LEAD_MS, TAIL_MS, names=[u.name for u in chosen]
+    )
+    clock: Clock = SystemClock() if opts.real_time else SimulatedClock()
+    converse_opts = ConverseOptions(
+        input_path=data_dir,
+        out_dir=opts.out_dir,
+        session=SessionConfig(),
+        vad=opts.vad,
+        endpointer=opts.endpointer,
+        eot_silence_ms=opts.eot_silence_ms,
+        llm="scripted",
+        llm_options={"profile": opts.llm_profile, "seed": opts.seed},
+        simulated_clock=not opts.real_time,
+    )
+    parts = build_components(converse_opts, clock)
+    run = LatencyRun(opts, chosen, placed, components=describe_components(parts, clock))
+    opts.out_dir.mkdir(parents=True, exist_ok=True)
+    log = TurnLog(opts.out_dir / "turns.jsonl")
+    progress = ConverseProgress(len(track) / 16.0, quiet=opts.quiet)
+    holder: list[Session] = []
+
+    async def main() -> SessionState:
+        if isinstance(clock, SystemClock):
+            clock.reset_origin()
+        session = Session(
+            converse_opts.session,
+            clock,
+            parts["vad"],
+            parts["stt"],
+            parts["llm"],
+            parts["tts"],
+            parts["endpointer"],
+            on_turn=log.append,
+            on_tick=lambda t_ms, st: progress.update(t_ms, st.turns),
+        )
+        holder.append(session)
+        return await session.run(track)
+
+    try:
+        with progress:
+            clock.run(main)
+    except KeyboardInterrupt:
+        run.interrupted = True
+    finally:
+        log.close()
+        if holder:
+            run.turns = list(holder[0].state.turns)
+        for turn in run.turns:
+            index = utterance_of(turn, placed)
+            if index is not None:
+                turn.extra.setdefault("utterance", chosen[index].name)
+        run.summary = summarize_stages(run.turns)
+        write_outputs(run)
+    return run
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _settings(run: LatencyRun) -> dict[str, Any]:
+    o = run.options
+    return {
+        "n": o.n,
+        "seed": o.seed,
+        "data": os.fspath(o.data_dir) if o.data_dir is not None else "bundled earshot/data",
+        "language": o.language,
+        "vad": o.vad,
+        "endpointer": o.endpointer,
+        "eot_silence_ms": o.eot_silence_ms,
+        "llm": "scripted",
+        "llm_profile": o.llm_profile,
+        "clock": "system (real time)" if o.real_time else "simulated (compute charged)",
+        "gap_ms": o.gap_ms,
+        "lead_ms": LEAD_MS,
+        "tail_ms": TAIL_MS,
+    }
+
+
+def to_json(run: LatencyRun) -> dict[str, Any]:
+    """The ``latency.json`` document of a run."""
+    from earshot.audio.frames import samples_to_ms
+
+    turns_json = []
+    for t in run.turns:
+        obj = t.to_json()
+        deltas = stage_deltas(t)
+        obj["stages_ms"] = None if deltas is None else {k: round(v, 3) for k, v in deltas.items()}
+        turns_json.append(obj)
+    complete = run.complete_turns
+    with_turn = {t.extra.get("utterance") for t in run.turns}
+    return {
+        "eval": "latency",
+        "interrupted": run.interrupted,
+        "settings": _settings(run),
+        "components": run.components,
+        "counts": {
+            "utterances": len(run.utterances),
+            "turns": len(run.turns),
+            "complete_turns": len(complete),
+            "incomplete_turns": len(run.turns) - len(complete),
+            "utterances_without_turn": sum(1 for u in run.utterances if u.name not in with_turn),
+        },
+        "stage_definitions": {
+            s.name: {"from": s.start_mark, "to": s.end_mark, "description": s.description}
+            for s in STAGES
+        },
+        "percentiles": "numpy 'linear' (Hyndman & Fan type 7), over complete turns",
+        **run.summary,
+        "utterances": [
+            {
+                "path": u.name,
+                "duration_s": u.duration_s,
+                "transcript": u.transcript,
+                "start_ms": round(samples_to_ms(p.start_sample), 3),
+                "end_ms": round(samples_to_ms(p.end_sample), 3),
+            }
+            for u, p in zip(run.utterances, run.placed, strict=True)
+        ],
+        "turns": turns_json,
+    }
+
+
+def _fmt(value: float | int | None) -> str:
+    return "n/a" if value is None else f"{value:,.1f}"
+
+
+def render_table(run: LatencyRun) -> Table:
+    """The terminal table: p50/p95/mean/max of each stage and of TTFAT (ms)."""
+    from rich.table import Table
+
+    complete = len(run.complete_turns)
+    status = " — INTERRUPTED, partial" if run.interrupted else ""
+    table = Table(
+        title=(
+            f"eval latency: {complete} complete turns of {len(run.turns)} "
+            f"from {len(run.utterances)} utterances{status}"
+        ),
+        caption="; ".join(f"{k}: {v}" for k, v in run.components.items()),
+    )
+    table.add_column("stage")
+    table.add_column("span")
+    for col in ("p50 ms", "p95 ms", "mean ms", "max ms"):
+        table.add_column(col, justify="right")
+    stages = run.summary.get("stages", {})
+    for s in STAGES:
+        stat = stages.get(s.name, {})
+        table.add_row(
+            s.name,
+            f"{s.start_mark} → {s.end_mark}",
+            *(_fmt(stat.get(k)) for k in ("p50_ms", "p95_ms", "mean_ms", "max_ms")),
+        )
+    ttfat = run.summary.get("ttfat", {})
+    table.add_row(
+        "[bold]TTFAT[/bold]",
+        "speech_end → playout_start",
+        *(f"[bold]{_fmt(ttfat.get(k))}[/bold]" for k in ("p50_ms", "p95_ms", "mean_ms", "max_ms")),
+        end_section=True,
+    )
+    overhead = run.summary.get("terms", {}).get("engine_overhead", {})
+    table.add_row(
+        "engine_overhead",
+        "(llm_request − stt_final) + (playout_queued − tts_first_audio)",
+        *(_fmt(overhead.get(k)) for k in ("p50_ms", "p95_ms", "mean_ms", "max_ms")),
+    )
+    return table
+
+
+def table_text(run: LatencyRun, width: int = 110) -> str:
+    """`render_table` as plain text (what ``latency.txt`` holds)."""
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), record=True, width=width, color_system=None)
+    console.print(render_table(run))
+    return console.export_text()
+
+
+def plot_stages(path: str | os.PathLike[str], run: LatencyRun) -> None:
+    """Draw p50 and p95 of each stage and of TTFAT as horizontal bars, with every complete
+    turn's value as a dot; write the PNG atomically.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = [s.name for s in STAGES] + ["TTFAT"]
+    stats = [run.summary["stages"][s.name] for s in STAGES] + [run.summary["ttfat"]]
+    per_turn: list[list[float]] = [[] for _ in names]
+    for t in run.complete_turns:
+        deltas = stage_deltas(t)
+        assert deltas is not None and t.ttfat_ms is not None
+        for i, s in enumerate(STAGES):
+            per_turn[i].append(deltas[s.name])
+        per_turn[-1].append(t.ttfat_ms)
+
+    fig = Figure(figsize=(10.0, 5.4), dpi=100)
+    FigureCanvasAgg(fig)
+    fig.set_layout_engine("constrained")
+    ax = fig.add_subplot()
+    ys = list(range(len(names)))[::-1]
+    p50 = [float(st["p50_ms"] or 0.0) for st in stats]
+    p95 = [float(st["p95_ms"] or 0.0) for st in stats]
+    ax.barh(ys, p95, height=0.7, color="#9ecae1", label="p95")
+    ax.barh(ys, p50, height=0.7, color="#3182bd", label="p50")
+    for y, values in zip(ys, per_turn, strict=True):
+        ax.plot(values, [y] * len(values), "o", ms=3, color="#222222", alpha=0.5)
+    top = max([*p95, *(max(v) for v in per_turn if v), 1.0])
+    for y, a, b in zip(ys, p50, p95, strict=True):
+        ax.text(b + top * 0.01, y, f"p50 {a:,.0f} · p95 {b:,.0f}", va="center", fontsize=8)
+    ax.set_yticks(ys, names)
+    ax.set_xlim(0, top * 1.3)
+    ax.set_xlabel("ms (dots: individual turns)")
+    llm = run.components.get("llm", "")
+    clock = run.components.get("clock", "")
+    status = ", INTERRUPTED" if run.interrupted else ""
+    ax.set_title(
+        f"stage latency over {len(run.complete_turns)} turns{status}\nLLM {llm}; clock {clock}",
+        fontsize=10,
+    )
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_axisbelow(True)
+
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp.png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_outputs(run: LatencyRun) -> None:
+    """Write ``latency.json``, ``latency.txt`` and ``latency.png`` (each atomically)."""
+    from earshot.audio.io import write_text_atomic
+
+    out = run.options.out_dir
+    write_text_atomic(
+        out / "latency.json",
+        json.dumps(to_json(run), indent=2, ensure_ascii=False, allow_nan=False) + "\n",
+    )
+    write_text_atomic(out / "latency.txt", table_text(run))
+    plot_stages(out / "latency.png", run)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register `earshot eval latency`'s flags on ``parser``."""
+    from earshot.llm.scripted import DEFAULT_PROFILE, PROFILES
+
+    parser.add_argument(
+        "--n", type=int, default=DEFAULT_N, help=f"utterances to run (default {DEFAULT_N})"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="selection order and scripted-LLM seed (default 0)"
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="folder with manifest.jsonl and its recordings (default: the bundled recordings)",
+    )
+    parser.add_argument(
+        "--language", default="en", help="manifest language of the utterances (default en)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("out/eval-latency"), help="output folder")
+    parser.add_argument("--vad", default="silero", choices=("silero", "webrtc"), help="VAD backend")
+    parser.add_argument(
+        "--endpointer", default="fixed", choices=("fixed", "smart"), help="end-of-turn policy"
+    )
+    parser.add_argument(
+        "--eot-silence-ms",
+        type=float,
+        default=500.0,
+        help="silence after speech that ends a turn (fixed endpointer; default 500)",
+    )
+    parser.add_argument(
+        "--llm-profile",
+        default=DEFAULT_PROFILE,
+        choices=sorted(PROFILES),
+        help=f"latency profile of the scripted (simulated) LLM (default {DEFAULT_PROFILE})",
+    )
+    parser.add_argument(
+        "--gap-ms",
+        type=float,
+        default=DEFAULT_GAP_MS,
+        help=f"silence after each utterance, room for the reply (default {DEFAULT_GAP_MS:g})",
+    )
+    parser.add_argument(
+        "--real-time",
+        action="store_true",
+        help="pace on the system clock (default: simulated clock, compute charged, faster)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress display")
+
+
+def run(args: argparse.Namespace) -> int:
+    """`earshot eval latency`: 0 done, 2 bad input, 130 interrupted (outputs still written)."""
+    from rich.console import Console
+
+    from earshot.audio.io import AudioFileError
+
+    opts = LatencyOptions(
+        n=args.n,
+        seed=args.seed,
+        data_dir=args.data,
+        out_dir=args.out,
+        vad=args.vad,
+        endpointer=args.endpointer,
+        eot_silence_ms=args.eot_silence_ms,
+        llm_profile=args.llm_profile,
+        real_time=args.real_time,
+        gap_ms=args.gap_ms,
+        language=args.language,
+        quiet=args.quiet,
+    )
+    try:
+        result = run_latency(opts)
+    except (AudioFileError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    console = Console()
+    console.print(render_table(result))
+    console.print(f"wrote {opts.out_dir}/latency.json, latency.png, latency.txt, turns.jsonl")
+    if result.interrupted:
+        console.print("interrupted: outputs hold the turns done so far")
+        return 130
+    return 0
