@@ -77,17 +77,49 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="virtual time: skip idle waits, charge compute (runs faster than real time)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress display")
+    b = p.add_argument_group("barge-in")
+    b.add_argument("--no-barge-in", action="store_true", help="never interrupt the agent")
+    b.add_argument(
+        "--min-interruption-ms",
+        type=float,
+        default=200.0,
+        help="user speech during playout that interrupts it (default 200)",
+    )
+    b.add_argument(
+        "--false-interruption-timeout-ms",
+        type=float,
+        default=2000.0,
+        help="no words this long after a barge-in: resume the reply (default 2000)",
+    )
+    b.add_argument("--backchannels", type=Path, help="YAML list of backchannel words/phrases")
+    e = p.add_argument_group("echo (file transport room simulation)")
+    e.add_argument(
+        "--echo", action="store_true", help="feed the agent's output back into the microphone"
+    )
+    e.add_argument("--echo-delay-ms", type=float, default=40.0, help="echo path delay")
+    e.add_argument("--echo-decay-ms", type=float, default=150.0, help="room tail decay (RT60)")
+    e.add_argument("--echo-gain-db", type=float, default=-6.0, help="echo path gain")
+    e.add_argument("--noise", type=Path, help="background noise recording mixed into the mic")
+    e.add_argument("--noise-dbfs", type=float, default=-45.0, help="background noise level")
+    e.add_argument("--aec", action="store_true", help="WebRTC AEC3 on the microphone signal")
+    e.add_argument(
+        "--aec-warmup-ms",
+        type=float,
+        default=0.0,
+        help="agent playout before barge-in is armed (LiveKit default 3000)",
+    )
     p.set_defaults(func=_run_converse)
 
 
 def _run_converse(args: argparse.Namespace) -> int:
     from earshot.audio.io import AudioFileError
-    from earshot.converse import ConverseOptions, converse
+    from earshot.converse import ConverseOptions, EchoOptions, converse
     from earshot.llm.base import LlmError
     from earshot.metrics.budget import load_budget
     from earshot.metrics.report import render_summary_table
     from earshot.metrics.stats import summarize
     from earshot.session.config import SessionConfig
+    from earshot.turns.bargein import BargeInConfig, load_backchannels
 
     llm_options: dict[str, object] = {}
     if args.llm == "scripted":
@@ -109,7 +141,25 @@ def _run_converse(args: argparse.Namespace) -> int:
                 vad_threshold=args.vad_threshold,
                 min_speech_ms=args.min_speech_ms,
                 jitter_ms=args.jitter_ms,
+                aec_warmup_ms=args.aec_warmup_ms,
             ),
+            bargein=None
+            if args.no_barge_in
+            else BargeInConfig(
+                min_interruption_ms=args.min_interruption_ms,
+                false_interruption_timeout_ms=args.false_interruption_timeout_ms,
+                backchannels=load_backchannels(args.backchannels),
+            ),
+            echo=EchoOptions(
+                delay_ms=args.echo_delay_ms,
+                decay_ms=args.echo_decay_ms,
+                gain_db=args.echo_gain_db,
+                noise_path=args.noise,
+                noise_dbfs=args.noise_dbfs,
+            )
+            if args.echo or args.noise
+            else None,
+            aec=args.aec,
             vad=args.vad,
             endpointer=args.endpointer,
             eot_silence_ms=args.eot_silence_ms,
@@ -140,12 +190,6 @@ def _run_converse(args: argparse.Namespace) -> int:
         console.print("interrupted: outputs hold the turns done so far")
         return 130
     return 0
-
-
-def opts_budget(opts: object) -> object:
-    from earshot.metrics.budget import load_budget
-
-    return load_budget(getattr(opts, "budget_path", None), preset=opts.budget_preset)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from earshot.audio.frames import SAMPLE_RATE_HZ
+from earshot.audio.io import write_wav_atomic
 from earshot.clock import Clock, SimulatedClock, SystemClock
+from earshot.echo.aec import create_echo_canceller
+from earshot.echo.path import EchoPath, MicMixer, NoiseLoop
 from earshot.llm import LlmKind, make_llm
 from earshot.metrics.budget import TermBudget, load_budget
 from earshot.metrics.progress import ConverseProgress
@@ -19,6 +23,7 @@ from earshot.session.session import Session, SessionState
 from earshot.stt import make_stt
 from earshot.transports.file import load_caller, write_conversation
 from earshot.tts import make_tts
+from earshot.turns.bargein import BargeInConfig
 from earshot.turns.factory import make_endpointer
 from earshot.vad import make_vad
 
@@ -41,6 +46,36 @@ class ConverseOptions:
     budget_preset: str = "1.5s"
     simulated_clock: bool = False
     quiet: bool = False
+    bargein: BargeInConfig | None = field(default_factory=BargeInConfig)
+    echo: EchoOptions | None = None
+    aec: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class EchoOptions:
+    """The file transport's acoustic echo path (a simulated speakerphone room).
+
+    Attributes:
+        delay_ms, decay_ms, gain_db: the room response (see `earshot.echo.path.EchoPath`).
+        noise_path: background noise recording mixed into the microphone (looped), or None.
+        noise_dbfs: level of that noise (dBFS RMS).
+    """
+
+    delay_ms: float = 40.0
+    decay_ms: float = 150.0
+    gain_db: float = -6.0
+    noise_path: Path | None = None
+    noise_dbfs: float = -45.0
+
+    def mixer(self) -> MicMixer:
+        """The microphone mixer for this room."""
+        noise = (
+            NoiseLoop.from_file(self.noise_path, self.noise_dbfs)
+            if self.noise_path is not None
+            else None
+        )
+        path = EchoPath(delay_ms=self.delay_ms, decay_ms=self.decay_ms, gain_db=self.gain_db)
+        return MicMixer(echo_path=path, noise=noise)
 
 
 @dataclass(slots=True)
@@ -61,6 +96,9 @@ def build_components(opts: ConverseOptions, clock: Clock) -> dict[str, Any]:
         "endpointer": make_endpointer(
             opts.endpointer, silence_ms=opts.eot_silence_ms, rules_path=opts.endpointing_rules
         ),
+        "aec": create_echo_canceller(True) if opts.aec else None,
+        "mic": opts.echo.mixer() if opts.echo is not None else None,
+        "bargein": opts.bargein,
     }
 
 
@@ -75,6 +113,9 @@ def describe_components(parts: dict[str, Any], clock: Clock) -> dict[str, str]:
         "stt": f"{parts['stt'].name} (real)",
         "llm": f"{llm.name} ({'SIMULATED' if llm.simulated else 'real'})",
         "tts": f"{parts['tts'].name} (real)",
+        "echo": "simulated room (echo path)" if parts["mic"] is not None else "none (file)",
+        "aec": "WebRTC AEC3 (aec-audio-processing, real)" if parts["aec"] else "off",
+        "barge-in": "on" if parts["bargein"] is not None else "off",
     }
 
 
@@ -114,6 +155,9 @@ def converse(opts: ConverseOptions) -> ConverseResult:
             parts["llm"],
             parts["tts"],
             parts["endpointer"],
+            bargein=parts["bargein"],
+            aec=parts["aec"],
+            mic=parts["mic"],
             on_turn=on_turn,
             on_tick=lambda t_ms, st: progress.update(t_ms, st.turns),
         )
@@ -147,6 +191,9 @@ def _write_outputs(
     interrupted: bool,
 ) -> None:
     write_conversation(out / "conversation.wav", user, state.agent_track())
+    mic = state.mic_track()
+    if mic is not None:
+        write_wav_atomic(out / "mic.wav", mic, SAMPLE_RATE_HZ)
     turns = [t for t in state.turns if t.complete]
     summary = summarize(state.turns)
     run_info = {

@@ -53,6 +53,8 @@ def test_add_parser_wires_into_a_main_parser_beside_other_commands() -> None:
         ["jitter_buffer=20"],
         None,
     )
+    assert args.func is cli.run
+    assert parser.parse_args(["budget", "audit", "realtime-best"]).func is cli.run
 
 
 def test_preset_projection_json(capsys: pytest.CaptureFixture[str]) -> None:

@@ -174,3 +174,18 @@ def test_set_levers_shift_the_distribution_in_samples_mode() -> None:
 def test_dist_override_must_name_a_budget_term() -> None:
     with pytest.raises(DistributionError, match="not terms of"):
         budget_distributions(load_preset("realtime-typical"), {"llm_ttft": LogNormal.constant(1)})
+
+
+def test_model_choice_rescales_the_distribution_keeping_its_shape() -> None:
+    budget = budget_from_mapping({"terms": {"llm_ttft": [600, 2400]}})
+    rng = np.random.default_rng(13)
+    baseline = draw(budget_distributions(budget), 20_001, rng)
+    mode = SampleMode(rng, 20_001)
+    steps = simulate(baseline, [parse_lever("model=gpt-4o-mini")], rng)
+    # Median moves to the midpoint of the published 120–200 ms; p99/p50 ratio is unchanged.
+    ratio_before = steps[0].percentiles_ms[99.0] / steps[0].percentiles_ms[50.0]
+    assert steps[1].percentiles_ms[50.0] == pytest.approx(160.0, rel=1e-9)
+    assert steps[1].percentiles_ms[99.0] / 160.0 == pytest.approx(ratio_before, rel=1e-9)
+    assert float(mode.reference(baseline["llm_ttft"])) == pytest.approx(
+        steps[0].percentiles_ms[50.0], rel=1e-9
+    )

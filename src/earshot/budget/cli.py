@@ -1,10 +1,11 @@
 """``earshot budget``: the latency budget model, what-if levers, tails, audio tokens and audits.
 
-Wire-up: ``add_parser(subparsers)`` registers the ``budget`` subcommand on the main parser and
-``run(args)`` executes it, returning the exit status (0 fine, 1 an audited breakdown does not
-add up, 2 bad input). Without a verb, ``earshot budget`` projects levers onto a preset
-(``--preset``: published bounds, plus a Monte Carlo tail with ``--simulate``) or onto measured
-runs (``--from``: resampled turns); the other verbs live in `earshot.budget.cli_verbs`.
+Wire-up: ``add_parser(subparsers)`` registers the ``budget`` subcommand on the main parser (with
+``func=run`` as its default) and ``run(args)`` executes it, returning the exit status (0 fine,
+1 an audited breakdown does not add up, 2 bad input). Without a verb, ``earshot budget``
+projects levers onto a preset (``--preset``: published bounds, plus a Monte Carlo tail with
+``--simulate``) or onto measured runs (``--from``: resampled turns); the other verbs live in
+`earshot.budget.cli_verbs`.
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     add_json(p)
     p.add_argument("--chart", metavar="PNG", help="write a stacked bar chart, baseline vs what-if")
     add_verbs(p.add_subparsers(dest="budget_verb", metavar="VERB"))
+    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -192,7 +194,8 @@ def _run_project(args: argparse.Namespace) -> int:
             baseline = draw(budget_distributions(budget, overrides), args.samples, rng)
             out.summaries = simulate(baseline, levers, rng)
             out.simulation_title = f"Simulated TTFAT, {budget.name} ({sampling})"
-            out.source_line = report.RANGE_ASSUMPTION
+            if any(t.is_range and t.name not in overrides for t in budget.terms):
+                out.source_line = report.RANGE_ASSUMPTION
             meta = {"samples": args.samples, "seed": args.seed, "assumption": out.source_line}
             out.data["simulation"] = report.simulation_json(out.summaries, meta)
     else:

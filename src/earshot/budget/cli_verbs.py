@@ -83,8 +83,12 @@ def add_verbs(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     v.add_argument("--codebooks", type=int, help="override the tokenizer's codebooks per frame")
     v.add_argument("--turns", type=int, default=10, help="user turns (default 10)")
     v.add_argument("--user-s", type=float, default=5.0, help="user speech per turn, s (default 5)")
-    v.add_argument("--agent-s", type=float, default=10.0, help="agent speech per turn, s (default 10)")
-    v.add_argument("--system-tokens", type=float, default=500.0, help="system prompt tokens (default 500)")
+    v.add_argument(
+        "--agent-s", type=float, default=10.0, help="agent speech per turn, s (default 10)"
+    )
+    v.add_argument(
+        "--system-tokens", type=float, default=500.0, help="system prompt tokens (default 500)"
+    )
     v.add_argument(
         "--text-tokens-per-s",
         type=float,

@@ -143,8 +143,12 @@ class LeverDef:
     summary: str
     cite: str
     params: tuple[str, ...]
-    needs_value: bool
     apply: Callable[[LeverSpec, PathState, Mode], list[str]]
+
+    @property
+    def needs_value(self) -> bool:
+        """``NAME=VALUE`` levers need their value; ``NAME[,KEY=VALUE]`` ones do not."""
+        return self.usage.startswith(f"{self.name}=")
 
 
 @cache
@@ -207,7 +211,7 @@ def _scale_to(state: PathState, term: str, target: FloatArray, mode: Mode) -> No
     x = state.durations[term]
     ref = mode.reference(x)
     safe = np.where(ref > 0, ref, 1.0)
-    state.durations[term] = np.where(ref > 0, x * (target / safe), target + 0.0 * x)
+    state.durations[term] = np.where(ref > 0, x * (target / safe), target)
 
 
 def _vad_silence(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
@@ -267,8 +271,8 @@ def _jitter_buffer(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
     target = np.float64(_number(spec, spec.value, "the jitter buffer depth (ms)"))
     _shift_to(state, term, np.asarray(target), mode)
     return [
-        "A shallower buffer underruns more often on a jittery network (typical 80 ms, best 40 ms, "
-        "§39.4 Other levers)."
+        "A shallower buffer underruns more often on a jittery network (typical 80 ms, best "
+        "40 ms, §39.4.2 Table 39.4.2a)."
     ]
 
 
@@ -297,7 +301,10 @@ def _prompt_cache(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
             f"{spec.text!r}: {term} folds prefill in with the rest of the first token's time; "
             "say how much is prefill with prompt_tokens=N,prefill_ms_per_token=MS"
         )
-    return [note, "Prompt caching drops t_prompt to single-digit ms from ~100 ms on long prompts."]
+    return [
+        note,
+        "Prompt caching drops t_prompt to single-digit ms from ~100 ms on long prompts (§39.4).",
+    ]
 
 
 def _rtt(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
@@ -460,7 +467,6 @@ LEVERS: dict[str, LeverDef] = {
             "VAD silence threshold (end-of-turn wait)",
             "§39.4.3",
             ("from", "term"),
-            True,
             _vad_silence,
         ),
         LeverDef(
@@ -469,7 +475,6 @@ LEVERS: dict[str, LeverDef] = {
             "smart end-pointing",
             "§39.4.3; T. Pan",
             ("term",),
-            True,
             _endpointing,
         ),
         LeverDef(
@@ -478,7 +483,6 @@ LEVERS: dict[str, LeverDef] = {
             "frame size and codec (encode latency)",
             "§39.4.4 codec table",
             ("from", "term"),
-            True,
             _codec,
         ),
         LeverDef(
@@ -487,16 +491,14 @@ LEVERS: dict[str, LeverDef] = {
             "client jitter buffer depth",
             "§39.4.2 Table 39.4.2a",
             ("term",),
-            True,
             _jitter_buffer,
         ),
         LeverDef(
             "prompt_cache",
             "prompt_cache=FRACTION[,prompt_tokens=N,prefill_ms_per_token=MS]",
             "prompt caching: cached share of the prefill",
-            "§39.4 Other levers",
+            "§39.4",
             ("prompt_tokens", "prefill_ms_per_token", "term"),
-            True,
             _prompt_cache,
         ),
         LeverDef(
@@ -505,7 +507,6 @@ LEVERS: dict[str, LeverDef] = {
             "routing: network round-trip time",
             "§39.4.2 Table 39.4.2a; T. Pan",
             ("term",),
-            True,
             _rtt,
         ),
         LeverDef(
@@ -514,7 +515,6 @@ LEVERS: dict[str, LeverDef] = {
             "LLM choice by published TTFT",
             "T. Pan, Voice AI in Production",
             ("term",),
-            True,
             _model,
         ),
         LeverDef(
@@ -523,7 +523,6 @@ LEVERS: dict[str, LeverDef] = {
             "LLM choice by measured TTFT",
             "T. Pan, Voice AI in Production",
             ("term",),
-            True,
             _ttft,
         ),
         LeverDef(
@@ -532,7 +531,6 @@ LEVERS: dict[str, LeverDef] = {
             "speculative decoding (defaults: the §39.4.6 example α=0.7, γ=4, C=1/8)",
             "§39.4.6; Leviathan et al., ICML 2023",
             ("alpha", "gamma", "draft_cost", "tokens", "term"),
-            False,
             _spec_decode,
         ),
         LeverDef(
@@ -541,7 +539,6 @@ LEVERS: dict[str, LeverDef] = {
             "LLM hedging: N parallel requests, first token wins",
             "T. Pan, Voice AI in Production",
             ("term",),
-            True,
             _hedge,
         ),
         LeverDef(
@@ -550,7 +547,6 @@ LEVERS: dict[str, LeverDef] = {
             "preemptive generation on a stable partial transcript",
             "§39.2.2 (overlap)",
             ("stable_ms", "mismatch"),
-            False,
             _preemptive,
         ),
         LeverDef(
@@ -559,7 +555,6 @@ LEVERS: dict[str, LeverDef] = {
             "make a batch stage streaming",
             "Latency Budgeting: Speed Goals for Realtime Voice",
             ("saving_ms", "term"),
-            True,
             _stream,
         ),
         LeverDef(
@@ -568,7 +563,6 @@ LEVERS: dict[str, LeverDef] = {
             "make a streaming stage batch",
             "Latency Budgeting: Speed Goals for Realtime Voice",
             ("cost_ms", "term"),
-            True,
             _batch,
         ),
     )

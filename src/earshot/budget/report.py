@@ -231,7 +231,10 @@ def terms_table() -> Table:
 
 def levers_table() -> Table:
     """Every lever: usage, what it does, source."""
-    table = Table(title="Levers (earshot budget --preset NAME --lever SPEC ...)")
+    table = Table(
+        title="Levers (earshot budget --preset NAME --lever SPEC ...)",
+        caption="Levers that choose their target term also take term=NAME.",
+    )
     for column in ("usage", "what it changes", "source"):
         table.add_column(column, overflow="fold")
     for lever in LEVERS.values():

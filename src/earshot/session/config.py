@@ -21,6 +21,9 @@ class SessionConfig:
             Realtime ``prefix_padding_ms`` default 300 ms).
         jitter_ms: playout hold of each response's first audio (ms).
         max_tail_ms: after the input ends, how long to wait for pending replies (ms).
+        aec_warmup_ms: agent playout (ms) before barge-in is armed, while an echo canceller
+            converges. LiveKit Agents defaults ``aec_warmup`` to 3.0 s (REFERENCE.md); earshot
+            defaults to 0 and the transport raises it when it simulates echo.
     """
 
     frame_ms: int = DEFAULT_FRAME_MS
@@ -29,6 +32,7 @@ class SessionConfig:
     pre_roll_ms: float = 300.0
     jitter_ms: float = 40.0
     max_tail_ms: float = 30_000.0
+    aec_warmup_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if self.frame_ms not in ALLOWED_FRAME_MS:

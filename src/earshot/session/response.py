@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -36,11 +37,13 @@ class ResponseHandle:
     generated_text: str = ""
     synthesized_samples: int = 0
     task: asyncio.Task[None] | None = None
-    done_generating: bool = False
+    heard_prefix: str = ""
+    """For a reply resumed after a false interruption: what was heard before the stop."""
 
     def heard_text(self, played_samples: int) -> str:
-        """The words whose audio was fully played, given the played-sample count."""
-        return heard_text(self.words, played_samples)
+        """The words whose audio was fully played, given this handle's played-sample count."""
+        heard = heard_text(self.words, played_samples)
+        return " ".join(t for t in (self.heard_prefix, heard) if t)
 
 
 class ResponseRunner:
@@ -61,16 +64,32 @@ class ResponseRunner:
     def _mark(self, handle: ResponseHandle, name: str) -> None:
         handle.turn.marks_ms.setdefault(name, self.clock.now_ms())
 
-    async def run(self, handle: ResponseHandle, messages: Sequence[ChatMessage]) -> None:
-        """Generate and synthesize the reply; returns when all its audio is in the buffer."""
+    async def run(
+        self, handle: ResponseHandle, messages: Sequence[ChatMessage] | None, text: str = ""
+    ) -> None:
+        """Generate (or, with ``messages=None``, just speak ``text``) and synthesize the reply.
+
+        Returns when all its audio is in the jitter buffer. Cancelling the task cancels the
+        LLM stream and the synthesis together.
+        """
         sentences: asyncio.Queue[str | None] = asyncio.Queue()
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._generate(handle, messages, sentences))
+                if messages is None:
+                    self._feed_text(handle, text, sentences)
+                else:
+                    tg.create_task(self._generate(handle, messages, sentences))
                 tg.create_task(self._synthesize(handle, sentences))
         finally:
-            handle.done_generating = True
             self.jitter.end(handle.response_id)
+
+    def _feed_text(
+        self, handle: ResponseHandle, text: str, sentences: asyncio.Queue[str | None]
+    ) -> None:
+        chunker = SentenceChunker()
+        for sentence in [*chunker.push(text), *chunker.flush()]:
+            sentences.put_nowait(sentence)
+        sentences.put_nowait(None)
 
     async def _generate(
         self,
@@ -81,14 +100,15 @@ class ResponseRunner:
         chunker = SentenceChunker()
         self._mark(handle, "llm_request")
         try:
-            async for delta in self.llm.stream(messages):
-                if not delta:
-                    continue
-                self._mark(handle, "llm_first_token")
-                handle.generated_text += delta
-                for sentence in chunker.push(delta):
-                    self._mark(handle, "first_sentence")
-                    sentences.put_nowait(sentence)
+            async with contextlib.aclosing(self.llm.stream(messages)) as stream:
+                async for delta in stream:
+                    if not delta:
+                        continue
+                    self._mark(handle, "llm_first_token")
+                    handle.generated_text += delta
+                    for sentence in chunker.push(delta):
+                        self._mark(handle, "first_sentence")
+                        sentences.put_nowait(sentence)
         except LlmError as exc:
             handle.turn.extra["llm_error"] = str(exc)
             if not handle.generated_text:
