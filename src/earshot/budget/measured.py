@@ -83,10 +83,6 @@ class MeasuredTurns:
         error = np.abs(self.rows_ms.sum(axis=1) - self.ttfat_ms)
         return [int(i) for i in np.flatnonzero(error > SUM_TOLERANCE_MS)]
 
-    def medians_ms(self) -> dict[str, float]:
-        """Per-term median over turns, ms."""
-        return {t: float(np.median(self.rows_ms[:, i])) for i, t in enumerate(self.terms)}
-
     def bootstrap(self, rng: np.random.Generator, size: int) -> dict[str, FloatArray]:
         """``size`` whole turns drawn with replacement (keeps the terms' correlation)."""
         picks = self.rows_ms[rng.integers(0, self.num_turns, size)]
