@@ -74,9 +74,9 @@ def bench_vad(audio: Pcm16, repeats: int) -> None:
             )
 
 
-def bench_stt(recordings: list[Pcm16], repeats: int) -> None:
+def bench_stt(recordings: list[Pcm16], repeats: int, second_pass: bool) -> None:
     started = time.perf_counter_ns()
-    rec = PocketsphinxRecognizer()
+    rec = PocketsphinxRecognizer(second_pass=second_pass)
     rec.load()
     load_ms = (time.perf_counter_ns() - started) / 1e6
     n = SAMPLE_RATE_HZ * 20 // 1000
@@ -99,7 +99,10 @@ def bench_stt(recordings: list[Pcm16], repeats: int) -> None:
             rec.transcribe(pcm)
             transcribe_cpu_s += (time.process_time_ns() - t0) / 1e9
     push = np.array(push_ns, dtype=np.float64)
-    print(f"\nPocketSphinx: {len(recordings)} recordings x {repeats}, {audio_s:.1f} s of audio")
+    print(
+        f"\nPocketSphinx, second_pass={second_pass}: {len(recordings)} recordings x {repeats}, "
+        f"{audio_s:.1f} s of audio"
+    )
     print(f"  decoder load (wall)          {load_ms:8.1f} ms")
     print(f"  streaming RTF (CPU / audio)  {push.sum() / 1e9 / audio_s:8.3f}")
     print(f"  push_audio p99 / 20 ms frame {np.percentile(push, 99) / 20e6:8.3f}")
@@ -113,7 +116,8 @@ def main() -> None:
     args = parser.parse_args()
     recordings = load_recordings()
     bench_vad(np.concatenate(recordings), args.repeats)
-    bench_stt(recordings, max(1, args.repeats // 3))
+    for second_pass in (True, False):
+        bench_stt(recordings, max(1, args.repeats // 3), second_pass)
 
 
 if __name__ == "__main__":

@@ -151,6 +151,7 @@ def _run_converse(args: argparse.Namespace) -> int:
                 backchannels=load_backchannels(args.backchannels),
             ),
             echo=EchoOptions(
+                echo=args.echo,
                 delay_ms=args.echo_delay_ms,
                 decay_ms=args.echo_decay_ms,
                 gain_db=args.echo_gain_db,

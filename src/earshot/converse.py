@@ -56,11 +56,13 @@ class EchoOptions:
     """The file transport's acoustic echo path (a simulated speakerphone room).
 
     Attributes:
+        echo: feed the agent's output back into the microphone (False: noise only).
         delay_ms, decay_ms, gain_db: the room response (see `earshot.echo.path.EchoPath`).
         noise_path: background noise recording mixed into the microphone (looped), or None.
         noise_dbfs: level of that noise (dBFS RMS).
     """
 
+    echo: bool = True
     delay_ms: float = 40.0
     decay_ms: float = 150.0
     gain_db: float = -6.0
@@ -74,7 +76,11 @@ class EchoOptions:
             if self.noise_path is not None
             else None
         )
-        path = EchoPath(delay_ms=self.delay_ms, decay_ms=self.decay_ms, gain_db=self.gain_db)
+        path = (
+            EchoPath(delay_ms=self.delay_ms, decay_ms=self.decay_ms, gain_db=self.gain_db)
+            if self.echo
+            else None
+        )
         return MicMixer(echo_path=path, noise=noise)
 
 
@@ -113,10 +119,21 @@ def describe_components(parts: dict[str, Any], clock: Clock) -> dict[str, str]:
         "stt": f"{parts['stt'].name} (real)",
         "llm": f"{llm.name} ({'SIMULATED' if llm.simulated else 'real'})",
         "tts": f"{parts['tts'].name} (real)",
-        "echo": "simulated room (echo path)" if parts["mic"] is not None else "none (file)",
+        "echo": _describe_room(parts["mic"]),
         "aec": "WebRTC AEC3 (aec-audio-processing, real)" if parts["aec"] else "off",
         "barge-in": "on" if parts["bargein"] is not None else "off",
     }
+
+
+def _describe_room(mic: MicMixer | None) -> str:
+    if mic is None:
+        return "none (file)"
+    parts = ["simulated room:"]
+    if mic.echo_path is not None:
+        parts.append("echo path")
+    if mic.noise is not None:
+        parts.append("+ background noise" if mic.echo_path is not None else "background noise")
+    return " ".join(parts)
 
 
 def converse(opts: ConverseOptions) -> ConverseResult:

@@ -43,7 +43,7 @@ def test_state_properties_follow_the_timeline() -> None:
 
 def test_flicker_between_thresholds_does_not_split_the_utterance() -> None:
     # Stop threshold is 0.5 - 0.15 = 0.35: values in [0.35, 0.5) keep speech going.
-    probs = [0.8, 0.8, 0.8] + [0.45, 0.6, 0.36, 0.49, 0.7, 0.4] + [0.0, 0.0]
+    probs = [0.8, 0.8, 0.8, *[0.45, 0.6, 0.36, 0.49, 0.7, 0.4], 0.0, 0.0]
     assert run(probs) == [(2, SpeechStarted(0.0)), (10, SpeechEnded(180.0))]
 
 

@@ -140,7 +140,7 @@ def test_errors_name_the_fix(recognizer: PocketsphinxRecognizer) -> None:
         fresh.push_audio(np.zeros(320, dtype=np.int16))
     recognizer.start()
     with pytest.raises(ValueError, match="int16"):
-        recognizer.push_audio(np.zeros(320, dtype=np.float32))  # type: ignore[arg-type]
+        recognizer.push_audio(np.zeros(320, dtype=np.float32))
     with pytest.raises(RuntimeError, match=r"call finish\(\) first"):
         recognizer.transcribe(np.zeros(320, dtype=np.int16))
     recognizer.finish()

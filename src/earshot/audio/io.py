@@ -48,6 +48,14 @@ def read_audio(path: str | os.PathLike[str], sample_rate_hz: int = SAMPLE_RATE_H
         ) from exc
     if data.shape[0] == 0:
         raise AudioFileError(f"{p}: the file holds no audio samples; record or pick another file")
+    if (
+        data.shape[1] == 1
+        and int(file_rate) == sample_rate_hz
+        and sf.info(str(p)).subtype == "PCM_16"
+    ):
+        # Already what the pipeline wants: keep the samples bit-exact.
+        exact: Pcm16 = sf.read(str(p), dtype="int16")[0]
+        return exact
     mono = data.mean(axis=1).astype(np.float32)
     return to_int16(resample(mono, int(file_rate), sample_rate_hz))
 

@@ -328,6 +328,11 @@ class LatencyRun:
     def complete_turns(self) -> list[TurnRecord]:
         return [t for t in self.turns if t.complete]
 
+    @property
+    def waited_turns(self) -> list[TurnRecord]:
+        """Turns whose first audio queued behind an earlier reply (see `reply_waits_ms`)."""
+        return [t for t in self.turns if "waited_for_earlier_reply_ms" in t.extra]
+
 
 def bundled_data_dir() -> Path:
     """The package's bundled recordings folder (``earshot/data``)."""
@@ -349,6 +354,36 @@ def utterance_of(turn: TurnRecord, placed: Sequence[PlacedUtterance]) -> int | N
         if samples_to_ms(p.start_sample) <= end_ms:
             index = i
     return index
+
+
+def reply_waits_ms(turns: Sequence[TurnRecord]) -> dict[int, float]:
+    """How long each turn's first audio waited for an earlier reply to finish playing (ms).
+
+    Replies play one after another: when the user speaks again while a reply is still playing
+    and barge-in does not stop it (or is off), the next reply's audio is queued behind it, and
+    its ``playout`` stage holds that wait. For each turn (in order) with ``playout_queued`` and
+    ``playout_start`` marks, the wait is ``min(playout_start, end of the earlier replies) −
+    playout_queued`` when positive, where a reply ends ``played_samples`` (16 kHz, from
+    ``extra``) after its ``playout_start``.
+
+    Returns:
+        Turn number → wait in ms, only for turns that waited.
+    """
+    from earshot.audio.frames import samples_to_ms
+
+    waits: dict[int, float] = {}
+    busy_until_ms = -math.inf
+    for t in turns:
+        m = t.marks_ms
+        if "playout_queued" not in m or "playout_start" not in m:
+            continue
+        wait_ms = min(m["playout_start"], busy_until_ms) - m["playout_queued"]
+        if wait_ms > 0:
+            waits[t.turn] = wait_ms
+        played = t.extra.get("played_samples")
+        if isinstance(played, int | float):
+            busy_until_ms = max(busy_until_ms, m["playout_start"] + samples_to_ms(played))
+    return waits
 
 
 def run_latency(opts: LatencyOptions) -> LatencyRun:
@@ -411,6 +446,9 @@ def run_latency(opts: LatencyOptions) -> LatencyRun:
             parts["llm"],
             parts["tts"],
             parts["endpointer"],
+            bargein=parts["bargein"],
+            aec=parts["aec"],
+            mic=parts["mic"],
             on_turn=log.append,
             on_tick=lambda t_ms, st: progress.update(t_ms, st.turns),
         )
@@ -426,10 +464,13 @@ def run_latency(opts: LatencyOptions) -> LatencyRun:
         log.close()
         if holder:
             run.turns = list(holder[0].state.turns)
+        waits = reply_waits_ms(run.turns)
         for turn in run.turns:
             index = utterance_of(turn, placed)
             if index is not None:
                 turn.extra.setdefault("utterance", chosen[index].name)
+            if turn.turn in waits:
+                turn.extra["waited_for_earlier_reply_ms"] = round(waits[turn.turn], 3)
         run.summary = summarize_stages(run.turns)
         write_outputs(run)
     return run
@@ -480,6 +521,7 @@ def to_json(run: LatencyRun) -> dict[str, Any]:
             "complete_turns": len(complete),
             "incomplete_turns": len(run.turns) - len(complete),
             "utterances_without_turn": sum(1 for u in run.utterances if u.name not in with_turn),
+            "turns_waiting_for_earlier_reply": len(run.waited_turns),
         },
         "stage_definitions": {
             s.name: {"from": s.start_mark, "to": s.end_mark, "description": s.description}
@@ -505,53 +547,67 @@ def _fmt(value: float | int | None) -> str:
     return "n/a" if value is None else f"{value:,.1f}"
 
 
+_STAT_KEYS = ("p50_ms", "p95_ms", "mean_ms", "max_ms")
+
+
 def render_table(run: LatencyRun) -> Table:
     """The terminal table: p50/p95/mean/max of each stage and of TTFAT (ms)."""
     from rich.table import Table
 
     complete = len(run.complete_turns)
     status = " — INTERRUPTED, partial" if run.interrupted else ""
+    notes = []
+    if run.waited_turns:
+        notes.append(
+            f"{len(run.waited_turns)} turn(s) waited for an earlier reply to finish playing; "
+            "their playout and TTFAT include that wait"
+        )
     table = Table(
         title=(
             f"eval latency: {complete} complete turns of {len(run.turns)} "
             f"from {len(run.utterances)} utterances{status}"
         ),
-        caption="; ".join(f"{k}: {v}" for k, v in run.components.items()),
+        caption="\n".join(notes) or None,
     )
-    table.add_column("stage")
-    table.add_column("span")
+    table.add_column("stage", no_wrap=True)
     for col in ("p50 ms", "p95 ms", "mean ms", "max ms"):
-        table.add_column(col, justify="right")
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("span (marks)")
     stages = run.summary.get("stages", {})
     for s in STAGES:
         stat = stages.get(s.name, {})
         table.add_row(
-            s.name,
-            f"{s.start_mark} → {s.end_mark}",
-            *(_fmt(stat.get(k)) for k in ("p50_ms", "p95_ms", "mean_ms", "max_ms")),
+            s.name, *(_fmt(stat.get(k)) for k in _STAT_KEYS), f"{s.start_mark} → {s.end_mark}"
         )
     ttfat = run.summary.get("ttfat", {})
     table.add_row(
         "[bold]TTFAT[/bold]",
+        *(f"[bold]{_fmt(ttfat.get(k))}[/bold]" for k in _STAT_KEYS),
         "speech_end → playout_start",
-        *(f"[bold]{_fmt(ttfat.get(k))}[/bold]" for k in ("p50_ms", "p95_ms", "mean_ms", "max_ms")),
         end_section=True,
     )
     overhead = run.summary.get("terms", {}).get("engine_overhead", {})
     table.add_row(
         "engine_overhead",
-        "(llm_request − stt_final) + (playout_queued − tts_first_audio)",
-        *(_fmt(overhead.get(k)) for k in ("p50_ms", "p95_ms", "mean_ms", "max_ms")),
+        *(_fmt(overhead.get(k)) for k in _STAT_KEYS),
+        "stt_final → llm_request + tts_first_audio → playout_queued",
     )
     return table
 
 
-def table_text(run: LatencyRun, width: int = 110) -> str:
-    """`render_table` as plain text (what ``latency.txt`` holds)."""
+def components_lines(run: LatencyRun) -> list[str]:
+    """One line per stage backend, saying which are real and which simulated."""
+    return [f"  {name:12s} {desc}" for name, desc in run.components.items()]
+
+
+def table_text(run: LatencyRun, width: int = 120) -> str:
+    """`render_table` and `components_lines` as plain text (what ``latency.txt`` holds)."""
     from rich.console import Console
 
     console = Console(file=io.StringIO(), record=True, width=width, color_system=None)
     console.print(render_table(run))
+    for line in components_lines(run):
+        console.print(line, highlight=False)
     return console.export_text()
 
 
@@ -592,6 +648,8 @@ def plot_stages(path: str | os.PathLike[str], run: LatencyRun) -> None:
     llm = run.components.get("llm", "")
     clock = run.components.get("clock", "")
     status = ", INTERRUPTED" if run.interrupted else ""
+    if run.waited_turns:
+        status += f", {len(run.waited_turns)} waited for an earlier reply"
     ax.set_title(
         f"stage latency over {len(run.complete_turns)} turns{status}\nLLM {llm}; clock {clock}",
         fontsize=10,
@@ -704,6 +762,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     console = Console()
     console.print(render_table(result))
+    for line in components_lines(result):
+        console.print(line, highlight=False)
     console.print(f"wrote {opts.out_dir}/latency.json, latency.png, latency.txt, turns.jsonl")
     if result.interrupted:
         console.print("interrupted: outputs hold the turns done so far")

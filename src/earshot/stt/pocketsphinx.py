@@ -35,10 +35,17 @@ class PocketsphinxRecognizer:
     The decoder (~0.4 s to load) is built on first use, or ahead of time with `load()`.
     Not thread-safe: calls must come one at a time (the `StreamingRecognizer` contract).
 
+    `finish()` is on the TTFAT critical path (the STT-finalisation term): PocketSphinx re-decodes
+    the whole utterance there with its second, flat-lexicon pass. On the bundled recordings (2-11 s)
+    that took ~0.1-1.5 s of CPU; with ``second_pass=False`` ~20-450 ms, at a similar word error
+    rate on that small set (see ``benchmarks/bench_vad_stt.py``).
+
     Args:
+        second_pass: run PocketSphinx's flat-lexicon second pass (``fwdflat``) in `finish()`.
         decoder_options: extra ``pocketsphinx.Config`` parameters, e.g. ``{"lm": path,
             "dict": path}`` for a custom language model and dictionary (see PocketSphinx's
-            ``config_params``). Logging is silenced unless ``loglevel`` is given.
+            ``config_params``); they override ``second_pass``. Logging is silenced unless
+            ``loglevel`` is given.
 
     Raises:
         ImportError: the ``pocketsphinx`` wheel is not installed.
@@ -46,7 +53,12 @@ class PocketsphinxRecognizer:
 
     name = "pocketsphinx"
 
-    def __init__(self, decoder_options: Mapping[str, DecoderOption] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        second_pass: bool = True,
+        decoder_options: Mapping[str, DecoderOption] | None = None,
+    ) -> None:
         try:
             import pocketsphinx
         except ImportError as exc:
@@ -55,7 +67,11 @@ class PocketsphinxRecognizer:
                 "pip install 'pocketsphinx>=5'"
             ) from exc
         self._pocketsphinx = pocketsphinx
-        self._options: dict[str, DecoderOption] = {"loglevel": "FATAL", **(decoder_options or {})}
+        self._options: dict[str, DecoderOption] = {
+            "loglevel": "FATAL",
+            "fwdflat": second_pass,
+            **(decoder_options or {}),
+        }
         self._decoder: Any = None
         self._frames_per_s = 100.0
         self._in_utterance = False

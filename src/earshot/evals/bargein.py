@@ -1,0 +1,956 @@
+"""`earshot eval bargein`: does the agent stop when talked over, and only then?
+
+Each scenario is a user track built from real recordings (`earshot.evals.bargein_scenarios`): a
+question the agent answers at length (a scripted reply of about 11 s, from
+``earshot/data/evals/bargein_rules.yaml``), then one event placed ``offset`` after the reply's
+first played sample — a *cut-in* (another recorded utterance), a *noise* (0.3–1 s of a recorded
+keyboard, tap, hum...), or a *backchannel* ("yeah", synthesized with espeak-ng: the bundled
+recordings hold no human one) — under three acoustic conditions: ``clean`` (no echo), ``echo``
+(the agent's playout leaks into the microphone through a simulated room, AEC off) and
+``echo+aec`` (the same room, WebRTC AEC3 on). To put the event at an exact offset into the
+reply, a first pass runs the question alone and reads the reply's ``playout_start``.
+
+The session runs with the real components (Silero VAD, pocketsphinx, espeak-ng, AEC3) on a
+`SimulatedClock`; the LLM is the scripted one (simulated by design). What is measured, and
+against which ground truth, is defined in `earshot.evals.bargein_score`: cut-in success,
+reaction time (session-measured from the VAD onset, and ground truth from the agent track and
+the placed recording), heard vs generated words and whether the heard text is exactly the words
+played before the stop, false interruptions, resumes, self-interruptions, replies completed
+after noise and backchannels, and the ERLE of AEC3 on each echo+aec run's agent track. The
+done-when of barge-in: reaction p95 ≤ ``min_interruption_ms`` + 2 frames (240 ms at 200 ms and
+20 ms frames), session-measured.
+
+Outputs in ``--out``: ``bargein.json`` (settings, components, summary, every scenario),
+``bargein.txt`` (the tables printed on the terminal), ``bargein.png`` (reaction-time
+distribution; self- and false interruptions per condition). An interrupted run (Ctrl-C) writes
+them with the scenarios done so far.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+import os
+import random
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from earshot.evals.bargein_scenarios import (
+    BACKCHANNEL_VOICE,
+    CONDITIONS,
+    MIN_CUT_IN_MS,
+    Clip,
+    Condition,
+    Scenario,
+    UserTrack,
+)
+from earshot.llm.base import ChatMessage
+from earshot.session.response import ResponseHandle, ResponseRunner
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from earshot.audio.frames import Pcm16
+    from earshot.evals.bargein_score import PlayoutLog
+    from earshot.session.session import Session, SessionState
+    from earshot.stt.base import StreamingRecognizer
+    from earshot.tts.base import Synthesizer
+    from earshot.vad.base import VoiceActivityDetector
+
+HELP = "barge-in on real recordings: reaction time, heard words, false and self-interruptions"
+"""One-line help shown by ``earshot eval --help``."""
+
+DEFAULT_OFFSETS_MS: tuple[float, ...] = (500.0, 1500.0, 3000.0, 5000.0)
+"""Where events land after the reply's first played sample (ms)."""
+
+LEAD_MS = 500.0
+"""Silence before the question (ms)."""
+
+QUESTION_TAIL_MS = 3000.0
+"""First pass: silence after the question clip, room for the reply to start (ms)."""
+
+CUT_IN_TAIL_MS = 3000.0
+"""Silence after a cut-in's sound: room for its end of turn and the start of its answer (ms)."""
+
+EVENT_TAIL_MS = 1000.0
+"""Silence after a noise or backchannel (ms); the session then runs until the reply is done."""
+
+AFTER_INPUT_MS = 3000.0
+"""How long the session may run past the input when no reply needs to finish (ms)."""
+
+QUICK_MAX_SOUND_MS = 3000.0
+"""Quick mode uses only recordings with at most this much sound, to keep it short (ms)."""
+
+EOT_SILENCE_MS = 500.0
+"""The fixed end-pointer's silence threshold (ms), `earshot converse`'s default."""
+
+RULES_RESOURCE = "data/evals/bargein_rules.yaml"
+
+
+def packaged_rules_path() -> Path:
+    """The eval's scripted-LLM rules file inside the package."""
+    import importlib.resources
+
+    return Path(str(importlib.resources.files("earshot").joinpath(RULES_RESOURCE)))
+
+
+def bundled_data_dir() -> Path:
+    """The package's bundled recordings folder (``earshot/data``)."""
+    import importlib.resources
+
+    return Path(str(importlib.resources.files("earshot").joinpath("data")))
+
+
+# --------------------------------------------------------------------------- options, run
+
+
+@dataclass(slots=True)
+class BargeInOptions:
+    """Everything `earshot eval bargein` takes (the CLI's flags).
+
+    Attributes:
+        out_dir: where the outputs go.
+        data_dir: folder with ``manifest.jsonl`` (speech and noise entries); None: bundled.
+        seed: clip rotation and noise cuts.
+        quick: a few scenarios on short clips (see `plan_scenarios`).
+        offsets_ms: event offsets after the reply's first played sample (ms).
+        exact_timing: `SimulatedClock(charge_compute=False)`: model compute takes no virtual
+            time, so every mark is a function of the audio alone (reproducible); by default
+            compute is charged at its measured duration (realistic, varies with machine load).
+        frame_ms: session frame size (ms).
+        min_interruption_ms, false_interruption_timeout_ms: the barge-in policy's thresholds.
+        llm_profile: latency profile of the scripted LLM.
+        language: manifest language of the speech clips.
+        quiet: no progress lines.
+    """
+
+    out_dir: Path = Path("out/eval-bargein")
+    data_dir: Path | None = None
+    seed: int = 0
+    quick: bool = False
+    offsets_ms: tuple[float, ...] = DEFAULT_OFFSETS_MS
+    exact_timing: bool = False
+    frame_ms: int = 20
+    min_interruption_ms: float = 200.0
+    false_interruption_timeout_ms: float = 2000.0
+    llm_profile: str = "gpt-4o-mini"
+    language: str = "en"
+    quiet: bool = False
+
+    @property
+    def bound_ms(self) -> float:
+        """The done-when's reaction bound: min_interruption_ms + 2 frames (ms)."""
+        return self.min_interruption_ms + 2 * self.frame_ms
+
+
+@dataclass(slots=True)
+class BargeInRun:
+    """A finished (or interrupted) barge-in eval.
+
+    Attributes:
+        options: what was asked for.
+        scenarios: the planned scenarios, in run order.
+        results: one dict per scenario run so far (see `_score`).
+        components: stage → backend, saying which parts are real and which simulated.
+        reply_text: the long scripted reply the events cut into.
+        reply_ms: its duration as synthesized (ms).
+        interrupted: stopped by Ctrl-C before every scenario ran.
+        summary: `earshot.evals.bargein_score.summarize_results` of ``results``.
+    """
+
+    options: BargeInOptions
+    scenarios: list[Scenario] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)
+    components: dict[str, str] = field(default_factory=dict)
+    reply_text: str = ""
+    reply_ms: float = 0.0
+    interrupted: bool = False
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class RecordingRunner(ResponseRunner):
+    """The session's response runner, keeping every handle it ran (word timings, ids, turns).
+
+    The eval swaps it in for ``Session.runner`` so scoring can read each response's word
+    timings after the run; it changes nothing else.
+    """
+
+    def __init__(self, inner: ResponseRunner) -> None:
+        super().__init__(inner.clock, inner.llm, inner.tts, inner.jitter)
+        self.handles: list[ResponseHandle] = []
+
+    async def run(
+        self, handle: ResponseHandle, messages: Sequence[ChatMessage] | None, text: str = ""
+    ) -> None:
+        self.handles.append(handle)
+        await super().run(handle, messages, text)
+
+
+@dataclass(slots=True)
+class _Models:
+    """Models shared across scenarios (each is reset per run)."""
+
+    vad: VoiceActivityDetector
+    stt: StreamingRecognizer
+    tts: Synthesizer
+
+
+@dataclass(slots=True)
+class _Outcome:
+    state: SessionState
+    handles: list[ResponseHandle]
+    log: PlayoutLog
+    underrun_samples: int
+
+
+def _session_run(
+    track: Pcm16,
+    condition: Condition,
+    models: _Models,
+    opts: BargeInOptions,
+    max_tail_ms: float,
+) -> _Outcome:
+    """Run one session on ``track`` under ``condition`` with fresh per-run state."""
+    from earshot.audio.frames import samples_per_frame
+    from earshot.clock import SimulatedClock
+    from earshot.echo.aec import create_echo_canceller
+    from earshot.echo.path import EchoPath, MicMixer
+    from earshot.evals.bargein_score import PlayoutLog
+    from earshot.llm import make_llm
+    from earshot.session.config import SessionConfig
+    from earshot.session.session import Session
+    from earshot.turns.bargein import BargeInConfig
+    from earshot.turns.factory import make_endpointer
+
+    clock = SimulatedClock(charge_compute=not opts.exact_timing)
+    reset = getattr(models.vad, "reset", None)
+    if callable(reset):
+        reset()
+    llm = make_llm(
+        "scripted", clock, rules_path=packaged_rules_path(), profile=opts.llm_profile, seed=0
+    )
+    log = PlayoutLog(samples_per_frame(opts.frame_ms))
+    holder: list[Session] = []
+    runners: list[RecordingRunner] = []
+
+    def on_tick(_tick_ms: float, state: SessionState) -> None:
+        jitter = holder[0].jitter
+        played = {h.response_id: jitter.played_samples(h.response_id) for h in runners[0].handles}
+        log.observe(len(state.agent_frames) - 1, played)
+
+    async def main() -> SessionState:
+        session = Session(
+            SessionConfig(frame_ms=opts.frame_ms, max_tail_ms=max_tail_ms),
+            clock,
+            models.vad,
+            models.stt,
+            llm,
+            models.tts,
+            make_endpointer("fixed", silence_ms=EOT_SILENCE_MS),
+            bargein=BargeInConfig(
+                min_interruption_ms=opts.min_interruption_ms,
+                false_interruption_timeout_ms=opts.false_interruption_timeout_ms,
+            ),
+            aec=create_echo_canceller(True) if condition.aec else None,
+            mic=MicMixer(EchoPath()) if condition.echo else None,
+            on_tick=on_tick,
+        )
+        runner = RecordingRunner(session.runner)
+        session.runner = runner
+        holder.append(session)
+        runners.append(runner)
+        return await session.run(track)
+
+    state = clock.run(main)
+    return _Outcome(state, runners[0].handles, log, holder[0].jitter.underrun_samples)
+
+
+def offline_erle_db(agent_frames: Sequence[Pcm16]) -> float | None:
+    """ERLE (dB) of a fresh AEC3 on the echo-only microphone signal of an agent track.
+
+    The agent frames go through a fresh default `EchoPath` (the eval's room) and a fresh
+    `EchoCanceller` with the frames as far end; ERLE is taken from the first agent sample on,
+    after a 1 s convergence skip (`earshot.echo.metrics.erle_db`). None when there is too
+    little agent audio or the residual is exactly zero.
+    """
+    import numpy as np
+
+    from earshot.echo.aec import EchoCanceller
+    from earshot.echo.metrics import erle_db
+    from earshot.echo.path import EchoPath
+
+    if not agent_frames:
+        return None
+    path, aec = EchoPath(), EchoCanceller()
+    echo = [path.process(f) for f in agent_frames]
+    out = [aec.process(e, f) for e, f in zip(echo, agent_frames, strict=True)]
+    far = np.concatenate(list(agent_frames))
+    nz = np.flatnonzero(far)
+    if nz.size == 0:
+        return None
+    start = int(nz[0])
+    try:
+        value = erle_db(
+            np.concatenate(echo)[start:],
+            np.concatenate(out)[start:],
+            skip_ms=1000.0,
+            output_delay_samples=aec.output_delay_samples,
+        )
+    except ValueError:
+        return None
+    return None if math.isinf(value) else round(value, 2)
+
+
+def _score(
+    scenario: Scenario,
+    track: UserTrack,
+    outcome: _Outcome,
+    playout_start_pass1_ms: float,
+    erle: float | None,
+) -> dict[str, Any]:
+    """One scenario's result document (see `earshot.evals.bargein_score` for definitions)."""
+    from earshot.evals.bargein_score import (
+        ANSWER_WINDOW_MS,
+        question_turn,
+        reply_completed,
+        score_barge_ins,
+    )
+
+    state = outcome.state
+    agent_track = state.agent_track()
+    barge_ins = score_barge_ins(
+        state.barge_ins,
+        outcome.handles,
+        outcome.log,
+        agent_track,
+        track.sounds_ms(),
+        track.event_onset_ms,
+    )
+    assert track.event_onset_ms is not None and track.event_end_ms is not None
+    reply_turn = question_turn(state.turns, track.question_onset_ms, track.question_end_ms)
+    by_id = {h.response_id: h for h in outcome.handles}
+    event_turn = next(
+        (
+            t
+            for t in state.turns
+            if t is not reply_turn
+            and track.event_onset_ms
+            <= t.marks_ms.get("speech_end", -1.0)
+            <= track.event_end_ms + ANSWER_WINDOW_MS
+        ),
+        None,
+    )
+    playout_start = reply_turn.marks_ms.get("playout_start") if reply_turn else None
+    stopped_reply = [
+        b
+        for b in barge_ins
+        if b.get("response_id") in by_id and by_id[b["response_id"]].turn is reply_turn
+    ]
+    event_stops = [b for b in stopped_reply if b["attributed_to"] == "event"]
+    answered = event_turn is not None and "playout_start" in event_turn.marks_ms
+    success = (
+        reply_turn is not None
+        and reply_turn.interrupted
+        and any(b["resolution"] == "confirmed" for b in event_stops)
+        and answered
+    )
+    reply = reply_completed(reply_turn, outcome.handles, outcome.log) if reply_turn else None
+    result: dict[str, Any] = {
+        "scenario": scenario.scenario_id,
+        "condition": scenario.condition.name,
+        "echo": scenario.condition.echo,
+        "aec": scenario.condition.aec,
+        "kind": scenario.kind,
+        "event": scenario.event.name,
+        "event_source": scenario.event.source,
+        "event_transcript": scenario.event.transcript,
+        "event_sound_ms": round(scenario.event.sound_ms, 1),
+        "question": scenario.question.name,
+        "offset_ms": scenario.offset_ms,
+        "playout_start_pass1_ms": round(playout_start_pass1_ms, 3),
+        "reply_playout_start_ms": None if playout_start is None else round(playout_start, 3),
+        "actual_offset_ms": None
+        if playout_start is None
+        else round(track.event_onset_ms - playout_start, 3),
+        "event_onset_ms": round(track.event_onset_ms, 3),
+        "event_end_ms": round(track.event_end_ms, 3),
+        "question_text": reply_turn.user_text if reply_turn else None,
+        "event_turn": None
+        if event_turn is None
+        else {
+            "user_text": event_turn.user_text,
+            "answered": answered,
+            "interrupted": event_turn.interrupted,
+        },
+        "barge_ins": barge_ins,
+        "self_interruptions": sum(1 for b in barge_ins if b["self_interruption"]),
+        "resumes": sum(int(t.extra.get("resumes", 0)) for t in state.turns),
+        "success": success if scenario.kind == "cut-in" else None,
+        "reply": reply,
+        "erle_db": erle,
+        "underrun_samples": outcome.underrun_samples,
+        "turns": [
+            {
+                "turn": t.turn,
+                "user_text": t.user_text,
+                "interrupted": t.interrupted,
+                "heard_text": t.heard_text,
+                "agent_text": t.agent_text,
+                "speech_end_ms": t.marks_ms.get("speech_end"),
+                "playout_start_ms": t.marks_ms.get("playout_start"),
+                "resumes": int(t.extra.get("resumes", 0)),
+            }
+            for t in state.turns
+        ],
+    }
+    result["outcome"] = _outcome_label(result)
+    return result
+
+
+def _outcome_label(r: dict[str, Any]) -> str:
+    """A few words on what happened, for the table."""
+    event_bis = [b for b in r["barge_ins"] if b["attributed_to"] == "event"]
+    if r["kind"] == "cut-in":
+        if r["success"]:
+            return "stopped, answered"
+        if r["self_interruptions"]:
+            return "self-interrupted first"
+        if not event_bis:
+            return "not stopped"
+        if event_bis[0]["resolution"] != "confirmed":
+            return f"stopped, {event_bis[0]['resolution']}"
+        return "stopped, not answered"
+    reply = r.get("reply") or {}
+    if reply.get("completed"):
+        return "resumed" if event_bis else "intact"
+    if r["self_interruptions"]:
+        return "self-interrupted"
+    if event_bis and event_bis[0]["resolution"] == "confirmed":
+        text = (r.get("event_turn") or {}).get("user_text", "")
+        return f"cut: heard as {text!r}"
+    return "reply not completed"
+
+
+def _reply_info(tts: Synthesizer) -> tuple[str, float]:
+    """The long scripted reply and its synthesized duration (ms), chunked as the runner does."""
+    import numpy as np
+
+    from earshot.audio.frames import samples_to_ms
+    from earshot.llm.scripted import load_rules
+    from earshot.text.chunker import SentenceChunker
+
+    rules = load_rules(packaged_rules_path())
+    default = rules.default
+    text = default[0] if isinstance(default, list) else default
+    chunker = SentenceChunker()
+    samples = 0
+    for sentence in [*chunker.push(text), *chunker.flush()]:
+        samples += int(sum(np.size(c.audio) for c in tts.synthesize(sentence)))
+    return text, samples_to_ms(samples)
+
+
+def _clips(
+    opts: BargeInOptions, data_dir: Path
+) -> tuple[list[Clip], list[Clip], list[Clip], list[Clip]]:
+    """Questions, cut-ins, noise pieces and synthesized backchannels for this run."""
+    from earshot.evals.bargein_scenarios import (
+        load_noise_pieces,
+        load_speech_clips,
+        synthesize_backchannels,
+    )
+    from earshot.tts import make_tts
+
+    speech = load_speech_clips(data_dir, opts.language)
+    if opts.quick:
+        short = [c for c in speech if c.sound_ms <= QUICK_MAX_SOUND_MS]
+        speech = short or speech
+    by_length = sorted(speech, key=lambda c: (c.sound_ms, c.name))
+    questions = by_length[: 1 if opts.quick else max(1, min(3, len(by_length) // 2))]
+    cut_ins = [c for c in speech if c.sound_ms >= MIN_CUT_IN_MS]
+    if not cut_ins:
+        raise ValueError(
+            f"no speech recording in {data_dir} has {MIN_CUT_IN_MS:g} ms of sound for a cut-in; "
+            "add longer utterances"
+        )
+    noises = load_noise_pieces(data_dir, random.Random(opts.seed))
+    backchannels = synthesize_backchannels(make_tts("espeak", voice=BACKCHANNEL_VOICE))
+    return questions, cut_ins, noises, backchannels
+
+
+def _components(opts: BargeInOptions) -> dict[str, str]:
+    from earshot.echo.path import EchoPath
+
+    room = EchoPath()
+    clock = (
+        "simulated (virtual time, compute free: exact)"
+        if opts.exact_timing
+        else "simulated (virtual time, compute charged)"
+    )
+    return {
+        "clock": clock,
+        "transport": "file (recorded user track; network terms 0)",
+        "vad": "silero (real)",
+        "end-of-turn": f"fixed endpointer, {EOT_SILENCE_MS:g} ms",
+        "stt": "pocketsphinx (real)",
+        "llm": f"scripted ({opts.llm_profile} profile) (SIMULATED)",
+        "tts": "espeak en-us (real)",
+        "echo": (
+            f"simulated room (EchoPath {room.delay_ms:g} ms, {room.gain_db:g} dB, "
+            f"RT60 {room.decay_ms:g} ms) in echo and echo+aec"
+        ),
+        "aec": "WebRTC AEC3 (aec-audio-processing, real) in echo+aec",
+        "backchannels": f"espeak-ng TTS (voice {BACKCHANNEL_VOICE}), NOT human recordings",
+        "cut-ins, noise": "real recordings (manifest)",
+    }
+
+
+def run_bargein(opts: BargeInOptions) -> BargeInRun:
+    """Run the eval and write its outputs into ``opts.out_dir``.
+
+    The outputs are written in a ``finally``: an interrupted run (Ctrl-C) still leaves them,
+    holding the scenarios done so far, and returns with ``interrupted=True``.
+
+    Raises:
+        ValueError: bad options or data (the message names the fix).
+        AudioFileError: a recording cannot be read.
+    """
+    from earshot.evals.bargein_scenarios import plan_scenarios
+    from earshot.evals.bargein_score import summarize_results
+    from earshot.stt import make_stt
+    from earshot.tts import make_tts
+    from earshot.vad import make_vad
+
+    if any(o <= 0 for o in opts.offsets_ms):
+        raise ValueError(f"offsets must be > 0 ms after the reply starts, got {opts.offsets_ms}")
+    data_dir = opts.data_dir if opts.data_dir is not None else bundled_data_dir()
+    questions, cut_ins, noises, backchannels = _clips(opts, data_dir)
+    models = _Models(make_vad("silero"), make_stt("pocketsphinx"), make_tts("espeak"))
+    run = BargeInRun(opts, components=_components(opts))
+    run.reply_text, run.reply_ms = _reply_info(models.tts)
+    run.scenarios = plan_scenarios(
+        questions, cut_ins, noises, backchannels, opts.offsets_ms, opts.seed, opts.quick
+    )
+    starts: dict[tuple[str, str], float | None] = {}
+    try:
+        for scenario in run.scenarios:
+            result = _run_scenario(scenario, models, opts, run.reply_ms, starts)
+            run.results.append(result)
+            if not opts.quiet:
+                print(
+                    f"[{len(run.results)}/{len(run.scenarios)}] {scenario.scenario_id}: "
+                    f"{result['outcome']}",
+                    file=sys.stderr,
+                )
+    except KeyboardInterrupt:
+        run.interrupted = True
+    finally:
+        run.summary = summarize_results(run.results, opts.bound_ms)
+        write_outputs(run)
+    return run
+
+
+def _run_scenario(
+    scenario: Scenario,
+    models: _Models,
+    opts: BargeInOptions,
+    reply_ms: float,
+    starts: dict[tuple[str, str], float | None],
+) -> dict[str, Any]:
+    """First pass (cached per question and condition), then the scenario itself, scored."""
+    from earshot.audio.frames import samples_to_ms
+    from earshot.evals.bargein_scenarios import build_track
+
+    question, condition = scenario.question, scenario.condition
+    key = (question.name, condition.name)
+    if key not in starts:
+        end_ms = LEAD_MS + samples_to_ms(len(question.audio)) + QUESTION_TAIL_MS
+        first = _session_run(
+            build_track(question, LEAD_MS, end_ms).audio, condition, models, opts, 0.0
+        )
+        starts[key] = next(
+            (
+                t.marks_ms["playout_start"]
+                for t in first.state.turns
+                if "playout_start" in t.marks_ms
+            ),
+            None,
+        )
+    playout_start = starts[key]
+    if playout_start is None:
+        return _failed(scenario, "the question got no reply in the first pass")
+    onset_ms = playout_start + scenario.offset_ms
+    sound_end_ms = onset_ms + scenario.event.sound_ms
+    if scenario.kind == "cut-in":
+        end_ms, max_tail_ms = sound_end_ms + CUT_IN_TAIL_MS, AFTER_INPUT_MS
+    else:
+        end_ms = sound_end_ms + EVENT_TAIL_MS
+        # The reply must be able to finish (after a resume) before the session gives up; with
+        # echo and no AEC it never finishes (it keeps stopping itself), so do not wait for it.
+        finish_ms = reply_ms + opts.false_interruption_timeout_ms + AFTER_INPUT_MS
+        max_tail_ms = AFTER_INPUT_MS if condition.echo and not condition.aec else finish_ms
+    track = build_track(question, LEAD_MS, end_ms, scenario.event, onset_ms)
+    outcome = _session_run(track.audio, condition, models, opts, max_tail_ms)
+    erle = offline_erle_db(outcome.state.agent_frames) if condition.aec else None
+    return _score(scenario, track, outcome, playout_start, erle)
+
+
+def _failed(scenario: Scenario, why: str) -> dict[str, Any]:
+    return {
+        "scenario": scenario.scenario_id,
+        "condition": scenario.condition.name,
+        "echo": scenario.condition.echo,
+        "aec": scenario.condition.aec,
+        "kind": scenario.kind,
+        "event": scenario.event.name,
+        "question": scenario.question.name,
+        "offset_ms": scenario.offset_ms,
+        "barge_ins": [],
+        "self_interruptions": 0,
+        "resumes": 0,
+        "success": False if scenario.kind == "cut-in" else None,
+        "reply": None,
+        "erle_db": None,
+        "outcome": f"not run: {why}",
+    }
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _settings(run: BargeInRun) -> dict[str, Any]:
+    o = run.options
+    return {
+        "seed": o.seed,
+        "quick": o.quick,
+        "data": os.fspath(o.data_dir) if o.data_dir is not None else "bundled earshot/data",
+        "language": o.language,
+        "offsets_ms": list(o.offsets_ms),
+        "exact_timing": o.exact_timing,
+        "frame_ms": o.frame_ms,
+        "min_interruption_ms": o.min_interruption_ms,
+        "false_interruption_timeout_ms": o.false_interruption_timeout_ms,
+        "reaction_bound_ms": o.bound_ms,
+        "eot_silence_ms": EOT_SILENCE_MS,
+        "llm": "scripted",
+        "llm_profile": o.llm_profile,
+        "llm_rules": RULES_RESOURCE,
+        "reply_text": run.reply_text,
+        "reply_ms": round(run.reply_ms, 1),
+        "conditions": {c.name: {"echo": c.echo, "aec": c.aec} for c in CONDITIONS},
+        "backchannel_voice": BACKCHANNEL_VOICE,
+    }
+
+
+def to_json(run: BargeInRun) -> dict[str, Any]:
+    """The ``bargein.json`` document of a run."""
+    from earshot.evals import bargein_score
+
+    return {
+        "eval": "bargein",
+        "interrupted": run.interrupted,
+        "settings": _settings(run),
+        "components": run.components,
+        "definitions": (bargein_score.__doc__ or "").strip(),
+        "percentiles": "numpy 'linear' (Hyndman & Fan type 7)",
+        "counts": {"planned": len(run.scenarios), "run": len(run.results)},
+        "summary": run.summary,
+        "scenarios": run.results,
+    }
+
+
+def _f(value: Any, digits: int = 0) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}"
+
+
+def render_tables(run: BargeInRun) -> tuple[Table, Table]:
+    """The per-scenario table and the per-condition summary table."""
+    from rich.table import Table
+
+    status = " — INTERRUPTED, partial" if run.interrupted else ""
+    scenarios = Table(
+        title=f"eval bargein: {len(run.results)} of {len(run.scenarios)} scenarios{status}"
+    )
+    for col in ("scenario", "event", "offset ms", "outcome"):
+        scenarios.add_column(col)
+    for col in ("reaction ms (VAD / GT)", "heard / gen words", "self-int", "resumes"):
+        scenarios.add_column(col, justify="right")
+    for r in run.results:
+        event_bi = next((b for b in r["barge_ins"] if b["attributed_to"] == "event"), None)
+        first = event_bi or (r["barge_ins"][0] if r["barge_ins"] else None)
+        heard = (first or {}).get("heard")
+        scenarios.add_row(
+            r["scenario"],
+            r["event"],
+            _f(r.get("actual_offset_ms")),
+            r["outcome"],
+            "—"
+            if event_bi is None
+            else f"{_f(event_bi['reaction_ms'])} / {_f(event_bi.get('gt_reaction_ms'))}",
+            "—" if heard is None else f"{heard['heard_words']} / {heard['generated_words']}",
+            str(r["self_interruptions"]),
+            str(r["resumes"]),
+        )
+    s = run.summary
+    summary = Table(
+        title=(
+            f"barge-in summary (reaction bound {s.get('bound_ms', 0):g} ms = min interruption "
+            "+ 2 frames)"
+        ),
+        caption="; ".join(f"{k}: {v}" for k, v in run.components.items()),
+    )
+    summary.add_column("condition")
+    for col in (
+        "cut-in ok",
+        "reaction p50/p95 VAD",
+        "reaction p50/p95 GT",
+        "VAD lag p50",
+        "heard ok",
+        "self-int",
+        "false int",
+        "backch.",
+        "resumes",
+        "replies done",
+        "ERLE dB",
+    ):
+        summary.add_column(col, justify="right")
+    groups = [*s.get("by_condition", {}).items(), ("ALL", s.get("overall", {}))]
+    for name, g in groups:
+        if not g:
+            continue
+        rs, rg, lag = g["reaction_session"], g["reaction_ground_truth"], g["vad_onset_lag"]
+        summary.add_row(
+            name,
+            f"{g['cut_in_successes']}/{g['cut_ins']}",
+            f"{_f(rs['p50_ms'])} / {_f(rs['p95_ms'])}",
+            f"{_f(rg['p50_ms'])} / {_f(rg['p95_ms'])}",
+            _f(lag["p50_ms"]),
+            f"{g['heard_checks_passed']}/{g['heard_checks']}",
+            str(g["self_interruptions"]),
+            str(g["false_interruptions"]),
+            str(g["backchannel_resolutions"]),
+            str(g["resumes"]),
+            f"{g['replies_completed']}/{g['noise_backchannel_scenarios']}",
+            _f(g["erle_db_median"], 1),
+            end_section=name == groups[-2][0] if len(groups) > 1 else False,
+        )
+    return scenarios, summary
+
+
+def tables_text(run: BargeInRun, width: int = 140) -> str:
+    """`render_tables` as plain text (what ``bargein.txt`` holds), with the done-when line."""
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), record=True, width=width, color_system=None)
+    for table in render_tables(run):
+        console.print(table)
+    console.print(done_when_line(run))
+    return console.export_text()
+
+
+def done_when_line(run: BargeInRun) -> str:
+    """One line: the session-measured reaction p95 against the bound."""
+    d = run.summary.get("done_when", {})
+    verdict = {True: "MET", False: "NOT MET", None: "no cut-in stopped the agent"}[d.get("met")]
+    return (
+        f"done-when: reaction p95 (session, from VAD onset) {_f(d.get('reaction_p95_session_ms'))}"
+        f" ms ≤ {run.options.bound_ms:g} ms: {verdict}"
+    )
+
+
+def plot_results(path: str | os.PathLike[str], run: BargeInRun) -> None:
+    """Reaction times of the cut-ins (session and ground truth, with the bound) and, per
+    condition, self-interruptions, false interruptions, resumes and failed cut-ins; written
+    atomically as PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11.0, 4.8), dpi=100)
+    FigureCanvasAgg(fig)
+    fig.set_layout_engine("constrained")
+    left, right = fig.subplots(1, 2, width_ratios=(1.3, 1.0))
+    names = [c.name for c in CONDITIONS]
+    colours = {"clean": "#3182bd", "echo": "#e6550d", "echo+aec": "#31a354"}
+    for row, name in enumerate(names):
+        for col, key, marker in ((0, "reaction_ms", "o"), (1, "gt_reaction_ms", "s")):
+            values = [
+                float(b[key])
+                for r in run.results
+                if r["condition"] == name and r["kind"] == "cut-in"
+                for b in r["barge_ins"][:]
+                if b["attributed_to"] == "event" and b.get(key) is not None
+            ]
+            y = row * 2 + col
+            left.plot(values, [y] * len(values), marker, color=colours[name], alpha=0.7, ms=6)
+    left.axvline(run.options.bound_ms, color="#444444", ls="--", lw=1)
+    left.text(run.options.bound_ms, -0.8, f" bound {run.options.bound_ms:g} ms", fontsize=8)
+    left.set_yticks(
+        range(2 * len(names)), [f"{n} · {w}" for n in names for w in ("VAD onset", "ground truth")]
+    )
+    left.set_ylim(-1, 2 * len(names))
+    left.set_xlabel("reaction: last agent sample − user onset (ms)")
+    left.set_title("cut-in reaction time", fontsize=10)
+    left.grid(axis="x", alpha=0.3)
+    metrics = (
+        ("self_interruptions", "self-interruptions"),
+        ("false_interruptions", "false interruptions"),
+        ("resumes", "resumes"),
+        ("failed_cut_ins", "failed cut-ins"),
+    )
+    by_cond = run.summary.get("by_condition", {})
+    width = 0.8 / len(metrics)
+    for i, (key, label) in enumerate(metrics):
+        heights = []
+        for name in names:
+            g = by_cond.get(name)
+            if g is None:
+                heights.append(0)
+            elif key == "failed_cut_ins":
+                heights.append(g["cut_ins"] - g["cut_in_successes"])
+            else:
+                heights.append(g[key])
+        xs = [j + (i - (len(metrics) - 1) / 2) * width for j in range(len(names))]
+        right.bar(xs, heights, width=width, label=label)
+    right.set_xticks(range(len(names)), names)
+    right.set_ylabel("count")
+    right.set_title("per condition", fontsize=10)
+    right.legend(fontsize=8, frameon=False)
+    right.grid(axis="y", alpha=0.3)
+    status = ", INTERRUPTED" if run.interrupted else ""
+    fig.suptitle(
+        f"earshot eval bargein: {len(run.results)} scenarios{status} "
+        f"(LLM simulated; backchannels are TTS)",
+        fontsize=10,
+    )
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp.png")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_outputs(run: BargeInRun) -> None:
+    """Write ``bargein.json``, ``bargein.txt`` and ``bargein.png`` (each atomically)."""
+    from earshot.audio.io import write_text_atomic
+
+    out = run.options.out_dir
+    write_text_atomic(
+        out / "bargein.json",
+        json.dumps(to_json(run), indent=2, ensure_ascii=False, allow_nan=False) + "\n",
+    )
+    write_text_atomic(out / "bargein.txt", tables_text(run))
+    plot_results(out / "bargein.png", run)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _offsets(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) * 1000.0 for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--offsets takes seconds separated by commas, e.g. 0.5,1.5,3,5; got {text!r}"
+        ) from None
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"--offsets must be positive seconds, got {text!r}")
+    return values
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Register `earshot eval bargein`'s flags on ``parser``."""
+    from earshot.llm.scripted import DEFAULT_PROFILE, PROFILES
+
+    parser.add_argument("--out", type=Path, default=Path("out/eval-bargein"), help="output folder")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="folder with manifest.jsonl (speech and noise entries) and its recordings "
+        "(default: the bundled recordings)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="clip rotation and noise cuts (default 0)"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="6 scenarios on short clips (for tests, ~30 s)"
+    )
+    parser.add_argument(
+        "--offsets",
+        type=_offsets,
+        default=DEFAULT_OFFSETS_MS,
+        metavar="S,S,...",
+        help="event offsets after the reply's first played sample, in seconds "
+        "(default 0.5,1.5,3,5)",
+    )
+    parser.add_argument(
+        "--exact-timing",
+        action="store_true",
+        help="model compute takes no virtual time: reproducible marks (default: charged)",
+    )
+    parser.add_argument(
+        "--min-interruption-ms",
+        type=float,
+        default=200.0,
+        help="user speech during playout that interrupts it (default 200)",
+    )
+    parser.add_argument(
+        "--false-interruption-timeout-ms",
+        type=float,
+        default=2000.0,
+        help="no words this long after a barge-in: resume the reply (default 2000)",
+    )
+    parser.add_argument(
+        "--llm-profile",
+        default=DEFAULT_PROFILE,
+        choices=sorted(PROFILES),
+        help=f"latency profile of the scripted (simulated) LLM (default {DEFAULT_PROFILE})",
+    )
+    parser.add_argument(
+        "--language", default="en", help="manifest language of the speech clips (default en)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def run(args: argparse.Namespace) -> int:
+    """`earshot eval bargein`: 0 done, 2 bad input, 130 interrupted (outputs still written)."""
+    from rich.console import Console
+
+    from earshot.audio.io import AudioFileError
+
+    opts = BargeInOptions(
+        out_dir=args.out,
+        data_dir=args.data,
+        seed=args.seed,
+        quick=args.quick,
+        offsets_ms=tuple(args.offsets),
+        exact_timing=args.exact_timing,
+        min_interruption_ms=args.min_interruption_ms,
+        false_interruption_timeout_ms=args.false_interruption_timeout_ms,
+        llm_profile=args.llm_profile,
+        language=args.language,
+        quiet=args.quiet,
+    )
+    try:
+        result = run_bargein(opts)
+    except (AudioFileError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    console = Console()
+    for table in render_tables(result):
+        console.print(table)
+    console.print(done_when_line(result))
+    console.print(f"wrote {opts.out_dir}/bargein.json, bargein.txt, bargein.png")
+    if result.interrupted:
+        console.print("interrupted: outputs hold the scenarios done so far")
+        return 130
+    return 0

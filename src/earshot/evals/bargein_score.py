@@ -1,0 +1,397 @@
+"""Scoring a barge-in scenario against ground truth, and aggregating the scores.
+
+Pure functions over what a run left behind: the session's records (turns, barge-ins), the agent
+track, the response handles (word timings in samples of each response) and a `PlayoutLog` of
+which response samples went into which output frame. Ground truth comes from the user track
+(`earshot.evals.bargein_scenarios.UserTrack`) and from the agent track itself, never from the
+session's own timing record alone; both are reported side by side.
+
+Definitions (all times in ms of session time, which is audio time for a file transport):
+
+* **reaction** — end of the last agent sample played before the stop − the user's onset.
+  *Session-measured*: the session's record (`last_agent_sample_ms` − the VAD's onset).
+  *Ground truth*: the last non-zero sample of the interrupted response in the agent track −
+  the event's sound onset in the user track. The difference is the VAD onset lag (Silero looks
+  at 32 ms windows and the segmenter needs a voiced run) plus trailing silence in the reply.
+* **heard words** — the words of the interrupted response whose audio was played in full:
+  word ``end_sample`` ≤ samples played, per the `PlayoutLog`. The session's heard text must be
+  exactly those words (after any prefix heard before an earlier resume), each must end in the
+  agent track before the stop, and they must be a prefix of the generated reply.
+* **self-interruption** — a barge-in detected while the user track holds no placed sound:
+  detection time outside every ``[onset, end + ATTRIBUTION_SLACK_MS]``; the echo (or noise in
+  the room) stopped the agent.
+* **cut-in success** — the question's reply was stopped by a barge-in attributed to the cut-in
+  and confirmed, and the cut-in turn was answered (its reply reached the loudspeaker).
+* **reply completed** — the question's reply was not left interrupted, the turn's heard text is
+  the whole reply, and its last response played every synthesized sample.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from earshot.audio.frames import Pcm16, samples_to_ms
+from earshot.metrics.stats import percentiles
+from earshot.metrics.turn import TurnRecord
+from earshot.session.response import ResponseHandle
+from earshot.tts.base import WordTiming
+from earshot.turns.bargein import normalise_words
+
+ATTRIBUTION_SLACK_MS = 300.0
+"""How long after a placed sound ends a barge-in detection is still blamed on it (ms): the VAD
+scores 32 ms windows and the segmenter holds speech a few frames after it stops."""
+
+ANSWER_WINDOW_MS = 1500.0
+"""A turn whose speech ends up to this long after the cut-in's sound is the cut-in's turn (ms)."""
+
+QS: tuple[float, ...] = (50, 95)
+
+
+@dataclass(frozen=True, slots=True)
+class PlayedSegment:
+    """Samples ``[first_sample, end_sample)`` of a response, played in output frame ``frame``
+    starting at the frame's first sample (a response always fills a frame from its start)."""
+
+    response_id: int
+    frame: int
+    first_sample: int
+    end_sample: int
+
+
+@dataclass(slots=True)
+class PlayoutLog:
+    """Which response samples each output frame carried, from per-tick played-sample counts.
+
+    Feed `observe` once per pacer tick with the cumulative played samples of every response
+    (`earshot.playout.jitter.JitterBuffer.played_samples`); a count that grew since the last
+    tick means that frame carried those samples.
+
+    Args:
+        frame_samples: samples per output frame (16 kHz).
+    """
+
+    frame_samples: int
+    segments: list[PlayedSegment] = field(default_factory=list)
+    _played: dict[int, int] = field(default_factory=dict)
+
+    def observe(self, frame: int, played: Mapping[int, int]) -> None:
+        """Record output frame ``frame`` given each response's cumulative played samples.
+
+        Raises:
+            ValueError: a count went down (a response cannot un-play audio).
+        """
+        for rid, count in played.items():
+            before = self._played.get(rid, 0)
+            if count < before:
+                raise ValueError(f"response {rid} played count went back from {before} to {count}")
+            if count > before:
+                self.segments.append(PlayedSegment(rid, frame, before, count))
+                self._played[rid] = count
+
+    def played_samples(self, response_id: int) -> int:
+        """Samples of the response played in all (0 if none)."""
+        return self._played.get(response_id, 0)
+
+    def of(self, response_id: int) -> list[PlayedSegment]:
+        """The response's segments, in play order."""
+        return [s for s in self.segments if s.response_id == response_id]
+
+    def track_index(self, response_id: int, sample: int) -> int | None:
+        """Agent-track index of response sample ``sample``, or None if it was not played."""
+        for s in self.of(response_id):
+            if s.first_sample <= sample < s.end_sample:
+                return s.frame * self.frame_samples + sample - s.first_sample
+        return None
+
+    def end_ms(self, segment: PlayedSegment) -> float:
+        """Session time just past the segment's last sample (ms)."""
+        return samples_to_ms(
+            segment.frame * self.frame_samples + segment.end_sample - segment.first_sample
+        )
+
+    def response_ending_at(self, end_ms: float) -> int | None:
+        """The response whose played audio ended at ``end_ms`` (its last segment), if any."""
+        for rid in dict.fromkeys(s.response_id for s in self.segments):
+            segs = self.of(rid)
+            if abs(self.end_ms(segs[-1]) - end_ms) < 0.01:
+                return rid
+        return None
+
+    def last_nonzero_index(self, response_id: int, agent_track: Pcm16) -> int | None:
+        """Agent-track index of the response's last non-zero played sample, or None."""
+        for s in reversed(self.of(response_id)):
+            start = s.frame * self.frame_samples
+            nz = np.flatnonzero(agent_track[start : start + s.end_sample - s.first_sample])
+            if nz.size:
+                return start + int(nz[-1])
+        return None
+
+
+# --------------------------------------------------------------------------- one scenario
+
+
+def attribute(detected_ms: float, sounds: Sequence[tuple[str, float, float]]) -> str | None:
+    """The placed sound a barge-in detected at ``detected_ms`` is blamed on, or None (self)."""
+    for label, onset_ms, end_ms in sounds:
+        if onset_ms <= detected_ms <= end_ms + ATTRIBUTION_SLACK_MS:
+            return label
+    return None
+
+
+def heard_check(
+    handle: ResponseHandle,
+    played: int,
+    log: PlayoutLog,
+    agent_track: Pcm16,
+    stored_heard_text: str | None,
+) -> dict[str, Any]:
+    """Check the heard words of one interrupted response against its word timings and audio.
+
+    Args:
+        handle: the interrupted response (its ``words`` are in samples of the response).
+        played: samples of it played before the stop (from the `PlayoutLog`).
+        log: the playout log.
+        agent_track: int16, the agent output track from session time 0.
+        stored_heard_text: what the session kept as heard for this stop (the turn's heard
+            text, or the next resume's prefix), or None if it kept nothing to compare.
+
+    Returns:
+        ``heard_words`` (whole words played), ``generated_words``, ``heard_text`` (expected),
+        ``matches_session`` (the stored text is exactly prefix + those words; None if nothing
+        stored), ``ended_before_stop`` (each heard word's last sample lies in the agent track at
+        or before the response's last non-zero sample), ``prefix_of_reply`` (the heard words
+        start the generated reply) and ``next_word_cut`` (the first unheard word, if any, was
+        not fully played).
+    """
+    words: list[WordTiming] = list(handle.words)
+    heard = []
+    for word in words:
+        if word.end_sample > played:
+            break
+        heard.append(word)
+    expected = " ".join(t for t in (handle.heard_prefix, *(w.text for w in heard)) if t)
+    last_nz = log.last_nonzero_index(handle.response_id, agent_track)
+    ended = True
+    for word in heard:
+        index = log.track_index(handle.response_id, word.end_sample - 1)
+        if index is None or last_nz is None or index > last_nz:
+            ended = False
+    generated = normalise_words(handle.generated_text)
+    heard_norm = normalise_words(expected)
+    next_word = words[len(heard)] if len(heard) < len(words) else None
+    return {
+        "heard_words": len(heard),
+        "generated_words": len(handle.generated_text.split()),
+        "heard_text": expected,
+        "matches_session": None if stored_heard_text is None else stored_heard_text == expected,
+        "ended_before_stop": ended,
+        "prefix_of_reply": generated[: len(heard_norm)] == heard_norm,
+        "next_word_cut": next_word is None or next_word.end_sample > played,
+    }
+
+
+def _stored_heard(
+    handle: ResponseHandle, handles: Sequence[ResponseHandle], resolution: str
+) -> str | None:
+    """What the session kept as heard for this stop."""
+    if resolution == "confirmed":
+        return handle.turn.heard_text
+    later = [h for h in handles if h.turn is handle.turn and h.response_id > handle.response_id]
+    return later[0].heard_prefix if later else None
+
+
+def score_barge_ins(
+    records: Sequence[dict[str, Any]],
+    handles: Sequence[ResponseHandle],
+    log: PlayoutLog,
+    agent_track: Pcm16,
+    sounds: Sequence[tuple[str, float, float]],
+    event_onset_ms: float | None,
+) -> list[dict[str, Any]]:
+    """Every barge-in record with ground truth beside it.
+
+    Adds to a copy of each record: ``attributed_to`` (``"event"``, ``"question"`` or None),
+    ``self_interruption``, ``gt_last_agent_sample_ms`` (last non-zero sample of the interrupted
+    response in the agent track), ``gt_reaction_ms`` and ``vad_onset_lag_ms`` (for barge-ins
+    attributed to the event; VAD onset − ground-truth onset) and ``heard`` (`heard_check`).
+    """
+    by_id = {h.response_id: h for h in handles}
+    scored: list[dict[str, Any]] = []
+    for record in records:
+        out = dict(record)
+        label = attribute(float(record["detected_ms"]), sounds)
+        out["attributed_to"] = label
+        out["self_interruption"] = label is None
+        rid = log.response_ending_at(float(record["last_agent_sample_ms"]))
+        handle = by_id.get(rid) if rid is not None else None
+        out["response_id"] = rid
+        gt_last_ms: float | None = None
+        if handle is not None and rid is not None:
+            last_nz = log.last_nonzero_index(rid, agent_track)
+            gt_last_ms = samples_to_ms(last_nz + 1) if last_nz is not None else None
+            out["heard"] = heard_check(
+                handle,
+                log.played_samples(rid),
+                log,
+                agent_track,
+                _stored_heard(handle, handles, str(record["resolution"])),
+            )
+        out["gt_last_agent_sample_ms"] = None if gt_last_ms is None else round(gt_last_ms, 3)
+        if label == "event" and event_onset_ms is not None:
+            out["gt_onset_ms"] = round(event_onset_ms, 3)
+            out["gt_reaction_ms"] = (
+                None if gt_last_ms is None else round(gt_last_ms - event_onset_ms, 3)
+            )
+            out["vad_onset_lag_ms"] = round(float(record["user_onset_ms"]) - event_onset_ms, 3)
+        scored.append(out)
+    return scored
+
+
+def question_turn(turns: Sequence[TurnRecord], onset_ms: float, end_ms: float) -> TurnRecord | None:
+    """The turn of the question: its speech ends inside the question's sound (+ slack)."""
+    for t in turns:
+        speech_end = t.marks_ms.get("speech_end")
+        if speech_end is not None and onset_ms <= speech_end <= end_ms + ATTRIBUTION_SLACK_MS:
+            return t
+    return None
+
+
+def reply_completed(
+    turn: TurnRecord, handles: Sequence[ResponseHandle], log: PlayoutLog
+) -> dict[str, Any]:
+    """Whether the reply of ``turn`` was played to its end (see the module docstring)."""
+    own = [h for h in handles if h.turn is turn]
+    last = own[-1] if own else None
+    played_all = (
+        last is not None
+        and last.synthesized_samples > 0
+        and log.played_samples(last.response_id) == last.synthesized_samples
+    )
+    whole = bool(turn.agent_text) and normalise_words(turn.heard_text) == normalise_words(
+        turn.agent_text
+    )
+    heard = normalise_words(turn.heard_text)
+    return {
+        "completed": (not turn.interrupted) and whole and played_all,
+        "interrupted": turn.interrupted,
+        "heard_whole_reply": whole,
+        "played_to_end": played_all,
+        "final_heard_words": " ".join(heard[-4:]),
+        "resumes": int(turn.extra.get("resumes", 0)),
+    }
+
+
+# --------------------------------------------------------------------------- aggregation
+
+
+def stat(values: Sequence[float]) -> dict[str, float | int | None]:
+    """``{"n", "p50_ms", "p95_ms", "mean_ms", "max_ms"}`` of ``values`` (None when empty)."""
+    pct = percentiles(values, QS)
+    out: dict[str, float | int | None] = {"n": len(values)}
+    for q in QS:
+        out[f"p{q:g}_ms"] = None if pct is None else round(pct[f"p{q:g}"], 3)
+    out["mean_ms"] = round(math.fsum(values) / len(values), 3) if values else None
+    out["max_ms"] = round(max(values), 3) if values else None
+    return out
+
+
+def _event_barge_in(result: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The first barge-in blamed on the scenario's event."""
+    for b in result.get("barge_ins", []):
+        if b.get("attributed_to") == "event":
+            return dict(b)
+    return None
+
+
+def summarize_results(results: Sequence[Mapping[str, Any]], bound_ms: float) -> dict[str, Any]:
+    """Aggregate scenario results: per condition and overall.
+
+    Args:
+        results: scenario results as `earshot.evals.bargein` writes them.
+        bound_ms: the reaction bound of the done-when (min_interruption_ms + 2 frames).
+
+    Returns:
+        ``{"overall": {...}, "by_condition": {name: {...}}, "bound_ms": ..., "done_when": ...}``
+        where each group has the counts and `stat` figures named in the module docstring.
+    """
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for r in results:
+        groups.setdefault(str(r["condition"]), []).append(r)
+    by_condition = {name: _group(rs) for name, rs in groups.items()}
+    overall = _group(results)
+    p95 = overall["reaction_session"]["p95_ms"]
+    return {
+        "bound_ms": bound_ms,
+        "overall": overall,
+        "by_condition": by_condition,
+        "done_when": {
+            "reaction_p95_session_ms": p95,
+            "bound_ms": bound_ms,
+            "met": None if p95 is None else bool(p95 <= bound_ms + 1e-6),
+        },
+    }
+
+
+def _group(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    cut_ins = [r for r in results if r["kind"] == "cut-in"]
+    others = [r for r in results if r["kind"] != "cut-in"]
+    reactions: list[float] = []
+    reactions_gt: list[float] = []
+    lags: list[float] = []
+    last_diffs: list[float] = []
+    for r in cut_ins:
+        b = _event_barge_in(r)
+        if b is None:
+            continue
+        reactions.append(float(b["reaction_ms"]))
+        if b.get("gt_reaction_ms") is not None:
+            reactions_gt.append(float(b["gt_reaction_ms"]))
+        if b.get("vad_onset_lag_ms") is not None:
+            lags.append(float(b["vad_onset_lag_ms"]))
+        if b.get("gt_last_agent_sample_ms") is not None:
+            last_diffs.append(
+                float(b["last_agent_sample_ms"]) - float(b["gt_last_agent_sample_ms"])
+            )
+    all_barge_ins = [b for r in results for b in r.get("barge_ins", [])]
+    heard = [b["heard"] for b in all_barge_ins if "heard" in b]
+    heard_ok = [
+        h
+        for h in heard
+        if h["matches_session"] is not False
+        and h["ended_before_stop"]
+        and h["prefix_of_reply"]
+        and h["next_word_cut"]
+    ]
+    erles = [float(r["erle_db"]) for r in results if r.get("erle_db") is not None]
+    successes = sum(1 for r in cut_ins if r.get("success"))
+    completed = sum(1 for r in others if r.get("reply", {}).get("completed"))
+    return {
+        "scenarios": len(results),
+        "cut_ins": len(cut_ins),
+        "cut_in_successes": successes,
+        "cut_in_success_rate": round(successes / len(cut_ins), 4) if cut_ins else None,
+        "reaction_session": stat(reactions),
+        "reaction_ground_truth": stat(reactions_gt),
+        "vad_onset_lag": stat(lags),
+        "last_sample_session_minus_gt": stat(last_diffs),
+        "barge_ins": len(all_barge_ins),
+        "self_interruptions": sum(1 for b in all_barge_ins if b.get("self_interruption")),
+        "false_interruptions": sum(
+            1 for b in all_barge_ins if b.get("resolution") == "false_interruption"
+        ),
+        "backchannel_resolutions": sum(
+            1 for b in all_barge_ins if b.get("resolution") == "backchannel"
+        ),
+        "resumes": sum(int(r.get("resumes", 0)) for r in results),
+        "heard_checks": len(heard),
+        "heard_checks_passed": len(heard_ok),
+        "noise_backchannel_scenarios": len(others),
+        "replies_completed": completed,
+        "erle_db_median": round(float(np.median(erles)), 2) if erles else None,
+        "erle_db_min": round(min(erles), 2) if erles else None,
+    }
