@@ -189,6 +189,9 @@ def run_once(kind: str, user: Pcm16, meter_holder: list[CpuMeter]) -> RunResult:
             parts["llm"],
             TimedTts(parts["tts"], meter),
             parts["endpointer"],
+            bargein=parts["bargein"],
+            aec=parts["aec"],
+            mic=parts["mic"],
         )
         holder.append(session)
         await session.run(user)

@@ -49,6 +49,7 @@ def test_outputs_written(latency_run: LatencyRun) -> None:
     assert set(doc["stages"]) == {s.name for s in STAGES}
     assert doc["ttfat"]["n"] == doc["counts"]["complete_turns"] >= N
     assert doc["ttfat"]["p50_ms"] <= doc["ttfat"]["p95_ms"]
+    assert doc["counts"]["processed_input_ms"] == doc["counts"]["input_ms"] > 0
     assert "SIMULATED" in doc["components"]["llm"]
     assert "real" in doc["components"]["stt"] and "simulated" in doc["components"]["clock"]
     image = imread(out / "latency.png")
@@ -153,6 +154,7 @@ def test_interrupted_run_keeps_partial_results(
     assert doc["interrupted"] is True
     assert doc["counts"]["complete_turns"] >= 1
     assert doc["ttfat"]["n"] == doc["counts"]["complete_turns"]
+    assert doc["counts"]["processed_input_ms"] < doc["counts"]["input_ms"]
     assert (tmp_path / "latency.png").is_file() and (tmp_path / "latency.txt").is_file()
     assert "INTERRUPTED" in (tmp_path / "latency.txt").read_text(encoding="utf-8")
 

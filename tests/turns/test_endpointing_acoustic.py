@@ -120,5 +120,8 @@ def test_acoustic_mode_moves_the_bound_on_real_endings() -> None:
     assert first_end_ms(ep, "of the true printed book", book) == 460  # 300 + 150 → 450
     assert "final pitch rise" in ep.last_decision_reason
     ep.on_turn_end()
+    assert first_end_ms(ep, "of the true printed book and", book) == 800  # 700 + 150 → max
+    assert "held within [200, 800] ms" in ep.last_decision_reason
+    ep.on_turn_end()
     # A hesitation is never shortened, whatever the prosody.
     assert first_end_ms(ep, "it comparatively um", modern) == 800

@@ -56,6 +56,9 @@ BACKCHANNEL_PHRASES: tuple[str, ...] = ("Yeah.", "Right.", "Uh-huh.", "Okay.")
 BACKCHANNEL_VOICE = "en-gb-x-rp"
 """espeak-ng voice of the synthetic listener (the agent speaks ``en-us``)."""
 
+EVENT_LEAD_MS = 200.0
+"""How much of an event clip before its sound onset goes into the track (ms)."""
+
 ENERGY_WINDOW_MS = 10.0
 ENERGY_RISE_DB = 20.0
 ENERGY_EXTEND_DB = 30.0
@@ -459,7 +462,8 @@ def build_track(
         question: the first utterance; its clip starts at ``lead_ms``.
         lead_ms: silence before the question clip (ms).
         end_ms: the track's length (ms); extended to hold the whole event clip.
-        event: the clip placed during the agent's reply, or None.
+        event: the clip placed during the agent's reply, or None; the clip is placed from
+            `EVENT_LEAD_MS` before its sound onset (earlier room noise is left out).
         event_onset_ms: where the event's ground-truth sound onset lands (ms of track time).
 
     Returns:
@@ -475,14 +479,19 @@ def build_track(
     q_stop = q_start + len(question.audio)
     length = max(ms_to_samples(end_ms), q_stop)
     e_start = 0
+    e_audio = np.zeros(0, dtype=np.int16)
+    e_onset = 0
     if event is not None and event_onset_ms is not None:
-        e_start = ms_to_samples(event_onset_ms) - event.onset_sample
+        # Leading room noise before the sound is cut to `EVENT_LEAD_MS`.
+        cut = max(0, event.onset_sample - ms_to_samples(EVENT_LEAD_MS))
+        e_audio, e_onset = event.audio[cut:], event.onset_sample - cut
+        e_start = ms_to_samples(event_onset_ms) - e_onset
         if e_start < q_stop:
             raise ValueError(
                 f"event {event.name} would start at {samples_to_ms(e_start):.0f} ms, before the "
                 f"question ends at {samples_to_ms(q_stop):.0f} ms; place it later"
             )
-        length = max(length, e_start + len(event.audio))
+        length = max(length, e_start + len(e_audio))
     audio = np.zeros(length, dtype=np.int16)
     audio[q_start:q_stop] = question.audio
     track = UserTrack(
@@ -492,11 +501,11 @@ def build_track(
     )
     if event is None:
         return track
-    audio[e_start : e_start + len(event.audio)] = event.audio
+    audio[e_start : e_start + len(e_audio)] = e_audio
     return UserTrack(
         audio,
         question_onset_ms=track.question_onset_ms,
         question_end_ms=track.question_end_ms,
-        event_onset_ms=samples_to_ms(e_start + event.onset_sample),
-        event_end_ms=samples_to_ms(e_start + event.end_sample),
+        event_onset_ms=samples_to_ms(e_start + e_onset),
+        event_end_ms=samples_to_ms(e_start + e_onset + event.end_sample - event.onset_sample),
     )

@@ -314,6 +314,9 @@ class LatencyRun:
         components: stage → backend description, saying which parts are real or simulated.
         interrupted: the run was stopped (Ctrl-C) before the track ended.
         summary: `summarize_stages` of ``turns``.
+        input_ms: duration of the caller track (ms).
+        processed_ms: caller audio the session consumed (ms); less than ``input_ms`` only if
+            the run was interrupted (or the session stopped early, which the report flags).
     """
 
     options: LatencyOptions
@@ -323,6 +326,8 @@ class LatencyRun:
     components: dict[str, str] = field(default_factory=dict)
     interrupted: bool = False
     summary: dict[str, Any] = field(default_factory=dict)
+    input_ms: float = 0.0
+    processed_ms: float = 0.0
 
     @property
     def complete_turns(self) -> list[TurnRecord]:
@@ -396,6 +401,7 @@ def run_latency(opts: LatencyOptions) -> LatencyRun:
         ValueError: bad options or data (the message names the fix).
         AudioFileError: a recording cannot be read.
     """
+    from earshot.audio.frames import samples_per_frame, samples_to_ms
     from earshot.clock import SimulatedClock, SystemClock
     from earshot.converse import ConverseOptions, build_components, describe_components
     from earshot.evals.tracks import build_caller_track, load_clips
@@ -430,9 +436,11 @@ def run_latency(opts: LatencyOptions) -> LatencyRun:
     )
     parts = build_components(converse_opts, clock)
     run = LatencyRun(opts, chosen, placed, components=describe_components(parts, clock))
+    run.input_ms = samples_to_ms(len(track))
     opts.out_dir.mkdir(parents=True, exist_ok=True)
     log = TurnLog(opts.out_dir / "turns.jsonl")
-    progress = ConverseProgress(len(track) / 16.0, quiet=opts.quiet)
+    progress = ConverseProgress(run.input_ms, quiet=opts.quiet)
+    frame_samples = samples_per_frame(converse_opts.session.frame_ms)
     holder: list[Session] = []
 
     async def main() -> SessionState:
@@ -464,6 +472,8 @@ def run_latency(opts: LatencyOptions) -> LatencyRun:
         log.close()
         if holder:
             run.turns = list(holder[0].state.turns)
+            frames_done = min(holder[0].state.input_frames_done, -(-len(track) // frame_samples))
+            run.processed_ms = min(run.input_ms, frames_done * converse_opts.session.frame_ms)
         waits = reply_waits_ms(run.turns)
         for turn in run.turns:
             index = utterance_of(turn, placed)
@@ -522,6 +532,8 @@ def to_json(run: LatencyRun) -> dict[str, Any]:
             "incomplete_turns": len(run.turns) - len(complete),
             "utterances_without_turn": sum(1 for u in run.utterances if u.name not in with_turn),
             "turns_waiting_for_earlier_reply": len(run.waited_turns),
+            "input_ms": round(run.input_ms, 3),
+            "processed_input_ms": round(run.processed_ms, 3),
         },
         "stage_definitions": {
             s.name: {"from": s.start_mark, "to": s.end_mark, "description": s.description}
@@ -557,6 +569,11 @@ def render_table(run: LatencyRun) -> Table:
     complete = len(run.complete_turns)
     status = " — INTERRUPTED, partial" if run.interrupted else ""
     notes = []
+    if run.processed_ms < run.input_ms and not run.interrupted:
+        notes.append(
+            f"the session stopped after {run.processed_ms / 1000:.1f} s of the "
+            f"{run.input_ms / 1000:.1f} s caller track: results cover that part only"
+        )
     if run.waited_turns:
         notes.append(
             f"{len(run.waited_turns)} turn(s) waited for an earlier reply to finish playing; "
@@ -736,7 +753,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """`earshot eval latency`: 0 done, 2 bad input, 130 interrupted (outputs still written)."""
+    """`earshot eval latency`: 0 done, 1 nothing measured, 2 bad input, 130 interrupted
+    (outputs are written in every case but 2)."""
     from rich.console import Console
 
     from earshot.audio.io import AudioFileError
@@ -768,4 +786,11 @@ def run(args: argparse.Namespace) -> int:
     if result.interrupted:
         console.print("interrupted: outputs hold the turns done so far")
         return 130
+    if not result.complete_turns:
+        print(
+            "error: no complete turn was measured; check that the recordings hold speech "
+            "the VAD detects (--vad) and that --gap-ms leaves room for the replies",
+            file=sys.stderr,
+        )
+        return 1
     return 0

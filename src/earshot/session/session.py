@@ -267,11 +267,9 @@ class Session:
         turn.heard_text = handle.heard_text(played)
         turn.interrupted = interrupted
         turn.extra["played_samples"] = turn.extra.get("played_samples", 0) + played
-        self.state.history.append(
-            ChatMessage(
-                "assistant", turn.heard_text if interrupted else turn.agent_text, interrupted
-            )
-        )
+        content = turn.heard_text if interrupted else turn.agent_text
+        if content:  # a reply cut off before a word was heard leaves nothing to remember
+            self.state.history.append(ChatMessage("assistant", content, interrupted))
         if self.on_turn is not None:
             self.on_turn(turn)
 
@@ -330,7 +328,11 @@ class Session:
     def _barge_in_step(self, frame_end_ms: float, agent_playing: bool) -> None:
         if self.bargein is None:
             return
-        armed = agent_playing and self._agent_played_ms >= self.config.aec_warmup_ms
+        # Armed while the agent speaks, and while a reply is being prepared: a user who goes
+        # on talking after a false end-of-turn must not be talked over.
+        armed = (agent_playing or bool(self._responses)) and (
+            self._agent_played_ms >= self.config.aec_warmup_ms
+        )
         for ev in self.bargein.push(
             frame_end_ms, armed, self.segmenter.is_speech, self.segmenter.speech_start_ms
         ):
@@ -340,23 +342,28 @@ class Session:
                 self._resolve(ev)
 
     def _interrupt(self, det: BargeInDetected) -> None:
-        """Barge-in: stop the playing reply now (one path: cancel its tasks, clear playout)."""
+        """Barge-in: stop the reply now (one path: cancel its tasks, clear its playout).
+
+        The reply stopped is the one playing, or else the newest one still being prepared.
+        """
         rid = self.jitter.playing_id
+        if rid is None and self._responses:
+            rid = max(self._responses)
         handle = self._responses.get(rid) if rid is not None else None
-        if handle is None or rid is None:
+        if handle is None or rid is None or self._interrupted is not None:
             return
         if handle.task is not None:
             handle.task.cancel()
         self.jitter.clear(rid)
         played = self.jitter.played_samples(rid)
+        last_ms = self._last_agent_sample_ms.get(rid)
         record: dict[str, Any] = {
             "user_onset_ms": round(det.onset_ms, 3),
             "detected_ms": round(det.detected_ms, 3),
             "stopped_at_ms": round(self.clock.now_ms(), 3),
-            "last_agent_sample_ms": round(self._last_agent_sample_ms.get(rid, det.detected_ms), 3),
-            "reaction_ms": round(
-                self._last_agent_sample_ms.get(rid, det.detected_ms) - det.onset_ms, 3
-            ),
+            "last_agent_sample_ms": None if last_ms is None else round(last_ms, 3),
+            "reaction_ms": None if last_ms is None else round(last_ms - det.onset_ms, 3),
+            "while": "playing" if played else "preparing",
             "heard_words": len(handle.heard_text(played).split())
             - len(handle.heard_prefix.split()),
             "generated_words": len(handle.generated_text.split()),

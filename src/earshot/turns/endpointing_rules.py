@@ -136,11 +136,20 @@ class EndpointingRules(_Strict):
     """Everything the smart end-pointer reads from its rules file."""
 
     bounds_ms: BoundsMs
-    stable_text_ms: float = Field(ge=0)
+    text_settle_ms: float = Field(ge=0)
     dynamic: DynamicRules
     acoustic: AcousticRules
     punctuation: PunctuationRules
     words: WordRules
+
+    @model_validator(mode="after")
+    def _settles_in_time(self) -> EndpointingRules:
+        if self.text_settle_ms > self.bounds_ms.max:
+            raise ValueError(
+                f"text_settle_ms ({self.text_settle_ms:g}) must not exceed bounds_ms.max "
+                f"({self.bounds_ms.max:g}): the settled transcript would never be used"
+            )
+        return self
 
 
 def packaged_rules_path() -> Path:

@@ -8,15 +8,19 @@ ends the turn once the silence reaches it. The rules are data (`endpointing_rule
 
 * bounds: never before ``min``, always by ``max`` (§39.4.3 heuristic end-pointer: 200/800 ms);
 * a complete-looking ending ends at the short ``complete`` bound, but only after that much
-  continued silence *and* once the transcript has stayed unchanged for ``stable_text_ms``: the
-  §39.4 Q3 pitfall ("What time is it... actually never mind") is a fast end before the
-  recogniser has caught up with the last words;
+  continued silence, and never before the transcript has settled (``text_settle_ms``): the
+  §39.4 Q3 pitfall ("What time is it... actually never mind") is a fast end taken before the
+  silence has confirmed it;
 * trailing hesitations ("um") and self-corrections ("actually", "wait") wait the maximum;
 * words that cannot end an English sentence ("the", "to", "and") wait ``incomplete``;
 * no transcript, or an ambiguous last word, waits ``base``.
 
 The embedded recogniser (pocketsphinx) writes no punctuation, so "reads as complete" rests on
-the last words; terminal/continuing punctuation is used when a recogniser writes it.
+the last words; terminal/continuing punctuation is used when a recogniser writes it. The
+transcript is read as it stands ``text_settle_ms`` into the pause: the recogniser needs a moment
+to emit the last words spoken, but words it adds later, while the VAD hears silence, are
+background noise decoded as speech (measured on the noise-mixed recordings with pocketsphinx,
+which keeps adding words through the silence), so they are ignored.
 
 Dynamic mode adapts the bounds to the pauses this user makes inside turns (see
 `SmartEndpointer`); acoustic mode adds prosodic cues (`earshot.turns.acoustic`). A learned
@@ -171,10 +175,11 @@ def _clamp(value: float, low: float, high: float) -> float:
 class SmartEndpointer:
     """End of turn after a silence bound chosen from the transcript's ending.
 
-    Per frame: read the ending (`TranscriptReader`) → its bound (dynamic mode shifts it) →
-    acoustic adjustment (acoustic mode) → not earlier than ``stable_text_ms`` after the
-    transcript last changed → clamp to ``[min, max]``. The turn ends when the silence reaches
-    the bound; `last_decision_reason` says why that bound.
+    Per frame: take the partial transcript (frozen once the silence passes ``text_settle_ms``)
+    → read its ending (`TranscriptReader`) → that ending's bound (dynamic mode shifts it) →
+    acoustic adjustment (acoustic mode) → not before ``text_settle_ms`` → clamp to
+    ``[min, max]``. The turn ends when the silence reaches the bound; `last_decision_reason`
+    says why that bound.
 
     Dynamic mode keeps an exponential moving average of the pauses reported by `on_resume`
     (pauses that did *not* end a turn) and sets::
@@ -260,9 +265,10 @@ class SmartEndpointer:
     def required_silence_ms(self, ctx: PauseContext) -> tuple[float, str]:
         """The silence this frame's evidence needs before the turn ends, and why.
 
-        Call it in frame order (``decide`` does); the policy remembers when, within the current
-        pause, the transcript last changed. Calling it again with the same context gives the
-        same answer. A smaller ``silence_ms`` than the previous call starts a new pause.
+        Call it in frame order (``decide`` does): the policy keeps the transcript as it stood
+        when the silence reached ``text_settle_ms`` and reads that one for the rest of the
+        pause. Calling it again with the same context gives the same answer. A smaller
+        ``silence_ms`` than the previous call starts a new pause.
 
         Returns:
             ``(bound_ms, reason)``, e.g. ``(800.0, "800 ms: trailing hesitation 'um' ...")``.
@@ -272,18 +278,16 @@ class SmartEndpointer:
         """
         if ctx.silence_ms < 0:
             raise ValueError(f"silence_ms must be >= 0, got {ctx.silence_ms}")
-        since_ms = self._track_text(ctx)
-        b = self.rules.bounds_ms
-        ending = self.reader.read(ctx.partial_text)
+        text = self._settled_text(ctx)
+        b, settle_ms = self.rules.bounds_ms, self.rules.text_settle_ms
+        ending = self.reader.read(text)
         bound, notes = self._text_bound(ending)
         bound += self._acoustic_adjustment(ctx, ending, notes)
-        settled_ms = since_ms + self.rules.stable_text_ms
-        if since_ms > 0 and settled_ms > bound:
-            bound = settled_ms
-            notes.append(
-                f"transcript changed at {since_ms:g} ms, so wait until {settled_ms:g} ms "
-                f"({self.rules.stable_text_ms:g} ms unchanged)"
-            )
+        if self.reader.words(ctx.partial_text) != self.reader.words(text):
+            notes.append(f"words heard after {settle_ms:g} ms of silence ignored as noise")
+        if bound < settle_ms:
+            bound = settle_ms
+            notes.append(f"not before the transcript settles at {settle_ms:g} ms")
         if not b.min <= bound <= b.max:
             bound = _clamp(bound, b.min, b.max)
             notes.append(f"held within [{b.min:g}, {b.max:g}] ms")
@@ -344,23 +348,19 @@ class SmartEndpointer:
     # -- per-pause state ----------------------------------------------------------------
 
     def _reset_pause(self) -> None:
-        self._pause_words: tuple[str, ...] | None = None
-        self._text_since_ms = 0.0
+        self._pause_text: str | None = None
         self._last_silence_ms = -1.0
         self._cues: AcousticCues | None = None
         self._cues_done = False
 
-    def _track_text(self, ctx: PauseContext) -> float:
-        """Update the per-pause text record; return when (silence ms) the text last changed."""
+    def _settled_text(self, ctx: PauseContext) -> str:
+        """The transcript this pause is judged on: the latest one up to ``text_settle_ms``."""
         if ctx.silence_ms < self._last_silence_ms:
             self._reset_pause()
         self._last_silence_ms = ctx.silence_ms
-        words = self.reader.words(ctx.partial_text)
-        if self._pause_words is None:
-            self._pause_words, self._text_since_ms = words, 0.0
-        elif words != self._pause_words:
-            self._pause_words, self._text_since_ms = words, ctx.silence_ms
-        return self._text_since_ms
+        if self._pause_text is None or ctx.silence_ms <= self.rules.text_settle_ms:
+            self._pause_text = ctx.partial_text
+        return self._pause_text
 
     def _cues_for(self, ctx: PauseContext) -> AcousticCues | None:
         """Cues of this pause's tail audio, computed once per pause."""
