@@ -29,7 +29,8 @@ from earshot.evals.bargein import (
     bundled_data_dir,
     run_bargein,
 )
-from earshot.evals.bargein_score import PlayoutLog, attribute
+from earshot.evals.bargein_scenarios import Clip, build_track, sound_bounds
+from earshot.evals.bargein_score import ONSET_TOLERANCE_MS, PlayoutLog, attribute
 from earshot.llm import make_llm
 from earshot.session.config import SessionConfig
 from earshot.session.session import Session
@@ -40,7 +41,7 @@ from earshot.turns.factory import make_endpointer
 from earshot.vad import make_vad
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "llm"))
-from sse_server import SseReply, SseServer  # noqa: E402
+from sse_server import SseReply, SseServer
 
 BOUND_MS = 200.0 + 2 * 20.0
 """min_interruption_ms + 2 frames of 20 ms: the done-when's reaction bound."""
@@ -59,8 +60,8 @@ def _scenarios(run: BargeInRun, condition: str, kind: str) -> list[dict[str, Any
 
 
 def _event_barge_in(result: dict[str, Any]) -> dict[str, Any]:
-    found = [b for b in result["barge_ins"] if b["attributed_to"] == "event"]
-    assert found, f"{result['scenario']}: no barge-in blamed on the event"
+    found = [b for b in result["barge_ins"] if b["caused_by_event"]]
+    assert found, f"{result['scenario']}: no barge-in caused by the event"
     return found[0]
 
 
@@ -91,8 +92,13 @@ def test_recorded_cut_in_stops_the_agent_within_bound(quick: BargeInRun) -> None
         assert b["gt_last_agent_sample_ms"] == pytest.approx(b["last_agent_sample_ms"], abs=20.0)
         # Detection came min_interruption_ms after the VAD onset, which lags the recording.
         assert b["detected_ms"] - b["user_onset_ms"] == pytest.approx(200.0, abs=20.0)
-        assert 0.0 <= b["vad_onset_lag_ms"] <= 150.0
-        assert b["gt_reaction_ms"] == pytest.approx(b["reaction_ms"] + b["vad_onset_lag_ms"], abs=20)
+        # The VAD hears clean studio speech within a few frames; under AEC3 the start of the
+        # user's speech over the agent's echo can be held back much longer (reported, not bound).
+        lag_ms = b["vad_onset_lag_ms"]
+        assert lag_ms >= -ONSET_TOLERANCE_MS
+        if r["condition"] == "clean":
+            assert lag_ms <= 150.0
+        assert b["gt_reaction_ms"] == pytest.approx(b["reaction_ms"] + lag_ms, abs=20.0)
         reactions.append(b["reaction_ms"])
         assert r["event_turn"]["answered"]
     assert float(np.percentile(reactions, 95)) <= BOUND_MS
@@ -173,6 +179,21 @@ def test_attribution_and_playout_log() -> None:
         log.observe(14, {1: 10})
 
 
+def test_ground_truth_bounds_and_event_placement() -> None:
+    tone = (np.sin(np.arange(8000) * 0.3) * 8000).astype(np.int16)
+    audio = np.concatenate([np.zeros(3200, np.int16), tone, np.zeros(1600, np.int16)])
+    assert sound_bounds(audio) == (3200, 11200)
+    question = Clip("q", "speech", audio, 3200, 11200, "recording")
+    event = Clip("e", "noise", audio, 3200, 11200, "recording")
+    track = build_track(question, 500.0, 4000.0, event, 2500.0)
+    assert track.question_onset_ms == 700.0 and track.question_end_ms == 1200.0
+    assert (track.event_onset_ms, track.event_end_ms) == (2500.0, 3000.0)
+    assert track.audio[40_000 - 1] == 0 and np.array_equal(track.audio[40_000:48_000], tone)
+    assert len(track.audio) == 64_000
+    with pytest.raises(ValueError, match="before the question ends"):
+        build_track(question, 500.0, 4000.0, event, 900.0)
+
+
 def test_cli_help_lists_bargein() -> None:
     parser = argparse.ArgumentParser(prog="earshot")
     eval_cli.add_parser(parser.add_subparsers(dest="command"))
@@ -224,8 +245,10 @@ def test_next_llm_request_holds_only_the_heard_words() -> None:
     first = state.turns[0]
     assert first.interrupted and first.agent_text == " ".join(LONG_REPLY.split())
     heard = first.heard_text
-    assert heard and " ".join(LONG_REPLY.split()).startswith(heard) and len(heard) < len(
-        first.agent_text
+    assert (
+        heard
+        and " ".join(LONG_REPLY.split()).startswith(heard)
+        and len(heard) < len(first.agent_text)
     )
     messages = requests[1].json()["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]

@@ -112,15 +112,15 @@ def test_acoustic_mode_moves_the_bound_on_real_endings() -> None:
     modern = real_tail("realtimestt_ljspeech_LJ001-0002.wav")
     book = real_tail("realtimestt_ljspeech_LJ001-0004.wav")
     plain = SmartEndpointer()
-    assert first_end_ms(plain, "it comparatively modern", modern) == 300
+    assert first_end_ms(plain, "it comparatively modern", modern) == 460
     ep = SmartEndpointer(acoustic=True)
-    assert first_end_ms(ep, "it comparatively modern", modern) == 200  # 300 - 100
+    assert first_end_ms(ep, "it comparatively modern", modern) == 300  # 450 - 150
     assert "final pitch fall" in ep.last_decision_reason
     ep.on_turn_end()
-    assert first_end_ms(ep, "of the true printed book", book) == 460  # 300 + 150 → 450
+    assert first_end_ms(ep, "of the true printed book", book) == 660  # 450 + 200 = 650
     assert "final pitch rise" in ep.last_decision_reason
     ep.on_turn_end()
-    assert first_end_ms(ep, "of the true printed book and", book) == 800  # 700 + 150 → max
+    assert first_end_ms(ep, "of the true printed book and", book) == 800  # 750 + 200 → max
     assert "held within [200, 800] ms" in ep.last_decision_reason
     ep.on_turn_end()
     # A hesitation is never shortened, whatever the prosody.

@@ -335,17 +335,17 @@ def _score(
     assert track.event_onset_ms is not None and track.event_end_ms is not None
     reply_turn = question_turn(state.turns, track.question_onset_ms, track.question_end_ms)
     by_id = {h.response_id: h for h in outcome.handles}
-    event_turn = next(
-        (
-            t
-            for t in state.turns
-            if t is not reply_turn
-            and track.event_onset_ms
-            <= t.marks_ms.get("speech_end", -1.0)
-            <= track.event_end_ms + ANSWER_WINDOW_MS
-        ),
-        None,
-    )
+    # The cut-in may span several turns (the user pauses, goes on, and stops the answer
+    # being prepared); it was answered if any of them got audio out.
+    event_turns = [
+        t
+        for t in state.turns
+        if t is not reply_turn
+        and track.event_onset_ms
+        <= t.marks_ms.get("speech_end", -1.0)
+        <= track.event_end_ms + ANSWER_WINDOW_MS
+    ]
+    event_turn = event_turns[-1] if event_turns else None
     playout_start = reply_turn.marks_ms.get("playout_start") if reply_turn else None
     stopped_reply = [
         b
@@ -353,7 +353,7 @@ def _score(
         if b.get("response_id") in by_id and by_id[b["response_id"]].turn is reply_turn
     ]
     event_stops = [b for b in stopped_reply if b["attributed_to"] == "event"]
-    answered = event_turn is not None and "playout_start" in event_turn.marks_ms
+    answered = any("playout_start" in t.marks_ms for t in event_turns)
     success = (
         reply_turn is not None
         and reply_turn.interrupted
@@ -384,10 +384,12 @@ def _score(
         "event_turn": None
         if event_turn is None
         else {
-            "user_text": event_turn.user_text,
+            "user_text": " / ".join(t.user_text for t in event_turns),
+            "turns": len(event_turns),
             "answered": answered,
             "interrupted": event_turn.interrupted,
         },
+        "event_level_dbfs": _level_dbfs(scenario.event),
         "barge_ins": barge_ins,
         "self_interruptions": sum(1 for b in barge_ins if b["self_interruption"]),
         "resumes": sum(int(t.extra.get("resumes", 0)) for t in state.turns),
@@ -411,6 +413,15 @@ def _score(
     }
     result["outcome"] = _outcome_label(result)
     return result
+
+
+def _level_dbfs(clip: Clip) -> float:
+    """RMS level of a clip's sound, dB relative to int16 full scale."""
+    import numpy as np
+
+    sound = clip.audio[clip.onset_sample : clip.end_sample].astype(np.float64)
+    rms = float(np.sqrt(np.mean(sound**2))) if sound.size else 0.0
+    return round(20.0 * math.log10(max(rms, 1e-9) / 32768.0), 1)
 
 
 def _outcome_label(r: dict[str, Any]) -> str:
@@ -681,12 +692,12 @@ def render_tables(run: BargeInRun) -> tuple[Table, Table]:
     for col in ("reaction ms (VAD / GT)", "heard / gen words", "self-int", "resumes"):
         scenarios.add_column(col, justify="right")
     for r in run.results:
-        event_bi = next((b for b in r["barge_ins"] if b["attributed_to"] == "event"), None)
+        event_bi = next((b for b in r["barge_ins"] if b.get("caused_by_event")), None)
         first = event_bi or (r["barge_ins"][0] if r["barge_ins"] else None)
         heard = (first or {}).get("heard")
         scenarios.add_row(
             r["scenario"],
-            r["event"],
+            Path(r["event"]).name,
             _f(r.get("actual_offset_ms")),
             r["outcome"],
             "—"
@@ -782,11 +793,13 @@ def plot_results(path: str | os.PathLike[str], run: BargeInRun) -> None:
                 float(b[key])
                 for r in run.results
                 if r["condition"] == name and r["kind"] == "cut-in"
-                for b in r["barge_ins"][:]
-                if b["attributed_to"] == "event" and b.get(key) is not None
+                for b in r["barge_ins"]
+                if b.get("caused_by_event") and b.get(key) is not None
             ]
             y = row * 2 + col
-            left.plot(values, [y] * len(values), marker, color=colours[name], alpha=0.7, ms=6)
+            left.plot(values, [y] * len(values), marker, color=colours[name], alpha=0.6, ms=6)
+            if values:
+                left.text(max(values), y + 0.25, f" n={len(values)}", fontsize=7)
     left.axvline(run.options.bound_ms, color="#444444", ls="--", lw=1)
     left.text(run.options.bound_ms, -0.8, f" bound {run.options.bound_ms:g} ms", fontsize=8)
     left.set_yticks(

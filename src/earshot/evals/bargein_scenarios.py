@@ -410,12 +410,12 @@ def plan_scenarios(
     """
     if not offsets_ms:
         raise ValueError("give at least one offset (ms after the reply's playout start)")
-    rng = random.Random(seed)
+    # One generator per pool: adding a recording of one kind leaves the others' order alone.
     pools = {
-        "question": _cycle(questions, rng),
-        "cut-in": _cycle(cut_ins, rng),
-        "noise": _cycle(noises, rng),
-        "backchannel": _cycle(backchannels, rng),
+        "question": _cycle(questions, random.Random(f"{seed}:question")),
+        "cut-in": _cycle(cut_ins, random.Random(f"{seed}:cut-in")),
+        "noise": _cycle(noises, random.Random(f"{seed}:noise")),
+        "backchannel": _cycle(backchannels, random.Random(f"{seed}:backchannel")),
     }
     second = offsets_ms[1] if len(offsets_ms) > 1 else offsets_ms[0]
     plan: list[tuple[Condition, EventKind, float]] = []

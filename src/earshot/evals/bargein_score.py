@@ -8,11 +8,15 @@ session's own timing record alone; both are reported side by side.
 
 Definitions (all times in ms of session time, which is audio time for a file transport):
 
-* **reaction** — end of the last agent sample played before the stop − the user's onset.
+* **reaction** — end of the last agent sample played before the stop − the user's onset, for
+  the barge-in *caused by the event* (the first one blamed on it whose VAD onset is no more
+  than `ONSET_TOLERANCE_MS` before the event's sound onset).
   *Session-measured*: the session's record (`last_agent_sample_ms` − the VAD's onset).
   *Ground truth*: the last non-zero sample of the interrupted response in the agent track −
   the event's sound onset in the user track. The difference is the VAD onset lag (Silero looks
-  at 32 ms windows and the segmenter needs a voiced run) plus trailing silence in the reply.
+  at 32 ms windows, the segmenter needs a voiced run, AEC3 may hold back the start of speech
+  over the echo) plus trailing silence in the reply. A reply stopped while still being
+  prepared played nothing and has no reaction time.
 * **heard words** — the words of the interrupted response whose audio was played in full:
   word ``end_sample`` ≤ samples played, per the `PlayoutLog`. The session's heard text must be
   exactly those words (after any prefix heard before an earlier resume), each must end in the
@@ -21,7 +25,7 @@ Definitions (all times in ms of session time, which is audio time for a file tra
   detection time outside every ``[onset, end + ATTRIBUTION_SLACK_MS]``; the echo (or noise in
   the room) stopped the agent.
 * **cut-in success** — the question's reply was stopped by a barge-in attributed to the cut-in
-  and confirmed, and the cut-in turn was answered (its reply reached the loudspeaker).
+  and confirmed, and a turn of the cut-in was answered (its reply reached the loudspeaker).
 * **reply completed** — the question's reply was not left interrupted, the turn's heard text is
   the whole reply, and its last response played every synthesized sample.
 """
@@ -45,6 +49,11 @@ from earshot.turns.bargein import normalise_words
 ATTRIBUTION_SLACK_MS = 300.0
 """How long after a placed sound ends a barge-in detection is still blamed on it (ms): the VAD
 scores 32 ms windows and the segmenter holds speech a few frames after it stops."""
+
+ONSET_TOLERANCE_MS = 100.0
+"""A barge-in is caused by the event (and timed against its onset) only if its VAD onset is at
+most this much before the event's sound onset (ms): the segmenter dates a run back to its first
+frame and Silero scores 32 ms windows. An earlier onset means something else (echo) began it."""
 
 ANSWER_WINDOW_MS = 1500.0
 """A turn whose speech ends up to this long after the cut-in's sound is the cut-in's turn (ms)."""
@@ -215,19 +224,35 @@ def score_barge_ins(
 ) -> list[dict[str, Any]]:
     """Every barge-in record with ground truth beside it.
 
-    Adds to a copy of each record: ``attributed_to`` (``"event"``, ``"question"`` or None),
-    ``self_interruption``, ``gt_last_agent_sample_ms`` (last non-zero sample of the interrupted
-    response in the agent track), ``gt_reaction_ms`` and ``vad_onset_lag_ms`` (for barge-ins
-    attributed to the event; VAD onset − ground-truth onset) and ``heard`` (`heard_check`).
+    Adds to a copy of each record: ``attributed_to`` (``"event"``, ``"question"`` or None, by
+    detection time), ``self_interruption`` (attributed to nothing), ``caused_by_event`` (the
+    first barge-in attributed to the event whose VAD onset is consistent with the event's
+    onset, see `ONSET_TOLERANCE_MS`), ``gt_last_agent_sample_ms`` (last non-zero sample of the
+    interrupted response in the agent track), for the barge-in caused by the event
+    ``gt_onset_ms``, ``gt_reaction_ms`` and ``vad_onset_lag_ms`` (VAD onset − ground-truth
+    onset), and ``heard`` (`heard_check`). Later barge-ins during a long event (the user goes
+    on talking over the answer) get no ground-truth reaction: the onset of that later speech
+    run is not annotated.
     """
     by_id = {h.response_id: h for h in handles}
     scored: list[dict[str, Any]] = []
+    claimed = False
     for record in records:
         out = dict(record)
         label = attribute(float(record["detected_ms"]), sounds)
         out["attributed_to"] = label
         out["self_interruption"] = label is None
-        rid = log.response_ending_at(float(record["last_agent_sample_ms"]))
+        caused = (
+            label == "event"
+            and not claimed
+            and event_onset_ms is not None
+            and float(record["user_onset_ms"]) >= event_onset_ms - ONSET_TOLERANCE_MS
+        )
+        claimed = claimed or caused
+        out["caused_by_event"] = caused
+        last_ms = record.get("last_agent_sample_ms")
+        # A reply stopped while still being prepared played nothing: no heard words to check.
+        rid = None if last_ms is None else log.response_ending_at(float(last_ms))
         handle = by_id.get(rid) if rid is not None else None
         out["response_id"] = rid
         gt_last_ms: float | None = None
@@ -242,7 +267,7 @@ def score_barge_ins(
                 _stored_heard(handle, handles, str(record["resolution"])),
             )
         out["gt_last_agent_sample_ms"] = None if gt_last_ms is None else round(gt_last_ms, 3)
-        if label == "event" and event_onset_ms is not None:
+        if caused and event_onset_ms is not None:
             out["gt_onset_ms"] = round(event_onset_ms, 3)
             out["gt_reaction_ms"] = (
                 None if gt_last_ms is None else round(gt_last_ms - event_onset_ms, 3)
@@ -301,9 +326,9 @@ def stat(values: Sequence[float]) -> dict[str, float | int | None]:
 
 
 def _event_barge_in(result: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The first barge-in blamed on the scenario's event."""
+    """The barge-in caused by the scenario's event, if any."""
     for b in result.get("barge_ins", []):
-        if b.get("attributed_to") == "event":
+        if b.get("caused_by_event"):
             return dict(b)
     return None
 
@@ -346,7 +371,7 @@ def _group(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     last_diffs: list[float] = []
     for r in cut_ins:
         b = _event_barge_in(r)
-        if b is None:
+        if b is None or b.get("reaction_ms") is None:
             continue
         reactions.append(float(b["reaction_ms"]))
         if b.get("gt_reaction_ms") is not None:
@@ -369,7 +394,7 @@ def _group(results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     ]
     erles = [float(r["erle_db"]) for r in results if r.get("erle_db") is not None]
     successes = sum(1 for r in cut_ins if r.get("success"))
-    completed = sum(1 for r in others if r.get("reply", {}).get("completed"))
+    completed = sum(1 for r in others if (r.get("reply") or {}).get("completed"))
     return {
         "scenarios": len(results),
         "cut_ins": len(cut_ins),

@@ -191,7 +191,9 @@ class SmartEndpointer:
     mean plus a margin for VAD hang-over. The EMA starts at ``(base - margin_ms) / factor`` so
     that, before any pause is seen, dynamic mode equals static mode. The other bounds (not
     ``min`` and ``max``) move by the same amount as ``base``. LiveKit Agents' dynamic
-    endpointing likewise keeps an EMA of a user's pauses (REFERENCE: LiveKit endpointing).
+    endpointing likewise keeps an EMA of a user's between-utterance pauses, clamped to its
+    0.5–3.0 s bounds, and uses it directly as the minimum delay (livekit-agents
+    ``voice/endpointing.py``, ``DynamicEndpointing``, history weight 0.9).
     Caveat: only pauses shorter than the bound in force are ever observed (longer ones ended
     the turn), so the EMA underestimates long pausers.
 
