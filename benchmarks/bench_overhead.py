@@ -48,10 +48,10 @@ import numpy as np
 from earshot.audio.frames import Pcm16
 from earshot.cli import DEMO_CALLER, bundled_data
 from earshot.clock import Clock, SimulatedClock, SystemClock
-from earshot.converse import ConverseOptions, build_components
+from earshot.converse import ConverseOptions, build_components, session_from_parts
+from earshot.session.session import Session
 from earshot.metrics.stats import percentiles
 from earshot.metrics.turn import TurnRecord
-from earshot.session.session import Session
 from earshot.stt.base import StreamingRecognizer, Transcript
 from earshot.transports.file import load_caller
 from earshot.tts.base import Synthesizer, TtsChunk
@@ -262,18 +262,13 @@ def run_once(kind: str, user: Pcm16, meter_holder: list[CpuMeter]) -> RunResult:
     async def main() -> None:
         if isinstance(clock, SystemClock):
             clock.reset_origin()
-        session = Session(
-            opts.session,
-            clock,
-            TimedVad(parts["vad"], meter),
-            TimedStt(parts["stt"], meter),
-            parts["llm"],
-            TimedTts(parts["tts"], meter),
-            parts["endpointer"],
-            bargein=parts["bargein"],
-            aec=parts["aec"],
-            mic=parts["mic"],
-        )
+        timed = {
+            **parts,
+            "vad": TimedVad(parts["vad"], meter),
+            "stt": TimedStt(parts["stt"], meter),
+            "tts": TimedTts(parts["tts"], meter),
+        }
+        session = session_from_parts(opts.session, clock, timed)
         holder.append(session)
         await session.run(user)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,31 @@ def build_components(opts: ConverseOptions, clock: Clock) -> dict[str, Any]:
     }
 
 
+def session_from_parts(
+    config: SessionConfig,
+    clock: Clock,
+    parts: dict[str, Any],
+    *,
+    on_turn: Callable[[TurnRecord], None] | None = None,
+    on_tick: Callable[[float, SessionState], None] | None = None,
+) -> Session:
+    """A `Session` wired from `build_components` output (parts may be swapped, e.g. wrapped)."""
+    return Session(
+        config,
+        clock,
+        parts["vad"],
+        parts["stt"],
+        parts["llm"],
+        parts["tts"],
+        parts["endpointer"],
+        bargein=parts["bargein"],
+        aec=parts["aec"],
+        mic=parts["mic"],
+        on_turn=on_turn,
+        on_tick=on_tick,
+    )
+
+
 def describe_components(parts: dict[str, Any], clock: Clock) -> dict[str, str]:
     """Stage → backend description, saying which parts are real and which simulated."""
     llm = parts["llm"]
@@ -164,17 +190,10 @@ def converse(opts: ConverseOptions) -> ConverseResult:
     async def main() -> SessionState:
         if isinstance(clock, SystemClock):
             clock.reset_origin()
-        session = Session(
+        session = session_from_parts(
             opts.session,
             clock,
-            parts["vad"],
-            parts["stt"],
-            parts["llm"],
-            parts["tts"],
-            parts["endpointer"],
-            bargein=parts["bargein"],
-            aec=parts["aec"],
-            mic=parts["mic"],
+            parts,
             on_turn=on_turn,
             on_tick=lambda t_ms, st: progress.update(t_ms, st.turns),
         )

@@ -85,7 +85,8 @@ def test_llm_failure_is_spoken_as_a_fallback_line(caller_wav: Path, tmp_path: Pa
     out = tmp_path / "fallback"
     with SseServer() as server:
         server.queue(
-            ErrorReply(500, "model crashed"), ErrorReply(500, "model crashed"),
+            ErrorReply(500, "model crashed"),
+            ErrorReply(500, "model crashed"),
         )
         rc = main(
             [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -323,3 +324,9 @@ def test_reader_handles_recogniser_markers() -> None:
     assert reader.words("<s> The(2) [NOISE] ++UM++ it’s </s>") == ("the", "um", "it's")
     assert reader.read("it's").kind is EndingKind.INCOMPLETE
     assert reader.read("[noise]").kind is EndingKind.EMPTY
+
+
+def test_acoustic_mode_without_its_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "parselmouth", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'earshot\[acoustic\]'"):
+        make_endpointer("smart", acoustic=True)

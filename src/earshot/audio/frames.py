@@ -39,7 +39,7 @@ def samples_to_ms(num_samples: int | float, sample_rate_hz: int = SAMPLE_RATE_HZ
 
 def ms_to_samples(duration_ms: float, sample_rate_hz: int = SAMPLE_RATE_HZ) -> int:
     """Nearest whole number of samples in ``duration_ms`` milliseconds."""
-    return int(round(duration_ms * sample_rate_hz / 1000.0))
+    return round(duration_ms * sample_rate_hz / 1000.0)
 
 
 def to_float32(pcm: Pcm16) -> npt.NDArray[np.float32]:

@@ -403,12 +403,16 @@ def run_latency(opts: LatencyOptions) -> LatencyRun:
     """
     from earshot.audio.frames import samples_per_frame, samples_to_ms
     from earshot.clock import SimulatedClock, SystemClock
-    from earshot.converse import ConverseOptions, build_components, describe_components
+    from earshot.converse import (
+        ConverseOptions,
+        build_components,
+        describe_components,
+        session_from_parts,
+    )
     from earshot.evals.tracks import build_caller_track, load_clips
     from earshot.metrics.progress import ConverseProgress
     from earshot.metrics.report import TurnLog
     from earshot.session.config import SessionConfig
-    from earshot.session.session import Session
 
     if opts.gap_ms <= opts.eot_silence_ms:
         raise ValueError(
@@ -446,17 +450,10 @@ def run_latency(opts: LatencyOptions) -> LatencyRun:
     async def main() -> SessionState:
         if isinstance(clock, SystemClock):
             clock.reset_origin()
-        session = Session(
+        session = session_from_parts(
             converse_opts.session,
             clock,
-            parts["vad"],
-            parts["stt"],
-            parts["llm"],
-            parts["tts"],
-            parts["endpointer"],
-            bargein=parts["bargein"],
-            aec=parts["aec"],
-            mic=parts["mic"],
+            parts,
             on_turn=log.append,
             on_tick=lambda t_ms, st: progress.update(t_ms, st.turns),
         )
