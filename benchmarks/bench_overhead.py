@@ -49,9 +49,9 @@ from earshot.audio.frames import Pcm16
 from earshot.cli import DEMO_CALLER, bundled_data
 from earshot.clock import Clock, SimulatedClock, SystemClock
 from earshot.converse import ConverseOptions, build_components, session_from_parts
-from earshot.session.session import Session
 from earshot.metrics.stats import percentiles
 from earshot.metrics.turn import TurnRecord
+from earshot.session.session import Session
 from earshot.stt.base import StreamingRecognizer, Transcript
 from earshot.transports.file import load_caller
 from earshot.tts.base import Synthesizer, TtsChunk
