@@ -48,6 +48,16 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--endpointer", default="fixed", choices=("fixed", "smart"), help="end-of-turn policy"
     )
     p.add_argument("--endpointing-rules", type=Path, help="YAML rules for the smart endpointer")
+    p.add_argument(
+        "--endpointing-dynamic",
+        action="store_true",
+        help="smart endpointer: adapt the silence bound to this caller's pauses",
+    )
+    p.add_argument(
+        "--endpointing-acoustic",
+        action="store_true",
+        help="smart endpointer: use pitch fall / energy decay at the pause (extra 'acoustic')",
+    )
     p.add_argument("--min-speech-ms", type=float, default=200.0, help="shortest voiced turn")
     p.add_argument("--jitter-ms", type=float, default=40.0, help="jitter buffer hold (ms)")
     p.add_argument(
@@ -165,6 +175,8 @@ def _run_converse(args: argparse.Namespace) -> int:
             endpointer=args.endpointer,
             eot_silence_ms=args.eot_silence_ms,
             endpointing_rules=args.endpointing_rules,
+            endpointing_dynamic=args.endpointing_dynamic,
+            endpointing_acoustic=args.endpointing_acoustic,
             llm=args.llm,
             llm_options=llm_options,
             tts_voice=args.tts_voice,

@@ -40,6 +40,8 @@ class ConverseOptions:
     endpointer: str = "fixed"
     eot_silence_ms: float = 500.0
     endpointing_rules: Path | None = None
+    endpointing_dynamic: bool = False
+    endpointing_acoustic: bool = False
     llm: LlmKind = "scripted"
     llm_options: dict[str, Any] = field(default_factory=dict)
     tts_voice: str = "en-us"
@@ -101,7 +103,11 @@ def build_components(opts: ConverseOptions, clock: Clock) -> dict[str, Any]:
         "llm": make_llm(opts.llm, clock=clock, **opts.llm_options),
         "tts": make_tts("espeak", voice=opts.tts_voice),
         "endpointer": make_endpointer(
-            opts.endpointer, silence_ms=opts.eot_silence_ms, rules_path=opts.endpointing_rules
+            opts.endpointer,
+            silence_ms=opts.eot_silence_ms,
+            rules_path=opts.endpointing_rules,
+            dynamic=opts.endpointing_dynamic,
+            acoustic=opts.endpointing_acoustic,
         ),
         "aec": create_echo_canceller(True) if opts.aec else None,
         "mic": opts.echo.mixer() if opts.echo is not None else None,
