@@ -50,8 +50,7 @@ from earshot.evals.bargein_scenarios import (
     Scenario,
     UserTrack,
 )
-from earshot.llm.base import ChatMessage
-from earshot.session.response import ResponseHandle, ResponseRunner
+from earshot.session.response import ResponseHandle
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -174,24 +173,6 @@ class BargeInRun:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
-class RecordingRunner(ResponseRunner):
-    """The session's response runner, keeping every handle it ran (word timings, ids, turns).
-
-    The eval swaps it in for ``Session.runner`` so scoring can read each response's word
-    timings after the run; it changes nothing else.
-    """
-
-    def __init__(self, inner: ResponseRunner) -> None:
-        super().__init__(inner.clock, inner.llm, inner.tts, inner.jitter)
-        self.handles: list[ResponseHandle] = []
-
-    async def run(
-        self, handle: ResponseHandle, messages: Sequence[ChatMessage] | None, text: str = ""
-    ) -> None:
-        self.handles.append(handle)
-        await super().run(handle, messages, text)
-
-
 @dataclass(slots=True)
 class _Models:
     """Models shared across scenarios (each is reset per run)."""
@@ -237,11 +218,10 @@ def _session_run(
     )
     log = PlayoutLog(samples_per_frame(opts.frame_ms))
     holder: list[Session] = []
-    runners: list[RecordingRunner] = []
 
     def on_tick(_tick_ms: float, state: SessionState) -> None:
         jitter = holder[0].jitter
-        played = {h.response_id: jitter.played_samples(h.response_id) for h in runners[0].handles}
+        played = {h.response_id: jitter.played_samples(h.response_id) for h in state.responses}
         log.observe(len(state.agent_frames) - 1, played)
 
     async def main() -> SessionState:
@@ -261,14 +241,11 @@ def _session_run(
             mic=MicMixer(EchoPath()) if condition.echo else None,
             on_tick=on_tick,
         )
-        runner = RecordingRunner(session.runner)
-        session.runner = runner
         holder.append(session)
-        runners.append(runner)
         return await session.run(track)
 
     state = clock.run(main)
-    return _Outcome(state, runners[0].handles, log, holder[0].jitter.underrun_samples)
+    return _Outcome(state, state.responses, log, holder[0].jitter.underrun_samples)
 
 
 def offline_erle_db(agent_frames: Sequence[Pcm16]) -> float | None:

@@ -195,7 +195,9 @@ def read_manifest(folder: Path) -> list[tuple[str, dict[str, Any], Path]]:
         try:
             entry = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{where}: not valid JSON ({exc.msg}); fix or remove the line") from exc
+            raise ValueError(
+                f"{where}: not valid JSON ({exc.msg}); fix or remove the line"
+            ) from exc
         if not isinstance(entry, dict):
             raise ValueError(f"{where}: expected a JSON object, got {type(entry).__name__}")
         for key in ("path", "kind"):
@@ -294,27 +296,33 @@ def noise_label(entry: dict[str, Any], path: Path) -> str:
     return path.stem
 
 
-def load_data(
-    folder: Path, language: str, recognizer: StreamingRecognizer | Any
-) -> tuple[list[SpeechClip], list[NoiseClip]]:
-    """Speech clips in ``language`` and noise clips (every non-speech entry), sorted by path.
+@dataclass(frozen=True, slots=True)
+class SpeechEntry:
+    """A speech recording as read from a manifest, before its words are found."""
+
+    where: str
+    name: str
+    pcm: Pcm16
+
+
+def load_data(folder: Path, language: str) -> tuple[list[SpeechEntry], list[NoiseClip]]:
+    """Speech recordings in ``language`` and noise clips (every non-speech entry), by path.
 
     Raises:
         ValueError: see `read_manifest`; an unreadable or silent recording (naming the
             manifest line); no speech entry in ``language``.
     """
-    speech: list[SpeechClip] = []
+    speech: list[SpeechEntry] = []
     noises: list[NoiseClip] = []
     for where, entry, path in read_manifest(folder):
         if entry["kind"] == "speech":
-            if entry.get("language") != language:
-                continue
-            speech.append(load_speech(where, entry["path"], _read(where, path), recognizer))
-        else:
-            pcm = _read(where, path)
-            if not np.any(pcm):
-                raise ValueError(f"{where}: {path} is digital silence; it cannot be mixed in")
-            noises.append(NoiseClip(entry["path"], noise_label(entry, path), pcm))
+            if entry.get("language") == language:
+                speech.append(SpeechEntry(where, entry["path"], _read(where, path)))
+            continue
+        pcm = _read(where, path)
+        if not np.any(pcm):
+            raise ValueError(f"{where}: {path} is digital silence; it cannot be mixed in")
+        noises.append(NoiseClip(entry["path"], noise_label(entry, path), pcm))
     if not speech:
         raise ValueError(
             f'{folder / MANIFEST_NAME} lists no "speech" entries with "language": "{language}"; '
@@ -327,7 +335,7 @@ def load_data(
         else n
         for n in noises
     ]
-    return sorted(speech, key=lambda c: c.name), sorted(noises, key=lambda n: n.name)
+    return sorted(speech, key=lambda e: e.name), sorted(noises, key=lambda n: n.name)
 
 
 # --------------------------------------------------------------------------- turns, trials
@@ -361,7 +369,7 @@ class Condition:
 
     @property
     def group(self) -> str:
-        """"quiet" or the noise type."""
+        """ "quiet" or the noise type."""
         return "quiet" if self.noise is None else self.noise.label
 
     @property
@@ -437,7 +445,9 @@ class EndpointerSpec:
     def label(self) -> str:
         if self.kind == "fixed":
             return f"fixed {self.silence_ms:g} ms"
-        extras = [name for name, on in (("dynamic", self.dynamic), ("acoustic", self.acoustic)) if on]
+        extras = [
+            name for name, on in (("dynamic", self.dynamic), ("acoustic", self.acoustic)) if on
+        ]
         return "+".join(["smart", *extras])
 
     def build(self, rules_path: Path | None) -> Endpointer:
@@ -693,8 +703,11 @@ def score_lane(lane: Lane, turn: SyntheticTurn, onset_ms: float) -> dict[str, An
         if at < onset_ms:
             spurious += 1
             continue
-        pause = turn.pause_at(ms_to_samples(at))
-        cut_offs.append({**d, "in": "inserted pause" if pause is not None else "natural pause"})
+        inserted = any(
+            samples_to_ms(p.start_sample) < at and d["speech_end_ms"] < samples_to_ms(p.end_sample)
+            for p in turn.pauses
+        )
+        cut_offs.append({**d, "in": "inserted pause" if inserted else "natural pause"})
     missed = delay is None or delay > MISSED_AFTER_MS
     return {
         "false_cutoffs": cut_offs,
@@ -752,14 +765,15 @@ def summarize_run(
         for g in groups_of(doc):
             if g not in names:
                 names.append(g)
-    names = names[:3] + sorted(n for n in names[3:] if n.startswith("noise:")) + sorted(
-        (n for n in names[3:] if n.startswith("SNR")), key=lambda s: -float(s.split()[1])
+    names = (
+        names[:3]
+        + sorted(n for n in names[3:] if n.startswith("noise:"))
+        + sorted((n for n in names[3:] if n.startswith("SNR")), key=lambda s: -float(s.split()[1]))
     )
     summary: dict[str, dict[str, Any]] = {}
     for label in labels:
         summary[label] = {
-            g: summarize(d["results"][label] for d in turn_docs if g in groups_of(d))
-            for g in names
+            g: summarize(d["results"][label] for d in turn_docs if g in groups_of(d)) for g in names
         }
     return summary
 
@@ -951,9 +965,12 @@ def run_endpointing(opts: EndpointingOptions) -> EndpointingRun:
         c.endpointer.build(opts.rules_path)
     run.components = _components(opts, run)
     data_dir = opts.data_dir if opts.data_dir is not None else bundled_data_dir()
-    clips, noises = load_data(data_dir, opts.language, PocketsphinxRecognizer())
+    entries, noises = load_data(data_dir, opts.language)
     if opts.quick:
-        clips = sorted(clips, key=lambda c: (len(c.pcm), c.name))[:QUICK_CLIPS]
+        entries = sorted(entries, key=lambda e: (len(e.pcm), e.name))[:QUICK_CLIPS]
+        entries.sort(key=lambda e: e.name)
+    segmenter = PocketsphinxRecognizer()
+    clips = [load_speech(e.where, e.name, e.pcm, segmenter) for e in entries]
     run.trials = plan_trials(
         clips, noises, opts.snrs_db, opts.turns_per_clip, opts.every_snr, opts.quick
     )
@@ -1180,8 +1197,13 @@ def plot_results(path: str | os.PathLike[str], run: EndpointingRun) -> None:
                 x, y = 100 * s["false_cutoff_rate"], s["delay"]["p50_ms"]
                 smart = config.endpointer.kind == "smart"
                 ax.plot(
-                    [x], [y], marker, color=colour, ms=10 if smart else 7,
-                    mfc=colour if smart else "white", mew=1.5,
+                    [x],
+                    [y],
+                    marker,
+                    color=colour,
+                    ms=10 if smart else 7,
+                    mfc=colour if smart else "white",
+                    mew=1.5,
                 )
                 short = (
                     f"{config.endpointer.silence_ms:g}"
@@ -1344,7 +1366,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     for table in render_tables(result):
         console.print(table)
     for line in done_when_lines(result):

@@ -94,6 +94,9 @@ class SessionState:
     history: list[ChatMessage] = field(default_factory=list)
     barge_ins: list[dict[str, Any]] = field(default_factory=list)
     """Every barge-in detection with its resolution (also copied into its turn record)."""
+    responses: list[ResponseHandle] = field(default_factory=list)
+    """Every response started, in order (resumed replies get a handle of their own); their
+    word timings and ids let evaluations check what was played."""
 
     def agent_track(self) -> Pcm16:
         """The agent's output so far: int16 16 kHz mono from session time 0."""
@@ -402,6 +405,7 @@ class Session:
         resumed.generated_text = handle.generated_text
         turn.extra["played_samples"] = turn.extra.get("played_samples", 0) + played
         self._responses[resumed.response_id] = resumed
+        self.state.responses.append(resumed)
         self.jitter.open(resumed.response_id)
         resumed.task = asyncio.create_task(self.runner.run(resumed, None, remainder))
 
@@ -417,6 +421,7 @@ class Session:
         handle = ResponseHandle(self._next_response_id, turn)
         self._next_response_id += 1
         self._responses[handle.response_id] = handle
+        self.state.responses.append(handle)
         self.jitter.open(handle.response_id)
         during_agent = self._turn_started_during_agent
         handle.task = asyncio.create_task(self._respond(handle, final, during_agent))
