@@ -516,3 +516,38 @@ def test_reaction_time_arithmetic() -> None:
     assert reaction_ms(user_onset_ms=1000, last_agent_sample_played_ms=1220) == 220
     assert max_reaction_ms(min_interruption_ms=200, frame_ms=20) == 240
     assert reaction_ms(1000, 1220) <= max_reaction_ms(200, 20)
+
+
+# -- short acknowledgements the STT mis-hears ------------------------------------------------
+
+
+def _pending_policy() -> BargeInPolicy:
+    policy = BargeInPolicy(BargeInConfig())
+    for i in range(20):
+        policy.push((i + 1) * 20.0, agent_playing=True, is_speech=i >= 5)
+    assert policy.pending
+    return policy
+
+
+def test_a_short_misheard_acknowledgement_resumes_the_reply() -> None:
+    policy = _pending_policy()
+    res = policy.on_user_turn_end("the", now_ms=900.0, speech_ms=420.0)
+    assert isinstance(res, Backchannel)
+
+
+def test_a_short_interrupt_word_still_takes_the_turn() -> None:
+    policy = _pending_policy()
+    res = policy.on_user_turn_end("stop", now_ms=900.0, speech_ms=380.0)
+    assert isinstance(res, InterruptionConfirmed)
+
+
+def test_a_long_utterance_is_not_an_acknowledgement() -> None:
+    policy = _pending_policy()
+    res = policy.on_user_turn_end("the", now_ms=900.0, speech_ms=900.0)
+    assert isinstance(res, InterruptionConfirmed)
+
+
+def test_without_speech_duration_only_the_word_list_counts() -> None:
+    policy = _pending_policy()
+    res = policy.on_user_turn_end("the", now_ms=900.0)
+    assert isinstance(res, InterruptionConfirmed)

@@ -439,7 +439,9 @@ class Session:
         text = transcript.text
         if self.bargein is not None:
             if self.bargein.pending:
-                resolution = self.bargein.on_user_turn_end(text, self.clock.now_ms())
+                resolution = self.bargein.on_user_turn_end(
+                    text, self.clock.now_ms(), turn.extra.get("speech_ms")
+                )
                 self._resolve(resolution)
                 if not isinstance(resolution, InterruptionConfirmed):
                     self._drop(handle)  # a backchannel or a noise: the reply resumed

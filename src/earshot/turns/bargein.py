@@ -55,6 +55,17 @@ LiveKit Agents' ``false_interruption_timeout`` default, 2.0 s (REFERENCE.md, pee
 """
 
 DEFAULT_MAX_BACKCHANNEL_WORDS = 2
+
+DEFAULT_SHORT_UTTERANCE_MS = 600.0
+"""Voiced time at or under which a barge-in utterance counts as an acknowledgement even if the
+STT misheard it (chosen: "yeah", "okay", "mm-hmm" last roughly 200–500 ms), unless one of its
+words is an interrupt word."""
+
+DEFAULT_INTERRUPT_WORDS = frozenset(
+    {"stop", "wait", "no", "hold", "hang", "pause", "actually", "but", "sorry", "excuse",
+     "what", "hey", "enough", "quiet", "shut", "cancel"}
+)  # fmt: skip
+"""Words that take the turn even in a short utterance ("stop", "wait", "no"...)."""
 """Most words a backchannel may have ("okay right"); chosen, not published."""
 
 _EPS_MS = 1e-6
@@ -209,6 +220,11 @@ class BargeInConfig:
             (`normalise_words`). Default: the packaged list (`load_backchannels`).
         max_backchannel_words: most words a transcript may have and still be a backchannel
             (>= 1). Default 2 (chosen).
+        short_utterance_ms: a barge-in utterance with at most this much voiced time (ms) and
+            at most ``max_backchannel_words`` words, none of them an interrupt word, resumes
+            the reply like a backchannel: the embedded STT often mishears a short "okay" as
+            "the" or "q". 0 turns this off. Default 600 ms (chosen).
+        interrupt_words: words that always take the turn ("stop", "wait", "no"...).
 
     Raises:
         ValueError: a duration is negative (or the timeout is zero), ``max_backchannel_words``
@@ -219,6 +235,8 @@ class BargeInConfig:
     false_interruption_timeout_ms: float = DEFAULT_FALSE_INTERRUPTION_TIMEOUT_MS
     backchannels: frozenset[str] = field(default_factory=default_backchannels)
     max_backchannel_words: int = DEFAULT_MAX_BACKCHANNEL_WORDS
+    short_utterance_ms: float = DEFAULT_SHORT_UTTERANCE_MS
+    interrupt_words: frozenset[str] = DEFAULT_INTERRUPT_WORDS
 
     def __post_init__(self) -> None:
         if not self.min_interruption_ms >= 0:
@@ -446,12 +464,17 @@ class BargeInPolicy:
         self._latest_words = partial_text
         self._latest_words_ms = now_ms
 
-    def on_user_turn_end(self, transcript: str, now_ms: float) -> BargeInResolution | None:
+    def on_user_turn_end(
+        self, transcript: str, now_ms: float, speech_ms: float | None = None
+    ) -> BargeInResolution | None:
         """Resolve a pending barge-in at the user's end of turn.
 
         Args:
             transcript: the final transcript of the user's turn.
             now_ms: session time of the end-of-turn decision (ms).
+            speech_ms: voiced duration of the user's turn (ms), if known: a short utterance
+                with few words and no interrupt word is taken as an acknowledgement (see
+                `BargeInConfig.short_utterance_ms`).
 
         Returns:
             None if no barge-in is pending (a normal turn, or one already resolved by the
@@ -464,11 +487,21 @@ class BargeInPolicy:
         resolution: BargeInResolution
         if not normalise_words(transcript):
             resolution = FalseInterruption(detection.detected_ms, now_ms)
-        elif is_backchannel(transcript, self.config):
+        elif is_backchannel(transcript, self.config) or self._short_acknowledgement(
+            transcript, speech_ms
+        ):
             resolution = Backchannel(transcript.strip(), detection.detected_ms, now_ms)
         else:
             resolution = InterruptionConfirmed(transcript.strip(), detection.detected_ms, now_ms)
         return self._resolve(resolution)
+
+    def _short_acknowledgement(self, transcript: str, speech_ms: float | None) -> bool:
+        if speech_ms is None or speech_ms > self.config.short_utterance_ms:
+            return False
+        words = normalise_words(transcript)
+        return len(words) <= self.config.max_backchannel_words and not (
+            set(words) & self.config.interrupt_words
+        )
 
     def reset(self) -> None:
         """Forget everything (a new stream): no run, nothing pending, no frame seen."""
