@@ -125,3 +125,15 @@ def test_a_click_is_not_a_turn(stt: StreamingRecognizer, tts: Synthesizer) -> No
     state = run_session(track, stt, tts)
     assert state.turns == []
     assert not state.agent_track().any()
+
+
+def test_the_session_ends_soon_after_the_last_reply(
+    three_turns: tuple[np.ndarray, list[int]], stt: StreamingRecognizer, tts: Synthesizer
+) -> None:
+    track, _ = three_turns
+    state = run_session(track[: 16 * 8000], stt, tts)
+    agent = state.agent_track()
+    last_agent_ms = int(np.flatnonzero(agent)[-1]) / 16
+    session_ms = len(agent) / 16
+    # not the 30 s max_tail_ms: it stops once input is processed and the reply has played
+    assert session_ms <= max(8000, last_agent_ms) + 100

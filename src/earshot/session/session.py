@@ -212,13 +212,13 @@ class Session:
         while k <= max_frames:
             tick_ms = k * frame_ms
             await self.clock.sleep_until_ms(tick_ms)
+            if k > num_input_frames and self._idle():
+                break  # the input has ended, been processed, and every reply has played
             if k > 0:
                 self._deliver_input(k - 1, user_audio)
             self._play(self.jitter.pull(n, tick_ms), tick_ms)
             if self.on_tick is not None:
                 self.on_tick(tick_ms, self.state)
-            if k >= num_input_frames and self._idle():
-                break
             k += 1
 
     def _deliver_input(self, i: int, user_audio: Pcm16) -> None:
