@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -74,6 +75,23 @@ def write_wav_atomic(
     os.close(fd)
     try:
         sf.write(tmp, audio, sample_rate_hz, subtype="PCM_16", format="WAV")
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_figure_atomic(fig: Any, path: str | os.PathLike[str], dpi: float | None = None) -> None:
+    """Save a matplotlib figure as PNG atomically (temp file in the same folder + rename)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp.png")
+    os.close(fd)
+    try:
+        if dpi is None:
+            fig.savefig(tmp, format="png")
+        else:
+            fig.savefig(tmp, format="png", dpi=dpi)
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

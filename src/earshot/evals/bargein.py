@@ -35,12 +35,12 @@ import math
 import os
 import random
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from earshot.audio.io import save_figure_atomic
 from earshot.evals.bargein_scenarios import (
     BACKCHANNEL_VOICE,
     CONDITIONS,
@@ -817,16 +817,7 @@ def plot_results(path: str | os.PathLike[str], run: BargeInRun) -> None:
         f"(LLM simulated; backchannels are TTS)",
         fontsize=10,
     )
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp.png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_figure_atomic(fig, path)
 
 
 def write_outputs(run: BargeInRun) -> None:

@@ -19,7 +19,6 @@ Everything here is pure apart from reading files and the one TTS call; ``(input)
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections.abc import Iterator, Sequence
@@ -31,12 +30,13 @@ import numpy as np
 
 from earshot.audio.frames import SAMPLE_RATE_HZ, Pcm16, ms_to_samples, samples_to_ms
 from earshot.audio.io import read_audio
+from earshot.evals.manifest import MANIFEST_NAME
+from earshot.evals.manifest import read_manifest as read_manifest_entries
 from earshot.tts.base import Synthesizer
 
 EventKind = Literal["cut-in", "noise", "backchannel"]
 EVENT_KINDS: tuple[EventKind, ...] = ("cut-in", "noise", "backchannel")
 
-MANIFEST_NAME = "manifest.jsonl"
 
 MIN_CUT_IN_MS = 1000.0
 """Least sound a recording needs to be a cut-in (ms, ground-truth onset to end)."""
@@ -205,33 +205,7 @@ def read_manifest(folder: Path) -> list[dict[str, object]]:
         ValueError: no manifest, a line that is not a JSON object, or an entry without ``path``
             or ``kind`` or naming a missing file (the message names the line and the fix).
     """
-    manifest = folder / MANIFEST_NAME
-    if not manifest.is_file():
-        raise ValueError(
-            f"no {MANIFEST_NAME} in {folder}; point --data at a folder whose {MANIFEST_NAME} has "
-            'one JSON object per line with "path", "kind" ("speech" or "noise"), "transcript" '
-            'and "language"'
-        )
-    entries: list[dict[str, object]] = []
-    for line_no, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{manifest}:{line_no}"
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(
-                f"{where}: not valid JSON ({exc.msg}); fix or remove the line"
-            ) from exc
-        if not isinstance(entry, dict) or not entry.get("path") or not entry.get("kind"):
-            raise ValueError(f'{where}: expected a JSON object with "path" and "kind"; fix it')
-        path = folder / str(entry["path"])
-        if not path.is_file():
-            raise ValueError(
-                f'{where}: {path} does not exist; fix its "path" (relative to {folder})'
-            )
-        entries.append({**entry, "file": path})
-    return entries
+    return [{**item.entry, "file": item.path} for item in read_manifest_entries(folder)]
 
 
 def _timed_bounds(entry: dict[str, object], audio: Pcm16) -> tuple[int, int] | None:

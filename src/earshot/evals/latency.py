@@ -34,12 +34,13 @@ import math
 import os
 import random
 import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from earshot.audio.io import save_figure_atomic
+from earshot.evals.manifest import MANIFEST_NAME, read_manifest
 from earshot.metrics.turn import TERMS, TurnRecord
 
 if TYPE_CHECKING:
@@ -68,8 +69,6 @@ TAIL_MS = 1000.0
 
 QS: tuple[float, ...] = (50, 95)
 """Percentiles reported per stage."""
-
-MANIFEST_NAME = "manifest.jsonl"
 
 
 # --------------------------------------------------------------------------- utterances
@@ -109,39 +108,17 @@ def load_manifest(
             (each message names the file, line and fix).
     """
     folder = Path(data_dir)
-    manifest = folder / MANIFEST_NAME
-    if not manifest.is_file():
-        raise ValueError(
-            f"no {MANIFEST_NAME} in {folder}; point --data at a folder whose {MANIFEST_NAME} "
-            'has one JSON object per line with "path", "kind", "duration_s", "transcript" '
-            'and "language"'
-        )
     found: list[Utterance] = []
-    for line_no, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{manifest}:{line_no}"
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(
-                f"{where}: not valid JSON ({exc.msg}); fix or remove the line"
-            ) from exc
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where}: expected a JSON object, got {type(entry).__name__}")
+    for item in read_manifest(folder):
+        entry = item.entry
         if entry.get("kind") != kind or entry.get("language") != language:
             continue
-        missing = [k for k in ("path", "duration_s", "transcript") if entry.get(k) is None]
+        missing = [k for k in ("duration_s", "transcript") if entry.get(k) is None]
         if missing:
-            raise ValueError(f"{where}: a {kind} entry needs {', '.join(missing)}; add it")
-        path = folder / str(entry["path"])
-        if not path.is_file():
-            raise ValueError(
-                f'{where}: {path} does not exist; fix its "path" (relative to {folder})'
-            )
+            raise ValueError(f"{item.where}: a {kind} entry needs {', '.join(missing)}; add it")
         found.append(
             Utterance(
-                path=path,
+                path=item.path,
                 name=str(entry["path"]),
                 duration_s=float(entry["duration_s"]),
                 transcript=str(entry["transcript"]),
@@ -150,8 +127,8 @@ def load_manifest(
         )
     if not found:
         raise ValueError(
-            f'{manifest} lists no entries with kind "{kind}" and language "{language}"; '
-            "add some, or point --data at another folder"
+            f'{folder / MANIFEST_NAME} lists no entries with kind "{kind}" and language '
+            f'"{language}"; add some, or point --data at another folder'
         )
     return sorted(found, key=lambda u: u.name)
 
@@ -672,16 +649,7 @@ def plot_stages(path: str | os.PathLike[str], run: LatencyRun) -> None:
     ax.grid(axis="x", alpha=0.3)
     ax.set_axisbelow(True)
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp.png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_figure_atomic(fig, path)
 
 
 def write_outputs(run: LatencyRun) -> None:

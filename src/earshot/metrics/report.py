@@ -19,7 +19,6 @@ import itertools
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -27,7 +26,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 from rich.table import Table
 
-from earshot.audio.io import write_text_atomic
+from earshot.audio.io import save_figure_atomic, write_text_atomic
 from earshot.metrics import turn as turn_module
 from earshot.metrics.budget import TOTAL_LINE, BudgetLine, TermBudget, count_overruns
 from earshot.metrics.stats import Stat, Summary, percentiles, validate_terms
@@ -618,16 +617,7 @@ def plot_latency(
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
 
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp.png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png", dpi=_PLOT_DPI)
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_figure_atomic(fig, path, dpi=_PLOT_DPI)
 
 
 # --------------------------------------------------------------------------- terminal
