@@ -11,16 +11,17 @@ end-pointer — runs the runtime's own chain on every frame, as ``Session._input
 VAD probability → `VadSegmenter` → `TurnDetector` with the policy, the streaming STT's partial
 transcript and the frame audio.
 
-Two things are computed once and replayed, which changes no number:
+The configurations of a (turn, condition) run side by side, frame by frame (`replay`), and
+share what does not depend on the policy, which changes no number:
 
-* VAD probabilities, once per (turn, condition, VAD): every configuration with that VAD hears
-  the same audio, and the segmenter is a pure function of the probabilities.
-* Partial transcripts, once per (turn, condition, turn start): as in the session, a new STT
-  utterance starts at each ``TurnStarted`` with the 300 ms pre-roll and is fed every frame of
-  the turn; the partial given on frame *i* is the hypothesis after frames up to *i − 1* (an STT
-  that keeps up with the audio). It depends only on the audio since the turn start, so the
-  configurations whose turn started on the same frame — whatever their VAD — share one stream
-  (`PartialStreams`), and fixed thresholds, which read no text, use none.
+* VAD probabilities and segmentation, once per (turn, condition, VAD): every configuration
+  with that VAD hears the same audio, and the segmenter is a pure function of them.
+* Streaming STT: only policies that read the transcript get one (`LaneStt`), fed exactly as
+  the session feeds it (a new utterance at each ``TurnStarted`` with the 300 ms pre-roll, then
+  every frame of the turn; the partial on frame *i* covers the audio up to frame *i − 1*, an
+  STT that keeps up), from a fresh recognizer per track, so the decisions equal those of a
+  `Session` run on the track (tests/evals/test_eval_endpointing.py checks it). Fixed
+  thresholds read no text and decode nothing.
 
 Scoring (`score_lane`; ground truth in `earshot.evals.endpointing_data`):
 
@@ -46,11 +47,11 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import json
 import math
 import os
 import sys
-import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -60,19 +61,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from earshot.audio.frames import Pcm16, ms_to_samples, samples_to_ms
+from earshot.evals.manifest import MANIFEST_NAME, bundled_data_dir, read_manifest
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from earshot.evals.endpointing_data import SyntheticTurn
     from earshot.stt.base import StreamingRecognizer, WordSegment
+    from earshot.stt.pocketsphinx import PocketsphinxRecognizer
+    from earshot.turns.detector import EndOfTurn, TurnDetector
     from earshot.turns.endpointer import Endpointer
     from earshot.vad.base import VoiceActivityDetector
 
 HELP = "end-pointing on real recordings: false cut-offs and delay, fixed thresholds vs smart"
 """One-line help shown by ``earshot eval --help``."""
-
-MANIFEST_NAME = "manifest.jsonl"
 
 DEFAULT_FIXED_MS: tuple[float, ...] = (200.0, 300.0, 500.0, 800.0, 1000.0)
 """Fixed silence thresholds compared (ms)."""
@@ -164,54 +166,6 @@ class NoiseClip:
     pcm: Pcm16
 
 
-def bundled_data_dir() -> Path:
-    """The package's bundled recordings folder (``earshot/data``)."""
-    import importlib.resources
-
-    return Path(str(importlib.resources.files("earshot").joinpath("data")))
-
-
-def read_manifest(folder: Path) -> list[tuple[str, dict[str, Any], Path]]:
-    """``(where, entry, audio path)`` for each entry of ``folder/manifest.jsonl``.
-
-    ``where`` is ``"<manifest>:<line>"`` for messages.
-
-    Raises:
-        ValueError: no manifest; a line that is not a JSON object; an entry without a string
-            ``path`` or ``kind``; a ``path`` naming no file. The message names file and line.
-    """
-    manifest = folder / MANIFEST_NAME
-    if not manifest.is_file():
-        raise ValueError(
-            f"no {MANIFEST_NAME} in {folder}; point --data at a folder whose {MANIFEST_NAME} has "
-            'one JSON object per line with "path" (relative to the folder), "kind" ("speech" or '
-            '"noise") and, for speech, "language"'
-        )
-    entries: list[tuple[str, dict[str, Any], Path]] = []
-    for line_no, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{manifest}:{line_no}"
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(
-                f"{where}: not valid JSON ({exc.msg}); fix or remove the line"
-            ) from exc
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where}: expected a JSON object, got {type(entry).__name__}")
-        for key in ("path", "kind"):
-            if not isinstance(entry.get(key), str) or not entry[key].strip():
-                raise ValueError(f'{where}: the entry has no "{key}" string; add it')
-        path = folder / entry["path"]
-        if not path.is_file():
-            raise ValueError(
-                f'{where}: {path} does not exist; fix its "path" (relative to {folder})'
-            )
-        entries.append((where, entry, path))
-    return entries
-
-
 def _read(where: str, path: Path) -> Pcm16:
     from earshot.audio.io import AudioFileError, read_audio
 
@@ -249,7 +203,7 @@ def quietest_point(pcm: Pcm16, around: int, radius: int, low: int, high: int) ->
 
 
 def load_speech(
-    where: str, name: str, raw: Pcm16, recognizer: StreamingRecognizer | Any
+    where: str, name: str, raw: Pcm16, recognizer: PocketsphinxRecognizer
 ) -> SpeechClip:
     """Cut a recording to its words and find the word boundaries.
 
@@ -278,7 +232,7 @@ def load_speech(
     onset, end = onset - start, end - start
     radius = ms_to_samples(SNAP_RADIUS_MS)
     boundaries: list[int] = []
-    for left, right in zip(words, words[1:], strict=False):
+    for left, right in itertools.pairwise(words):
         a, b = ms_to_samples(left.end_ms) - start, ms_to_samples(right.start_ms) - start
         point = quietest_point(pcm, (a + b) // 2, radius, onset + 1, end - 1)
         if onset < point < end and point not in boundaries:
@@ -314,7 +268,8 @@ def load_data(folder: Path, language: str) -> tuple[list[SpeechEntry], list[Nois
     """
     speech: list[SpeechEntry] = []
     noises: list[NoiseClip] = []
-    for where, entry, path in read_manifest(folder):
+    for item in read_manifest(folder):
+        where, entry, path = item.where, item.entry, item.path
         if entry["kind"] == "speech":
             if entry.get("language") == language:
                 speech.append(SpeechEntry(where, entry["path"], _read(where, path)))
@@ -352,9 +307,9 @@ def make_turn(clip: SpeechClip, variant: int, seed: int, tail_ms: float) -> Synt
 
     rng = seeded_rng(seed, "pauses", clip.name, str(variant))
     count = min(int(rng.integers(PAUSES_PER_TURN[0], PAUSES_PER_TURN[1] + 1)), len(clip.boundaries))
-    points = rng.choice(len(clip.boundaries), size=count, replace=False) if count else []
+    points = [int(i) for i in rng.choice(len(clip.boundaries), size=count, replace=False)]
     low, high = (int(v // 10) for v in PAUSE_MS_RANGE)
-    pauses = [(clip.boundaries[int(i)], 10.0 * int(rng.integers(low, high + 1))) for i in points]
+    pauses = [(clip.boundaries[i], 10.0 * int(rng.integers(low, high + 1))) for i in points]
     return build_turn(
         clip.pcm, pauses, clip.end_sample, lead_ms=LEAD_MS, tail_ms=tail_ms, source=clip.name
     )
@@ -366,11 +321,6 @@ class Condition:
 
     noise: NoiseClip | None = None
     snr_db: float | None = None
-
-    @property
-    def group(self) -> str:
-        """ "quiet" or the noise type."""
-        return "quiet" if self.noise is None else self.noise.label
 
     @property
     def label(self) -> str:
@@ -487,63 +437,94 @@ def configurations(
 # --------------------------------------------------------------------------- replay
 
 
-class PartialStreams:
-    """Streaming-STT partials of one track, one STT utterance per turn-start frame.
+@dataclass(frozen=True, slots=True)
+class ReplaySettings:
+    """The session settings the replay uses (`earshot.session.config.SessionConfig` defaults).
 
-    A stream that starts on frame *s* is fed the pre-roll (frames ``s − pre_roll_frames + 1 ..
-    s``, as the session's pre-roll deque holds them) and then each frame; `partial` feeds it
-    lazily, so audio no configuration asks about is never decoded. Recognizers are pooled and
-    reused across streams and tracks (like a session's one recognizer, pocketsphinx keeps
-    adapting its cepstral mean), in a fixed order, so a run is reproducible.
+    Attributes:
+        frame_ms: frame duration (ms).
+        vad_threshold: the segmenter's start threshold.
+        min_speech_ms: voiced time a turn needs before it may end (ms).
+        pre_roll_ms: audio before the turn start also given to the STT (ms).
+        rules_path: smart-policy rules file; None: the packaged rules.
+    """
+
+    frame_ms: int = 20
+    vad_threshold: float = 0.5
+    min_speech_ms: float = 200.0
+    pre_roll_ms: float = 300.0
+    rules_path: Path | None = None
+
+    @classmethod
+    def from_session(cls, rules_path: Path | None = None) -> ReplaySettings:
+        """The defaults of `SessionConfig`, i.e. what ``earshot converse`` runs."""
+        from earshot.session.config import SessionConfig
+
+        c = SessionConfig()
+        return cls(c.frame_ms, c.vad_threshold, c.min_speech_ms, c.pre_roll_ms, rules_path)
+
+
+class LaneStt:
+    """The streaming STT of one configuration on one track, fed as the session feeds it.
+
+    The session starts an STT utterance at each ``TurnStarted`` on frame *s*, gives it the
+    pre-roll (frames ``s − pre_roll_frames + 1 .. s``, its pre-roll deque) and then every frame
+    while the turn stays open, not the frame that ends it; the partial it holds when frame *i*
+    arrives covers the audio up to frame *i − 1* (an STT that keeps up with the audio). Here
+    the audio is decoded only when a partial is asked for or the utterance ends, which hands
+    the recognizer the same audio in the same utterances, in fewer calls.
 
     Args:
-        make_recognizer: builds one more `StreamingRecognizer` when every pooled one is busy.
-        pre_roll_frames: frames of audio before the turn start that the STT also gets.
+        make_recognizer: builds the recognizer at the first turn start (one per track and
+            configuration: a session starting on this track; pocketsphinx adapts to what it
+            hears, so sharing one would carry one track's adaptation into the next).
+        frames: the track's int16 frames, in order.
+        pre_roll_frames: frames up to the turn start (included) that the STT also gets.
     """
 
     def __init__(
-        self, make_recognizer: Callable[[], StreamingRecognizer], pre_roll_frames: int
+        self,
+        make_recognizer: Callable[[], StreamingRecognizer],
+        frames: Sequence[Pcm16],
+        pre_roll_frames: int,
     ) -> None:
         self._make = make_recognizer
-        self._pre_roll = max(1, pre_roll_frames)
-        self._free: list[StreamingRecognizer] = []
-        self._streams: dict[int, _Stream] = {}
-        self._frames: Sequence[Pcm16] = ()
-        self.decoded_frames = 0
-        """Frames fed to a recognizer so far (for the report)."""
-
-    def begin(self, frames: Sequence[Pcm16]) -> None:
-        """Start a new track (int16 frames of equal length, in order)."""
-        self.release(set())
+        self._recognizer: StreamingRecognizer | None = None
         self._frames = frames
+        self._pre_roll = max(1, pre_roll_frames)
+        self._next_frame = 0
+        self._open = False
+        self._text = ""
+        self.decoded_frames = 0
+        """Frames decoded so far (for the report)."""
 
-    def partial(self, start_frame: int, frame_index: int) -> str:
-        """The partial of the utterance started on ``start_frame``, as it stands when frame
-        ``frame_index`` arrives (audio up to ``frame_index − 1``)."""
-        stream = self._streams.get(start_frame)
-        if stream is None:
-            recognizer = self._free.pop() if self._free else self._make()
-            recognizer.start()
-            stream = _Stream(recognizer, max(0, start_frame - self._pre_roll + 1))
-            self._streams[start_frame] = stream
-        if frame_index > stream.next_frame:
-            audio = np.concatenate(list(self._frames[stream.next_frame : frame_index]))
-            stream.text = stream.recognizer.push_audio(audio)
-            self.decoded_frames += frame_index - stream.next_frame
-            stream.next_frame = frame_index
-        return stream.text
+    def turn_started(self, frame_index: int) -> None:
+        """A turn started on ``frame_index``: a new utterance, from the pre-roll."""
+        if self._recognizer is None:
+            self._recognizer = self._make()
+        self._recognizer.start()  # closes the previous utterance, as finish() did
+        self._next_frame = max(0, frame_index - self._pre_roll + 1)
+        self._open = True
+        self._text = ""
 
-    def release(self, keep: set[int]) -> None:
-        """Return the recognizers of every stream not started on a frame in ``keep``."""
-        for start in sorted(set(self._streams) - keep):
-            self._free.append(self._streams.pop(start).recognizer)
+    def turn_ended(self, frame_index: int) -> None:
+        """The turn ended (or was discarded) on ``frame_index``: its utterance got the audio up
+        to the frame before."""
+        self._feed(frame_index)
+        self._open = False
 
+    def partial(self, frame_index: int) -> str:
+        """The partial transcript as frame ``frame_index`` arrives."""
+        self._feed(frame_index)
+        return self._text
 
-@dataclass(slots=True)
-class _Stream:
-    recognizer: StreamingRecognizer
-    next_frame: int
-    text: str = ""
+    def _feed(self, until_frame: int) -> None:
+        if not self._open or until_frame <= self._next_frame or self._recognizer is None:
+            return
+        audio = np.concatenate(list(self._frames[self._next_frame : until_frame]))
+        self._text = self._recognizer.push_audio(audio)
+        self.decoded_frames += until_frame - self._next_frame
+        self._next_frame = until_frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -565,9 +546,8 @@ def vad_track(
     speech: list[bool] = []
     ends: list[float | None] = []
     for i, frame in enumerate(frames):
-        prob = min(1.0, max(0.0, float(vad.speech_probability(frame))))
         end: float | None = None
-        for event in segmenter.push(prob, i * frame_ms, frame_ms):
+        for event in segmenter.push(vad.speech_probability(frame), i * frame_ms, frame_ms):
             if isinstance(event, SpeechEnded):
                 end = event.end_ms
         speech.append(segmenter.is_speech)
@@ -587,9 +567,8 @@ class Lane:
 
     config: Configuration
     endpointer: Endpointer
-    detector: Any
-    reads_text: bool
-    turn_start_frame: int | None = None
+    detector: TurnDetector
+    stt: LaneStt | None
     decisions: list[dict[str, Any]] = field(default_factory=list)
     discarded: int = 0
     finished: bool = False
@@ -599,41 +578,44 @@ def replay(
     turn: SyntheticTurn,
     configs: Sequence[Configuration],
     vads: dict[str, VoiceActivityDetector],
-    streams: PartialStreams,
-    rules_path: Path | None,
-    frame_ms: int,
-    vad_threshold: float,
-    min_speech_ms: float,
+    make_recognizer: Callable[[], StreamingRecognizer],
+    settings: ReplaySettings,
 ) -> list[Lane]:
     """Run every configuration over ``turn`` frame by frame, as ``Session._input_worker`` does.
 
-    Stops once every configuration has ended the turn at or after its true end, or
-    `MISSED_AFTER_MS` after the true end.
+    Args:
+        turn: the track and its ground truth.
+        configs: the configurations, each run with a fresh policy and detector.
+        vads: a detector per VAD name in ``configs`` (reset before use).
+        make_recognizer: builds a streaming recognizer for each configuration that reads the
+            transcript.
+        settings: frame size, thresholds, pre-roll, rules.
+
+    Returns:
+        One `Lane` per configuration, in order. The replay stops once every configuration has
+        ended the turn at or after its true end, or `MISSED_AFTER_MS` after the true end.
     """
     from earshot.audio.frames import samples_per_frame
     from earshot.turns.detector import EndOfTurn, TurnDetector, TurnDiscarded, TurnStarted
     from earshot.turns.endpointer import FixedEndpointer
 
+    frame_ms = settings.frame_ms
     n = samples_per_frame(frame_ms)
     true_end_ms = turn.turn_end_ms
     num_frames = min(math.ceil((true_end_ms + MISSED_AFTER_MS) / frame_ms), len(turn.pcm) // n)
     frames = [turn.pcm[i * n : (i + 1) * n] for i in range(num_frames)]
     tracks = {
-        name: vad_track(vads[name], frames, frame_ms, vad_threshold)
+        name: vad_track(vads[name], frames, frame_ms, settings.vad_threshold)
         for name in sorted({c.vad for c in configs})
     }
+    pre_roll_frames = int(settings.pre_roll_ms // frame_ms)
     lanes: list[Lane] = []
     for config in configs:
-        endpointer = config.endpointer.build(rules_path)
-        lanes.append(
-            Lane(
-                config,
-                endpointer,
-                TurnDetector(endpointer, min_speech_ms),
-                not isinstance(endpointer, FixedEndpointer),
-            )
-        )
-    streams.begin(frames)
+        endpointer = config.endpointer.build(settings.rules_path)
+        reads_text = not isinstance(endpointer, FixedEndpointer)
+        stt = LaneStt(make_recognizer, frames, pre_roll_frames) if reads_text else None
+        detector = TurnDetector(endpointer, settings.min_speech_ms)
+        lanes.append(Lane(config, endpointer, detector, stt))
     for i, frame in enumerate(frames):
         start_ms, end_ms = i * frame_ms, (i + 1) * frame_ms
         for lane in lanes:
@@ -642,43 +624,38 @@ def replay(
             track = tracks[lane.config.vad]
             is_speech = track.is_speech[i]
             partial = ""
-            if lane.reads_text and not is_speech and lane.turn_start_frame is not None:
-                partial = streams.partial(lane.turn_start_frame, i)
+            if lane.stt is not None and not is_speech and lane.detector.in_turn:
+                partial = lane.stt.partial(i)
             events = lane.detector.push(
                 start_ms, end_ms, is_speech, partial, frame, track.voiced_end_ms[i]
             )
             for event in events:
                 match event:
                     case TurnStarted():
-                        lane.turn_start_frame = i
+                        if lane.stt is not None:
+                            lane.stt.turn_started(i)
                     case TurnDiscarded():
                         lane.discarded += 1
-                        lane.turn_start_frame = None
+                        if lane.stt is not None:
+                            lane.stt.turn_ended(i)
                     case EndOfTurn():
                         lane.decisions.append(_decision(event, lane, partial))
-                        lane.turn_start_frame = None
+                        if lane.stt is not None:
+                            lane.stt.turn_ended(i)
                         lane.finished = event.decided_at_ms >= true_end_ms
                     case _:
                         pass
-        streams.release(
-            {
-                lane.turn_start_frame
-                for lane in lanes
-                if lane.reads_text and not lane.finished and lane.turn_start_frame is not None
-            }
-        )
         if all(lane.finished for lane in lanes):
             break
-    streams.release(set())
     return lanes
 
 
-def _decision(event: Any, lane: Lane, partial: str) -> dict[str, Any]:
+def _decision(event: EndOfTurn, lane: Lane, partial: str) -> dict[str, Any]:
     decision: dict[str, Any] = {
-        "decided_at_ms": round(float(event.decided_at_ms), 3),
-        "speech_end_ms": round(float(event.speech_end_ms), 3),
+        "decided_at_ms": round(event.decided_at_ms, 3),
+        "speech_end_ms": round(event.speech_end_ms, 3),
     }
-    if lane.reads_text:
+    if lane.stt is not None:
         decision["partial"] = partial
         decision["reason"] = str(getattr(lane.endpointer, "last_decision_reason", ""))
     return decision
@@ -759,17 +736,19 @@ def groups_of(turn_doc: dict[str, Any]) -> list[str]:
 def summarize_run(
     turn_docs: Sequence[dict[str, Any]], labels: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
-    """``{configuration: {group: summarize(...)}}``; groups in a fixed order."""
-    names: list[str] = ["all", "quiet", "noise"]
-    for doc in turn_docs:
-        for g in groups_of(doc):
-            if g not in names:
-                names.append(g)
-    names = (
-        names[:3]
-        + sorted(n for n in names[3:] if n.startswith("noise:"))
-        + sorted((n for n in names[3:] if n.startswith("SNR")), key=lambda s: -float(s.split()[1]))
-    )
+    """``{configuration: {group: summarize(...)}}``.
+
+    Groups: all, quiet, noise, then each noise type (by name) and each SNR (highest first).
+    """
+    noises = {d["noise"] for d in turn_docs if d["noise"] is not None}
+    snrs = {float(d["snr_db"]) for d in turn_docs if d["snr_db"] is not None}
+    names = [
+        "all",
+        "quiet",
+        "noise",
+        *(f"noise: {n}" for n in sorted(noises)),
+        *(f"SNR {snr:g} dB" for snr in sorted(snrs, reverse=True)),
+    ]
     summary: dict[str, dict[str, Any]] = {}
     for label in labels:
         summary[label] = {
@@ -877,8 +856,8 @@ class EndpointingRun:
         trials: the planned trials, in run order.
         turns: one document per trial run so far (see `_turn_doc`).
         components: stage → backend.
-        frame_ms, vad_threshold, min_speech_ms, pre_roll_ms: the session settings replayed.
-        stt_frames: frames decoded by the STT (shared across configurations).
+        settings: the session settings replayed.
+        stt_frames: frames decoded by the streaming STT, all configurations together.
         interrupted: stopped by Ctrl-C before every trial ran.
         summary: `summarize_run` of ``turns``.
         verdicts: `done_when` of ``summary``.
@@ -889,10 +868,7 @@ class EndpointingRun:
     trials: list[Trial] = field(default_factory=list)
     turns: list[dict[str, Any]] = field(default_factory=list)
     components: dict[str, str] = field(default_factory=dict)
-    frame_ms: int = 20
-    vad_threshold: float = 0.5
-    min_speech_ms: float = 200.0
-    pre_roll_ms: float = 300.0
+    settings: ReplaySettings = field(default_factory=ReplaySettings)
     stt_frames: int = 0
     interrupted: bool = False
     summary: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -922,17 +898,20 @@ def _turn_doc(trial: Trial, turn: SyntheticTurn, lanes: Sequence[Lane]) -> dict[
 
 
 def _components(opts: EndpointingOptions, run: EndpointingRun) -> dict[str, str]:
+    r = run.settings
     rules = "packaged rules" if opts.rules_path is None else os.fspath(opts.rules_path)
     return {
         "vad": ", ".join(opts.vads) + " (real), with the session's VadSegmenter",
         "turns": "the session's TurnDetector with each policy (the runtime's logic)",
         "end-of-turn": f"fixed thresholds {', '.join(f'{m:g}' for m in opts.fixed_ms)} ms; "
         f"smart ({rules})",
-        "stt": "pocketsphinx (real): partials per turn start, shared by configurations; "
-        "word segmentation of the clean recording for boundaries and ground truth",
+        "stt": "pocketsphinx (real): streaming partials for policies that read text, fed as "
+        "the session feeds them; word segmentation of the clean recording for the pause "
+        "positions and the ground truth",
         "speech, noise": "real recordings (manifest)",
-        "settings": f"frames {run.frame_ms} ms, VAD threshold {run.vad_threshold:g}, "
-        f"min speech {run.min_speech_ms:g} ms, STT pre-roll {run.pre_roll_ms:g} ms",
+        "settings": f"frames {r.frame_ms} ms, VAD threshold {r.vad_threshold:g}, "
+        f"min speech {r.min_speech_ms:g} ms, STT pre-roll {r.pre_roll_ms:g} ms "
+        "(the session defaults)",
     }
 
 
@@ -947,19 +926,12 @@ def run_endpointing(opts: EndpointingOptions) -> EndpointingRun:
         RulesError: the ``rules_path`` file is invalid (a ValueError).
         ImportError: a VAD backend or praat-parselmouth (``acoustic``) is not installed.
     """
-    from earshot.session.config import SessionConfig
+    from earshot.stt import make_stt
     from earshot.stt.pocketsphinx import PocketsphinxRecognizer
     from earshot.vad import make_vad
 
     opts.check()
-    config = SessionConfig()
-    run = EndpointingRun(
-        opts,
-        frame_ms=config.frame_ms,
-        vad_threshold=config.vad_threshold,
-        min_speech_ms=config.min_speech_ms,
-        pre_roll_ms=config.pre_roll_ms,
-    )
+    run = EndpointingRun(opts, settings=ReplaySettings.from_session(opts.rules_path))
     run.configs = configurations(opts.vads, opts.fixed_ms, opts.dynamic, opts.acoustic)
     for c in run.configs:  # fail fast on a bad rules file or a missing backend
         c.endpointer.build(opts.rules_path)
@@ -969,37 +941,30 @@ def run_endpointing(opts: EndpointingOptions) -> EndpointingRun:
     if opts.quick:
         entries = sorted(entries, key=lambda e: (len(e.pcm), e.name))[:QUICK_CLIPS]
         entries.sort(key=lambda e: e.name)
-    segmenter = PocketsphinxRecognizer()
-    clips = [load_speech(e.where, e.name, e.pcm, segmenter) for e in entries]
+    # A fresh recognizer per recording: pocketsphinx adapts to what it heard, and the ground
+    # truth of a recording must not depend on which recordings were segmented before it.
+    clips = [load_speech(e.where, e.name, e.pcm, PocketsphinxRecognizer()) for e in entries]
     run.trials = plan_trials(
         clips, noises, opts.snrs_db, opts.turns_per_clip, opts.every_snr, opts.quick
     )
     vads = {name: make_vad(name) for name in opts.vads}
-    # The runtime's recognizer; its second pass only changes finals, never partials.
-    streams = PartialStreams(
-        lambda: PocketsphinxRecognizer(second_pass=False),
-        int(config.pre_roll_ms // config.frame_ms),
-    )
+
+    def streaming_recognizer() -> StreamingRecognizer:
+        # Exactly the runtime's (`earshot converse`): pocketsphinx's second pass at the end of
+        # an utterance changes what the next utterance's partials read.
+        return make_stt("pocketsphinx")
+
     try:
         for k, trial in enumerate(run.trials, 1):
             turn = trial_audio(trial, opts.seed)
-            lanes = replay(
-                turn,
-                run.configs,
-                vads,
-                streams,
-                opts.rules_path,
-                config.frame_ms,
-                config.vad_threshold,
-                config.min_speech_ms,
-            )
+            lanes = replay(turn, run.configs, vads, streaming_recognizer, run.settings)
+            run.stt_frames += sum(lane.stt.decoded_frames for lane in lanes if lane.stt)
             run.turns.append(_turn_doc(trial, turn, lanes))
             if not opts.quiet:
                 print(f"[{k}/{len(run.trials)}] {_progress(run.turns[-1])}", file=sys.stderr)
     except KeyboardInterrupt:
         run.interrupted = True
     finally:
-        run.stt_frames = streams.decoded_frames
         run.summary = summarize_run(run.turns, [c.label for c in run.configs])
         run.verdicts = done_when(run.summary, run.configs)
         write_outputs(run)
@@ -1051,10 +1016,10 @@ def _settings(run: EndpointingRun) -> dict[str, Any]:
         "lead_ms": LEAD_MS,
         "missed_after_ms": MISSED_AFTER_MS,
         "late_ms": LATE_MS,
-        "frame_ms": run.frame_ms,
-        "vad_threshold": run.vad_threshold,
-        "min_speech_ms": run.min_speech_ms,
-        "stt_pre_roll_ms": run.pre_roll_ms,
+        "frame_ms": run.settings.frame_ms,
+        "vad_threshold": run.settings.vad_threshold,
+        "min_speech_ms": run.settings.min_speech_ms,
+        "stt_pre_roll_ms": run.settings.pre_roll_ms,
     }
 
 
@@ -1099,7 +1064,7 @@ def render_tables(run: EndpointingRun) -> tuple[Table, Table]:
         f"true end of speech; missed: none within {MISSED_AFTER_MS / 1000:g} s; late: > "
         f"{LATE_MS / 1000:g} s",
     )
-    overall.add_column("configuration")
+    overall.add_column("configuration", no_wrap=True)
     for group in ("quiet", "noise"):
         overall.add_column(f"{group}: false cut-off", justify="right")
         overall.add_column(f"{group}: delay p50 / p95 ms", justify="right")
@@ -1125,7 +1090,7 @@ def render_tables(run: EndpointingRun) -> tuple[Table, Table]:
         if g.startswith(("noise:", "SNR")) or g == "quiet"
     ]
     split = Table(title="per condition: false cut-off rate · delay p50 (ms)")
-    split.add_column("configuration")
+    split.add_column("configuration", no_wrap=True)
     for g in groups:
         split.add_column(g.removeprefix("noise: "), justify="right")
     for config in run.configs:
@@ -1180,6 +1145,8 @@ def plot_results(path: str | os.PathLike[str], run: EndpointingRun) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
+    from earshot.audio.io import save_figure_atomic
+
     fig = Figure(figsize=(9.0, 6.0), dpi=100)
     FigureCanvasAgg(fig)
     fig.set_layout_engine("constrained")
@@ -1216,26 +1183,20 @@ def plot_results(path: str | os.PathLike[str], run: EndpointingRun) -> None:
             if curve:
                 xs, ys = zip(*curve, strict=True)
                 ax.plot(xs, ys, style, color=colour, lw=1, alpha=0.6, label=f"{vad} · {group}")
+    ax.plot([], [], "o", color="#555555", mfc="white", label="quiet")
+    ax.plot([], [], "^", color="#555555", mfc="white", label="noise-mixed")
+    ax.plot([], [], "o", color="#555555", ms=10, label="smart end-pointer (filled)")
     ax.set_xlabel("false cut-off rate (% of turns)")
     ax.set_ylabel("endpointing delay p50 (ms)")
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, frameon=False, title="fixed thresholds (ms) · smart = filled")
+        ax.legend(fontsize=8, frameon=False, title="fixed thresholds (ms) joined per VAD")
     status = ", INTERRUPTED" if run.interrupted else ""
     ax.set_title(
         f"earshot eval endpointing: {len(run.turns)} turns{status} (o quiet, ^ noise-mixed)",
         fontsize=10,
     )
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp.png")
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    save_figure_atomic(fig, path)
 
 
 def write_outputs(run: EndpointingRun) -> None:
@@ -1366,6 +1327,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted while loading the recordings; nothing written", file=sys.stderr)
+        return 130
     console = Console() if sys.stdout.isatty() else Console(width=160)
     for table in render_tables(result):
         console.print(table)
