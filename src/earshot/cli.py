@@ -54,9 +54,9 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="smart endpointer: adapt the silence bound to this caller's pauses",
     )
     p.add_argument(
-        "--endpointing-acoustic",
+        "--endpointing-text-only",
         action="store_true",
-        help="smart endpointer: use pitch fall / energy decay at the pause (extra 'acoustic')",
+        help="smart endpointer: the transcript alone, without pitch fall / energy decay cues",
     )
     p.add_argument("--min-speech-ms", type=float, default=200.0, help="shortest voiced turn")
     p.add_argument("--jitter-ms", type=float, default=40.0, help="jitter buffer hold (ms)")
@@ -176,7 +176,7 @@ def _run_converse(args: argparse.Namespace) -> int:
             eot_silence_ms=args.eot_silence_ms,
             endpointing_rules=args.endpointing_rules,
             endpointing_dynamic=args.endpointing_dynamic,
-            endpointing_acoustic=args.endpointing_acoustic,
+            endpointing_acoustic=False if args.endpointing_text_only else None,
             llm=args.llm,
             llm_options=llm_options,
             tts_voice=args.tts_voice,

@@ -41,7 +41,7 @@ class ConverseOptions:
     eot_silence_ms: float = 500.0
     endpointing_rules: Path | None = None
     endpointing_dynamic: bool = False
-    endpointing_acoustic: bool = False
+    endpointing_acoustic: bool | None = None
     llm: LlmKind = "scripted"
     llm_options: dict[str, Any] = field(default_factory=dict)
     tts_voice: str = "en-us"

@@ -306,8 +306,10 @@ def test_factory_builds_each_policy() -> None:
     assert first_end_ms(fixed, "um") == 600
     smart = make_endpointer("smart", dynamic=True)
     assert isinstance(smart, SmartEndpointer)
-    assert smart.dynamic and not smart.acoustic
+    assert smart.dynamic and smart.acoustic  # prosody is on by default
     assert smart.name == "smart"
+    text_only = make_endpointer("smart", acoustic=False)
+    assert isinstance(text_only, SmartEndpointer) and not text_only.acoustic
 
 
 def test_factory_rejects_unknown_names_and_misplaced_options() -> None:
@@ -326,7 +328,7 @@ def test_reader_handles_recogniser_markers() -> None:
     assert reader.read("[noise]").kind is EndingKind.EMPTY
 
 
-def test_acoustic_mode_without_its_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_acoustic_mode_without_its_library_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "parselmouth", None)  # as if not installed
-    with pytest.raises(ImportError, match=r"pip install 'earshot\[acoustic\]'"):
+    with pytest.raises(ImportError, match=r"pip install praat-parselmouth"):
         make_endpointer("smart", acoustic=True)

@@ -389,16 +389,15 @@ class EndpointerSpec:
     kind: str
     silence_ms: float = REFERENCE_FIXED_MS
     dynamic: bool = False
-    acoustic: bool = False
+    acoustic: bool = True
+    """Smart only: transcript and acoustic cues (the default), or the transcript alone."""
 
     @property
     def label(self) -> str:
         if self.kind == "fixed":
             return f"fixed {self.silence_ms:g} ms"
-        extras = [
-            name for name, on in (("dynamic", self.dynamic), ("acoustic", self.acoustic)) if on
-        ]
-        return "+".join(["smart", *extras])
+        label = "+".join(["smart", *(["dynamic"] if self.dynamic else [])])
+        return label if self.acoustic else f"{label} (text only)"
 
     def build(self, rules_path: Path | None) -> Endpointer:
         from earshot.turns.factory import make_endpointer
@@ -423,14 +422,14 @@ class Configuration:
 
 
 def configurations(
-    vads: Sequence[str], fixed_ms: Sequence[float], dynamic: bool, acoustic: bool
+    vads: Sequence[str], fixed_ms: Sequence[float], dynamic: bool, text_only: bool
 ) -> list[Configuration]:
-    """Per VAD: each fixed threshold, then smart (and its dynamic / acoustic variants)."""
+    """Per VAD: each fixed threshold, then smart (and its dynamic / text-only variants)."""
     specs = [EndpointerSpec("fixed", ms) for ms in fixed_ms] + [EndpointerSpec("smart")]
     if dynamic:
         specs.append(EndpointerSpec("smart", dynamic=True))
-    if acoustic:
-        specs.append(EndpointerSpec("smart", acoustic=True))
+    if text_only:
+        specs.append(EndpointerSpec("smart", acoustic=False))
     return [Configuration(vad, spec) for vad in vads for spec in specs]
 
 
@@ -803,7 +802,7 @@ class EndpointingOptions:
         quick: the `QUICK_CLIPS` shortest recordings, each in quiet and one noise.
         vads: VAD backends (``earshot.vad.make_vad`` names), each run with every policy.
         fixed_ms: fixed thresholds (ms).
-        dynamic, acoustic: also run the smart end-pointer's dynamic / acoustic variant.
+        dynamic, text_only: also run the smart end-pointer's dynamic / text-only variant.
         rules_path: smart-policy rules file; None: the packaged rules.
         snrs_db: SNRs of the noise-mixed turns (dB).
         every_snr: mix each turn with each noise at every SNR (default: one, rotated).
@@ -819,7 +818,7 @@ class EndpointingOptions:
     vads: tuple[str, ...] = DEFAULT_VADS
     fixed_ms: tuple[float, ...] = DEFAULT_FIXED_MS
     dynamic: bool = False
-    acoustic: bool = False
+    text_only: bool = False
     rules_path: Path | None = None
     snrs_db: tuple[float, ...] = DEFAULT_SNRS_DB
     every_snr: bool = False
@@ -924,7 +923,8 @@ def run_endpointing(opts: EndpointingOptions) -> EndpointingRun:
     Raises:
         ValueError: bad options or data (the message names the file, line or flag to fix).
         RulesError: the ``rules_path`` file is invalid (a ValueError).
-        ImportError: a VAD backend or praat-parselmouth (``acoustic``) is not installed.
+        ImportError: a VAD backend or praat-parselmouth (the smart end-pointer's acoustic
+            cues) is not installed.
     """
     from earshot.stt import make_stt
     from earshot.stt.pocketsphinx import PocketsphinxRecognizer
@@ -932,7 +932,7 @@ def run_endpointing(opts: EndpointingOptions) -> EndpointingRun:
 
     opts.check()
     run = EndpointingRun(opts, settings=ReplaySettings.from_session(opts.rules_path))
-    run.configs = configurations(opts.vads, opts.fixed_ms, opts.dynamic, opts.acoustic)
+    run.configs = configurations(opts.vads, opts.fixed_ms, opts.dynamic, opts.text_only)
     for c in run.configs:  # fail fast on a bad rules file or a missing backend
         c.endpointer.build(opts.rules_path)
     run.components = _components(opts, run)
@@ -1274,9 +1274,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--dynamic", action="store_true", help="also run the smart end-pointer's dynamic mode"
     )
     parser.add_argument(
-        "--acoustic",
+        "--text-only",
         action="store_true",
-        help="also run the smart end-pointer with acoustic cues (needs praat-parselmouth)",
+        help="also run the smart end-pointer on the transcript alone (no acoustic cues)",
     )
     parser.add_argument(
         "--snrs",
@@ -1314,7 +1314,7 @@ def run(args: argparse.Namespace) -> int:
         vads=tuple(dict.fromkeys(args.vad)),
         fixed_ms=tuple(args.fixed_ms),
         dynamic=args.dynamic,
-        acoustic=args.acoustic,
+        text_only=args.text_only,
         rules_path=args.rules,
         snrs_db=tuple(args.snrs),
         every_snr=args.every_snr,

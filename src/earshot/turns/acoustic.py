@@ -77,7 +77,7 @@ def _parselmouth() -> ModuleType:
     except ImportError as exc:
         raise ImportError(
             "acoustic end-pointing cues need praat-parselmouth: "
-            "pip install 'earshot[acoustic]' (or pip install praat-parselmouth)"
+            "pip install praat-parselmouth (a dependency of earshot: reinstall earshot)"
         ) from exc
 
 

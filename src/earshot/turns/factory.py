@@ -18,7 +18,7 @@ def make_endpointer(
     silence_ms: float = 500.0,
     rules_path: str | os.PathLike[str] | None = None,
     dynamic: bool = False,
-    acoustic: bool = False,
+    acoustic: bool | None = None,
 ) -> Endpointer:
     """The end-of-turn policy called ``name``.
 
@@ -28,7 +28,10 @@ def make_endpointer(
             its rules file instead.
         rules_path: a smart-policy rules YAML file; None uses the packaged rules.
         dynamic: smart policy only: adapt the bounds to the user's pauses.
-        acoustic: smart policy only: use final pitch and energy cues (needs praat-parselmouth).
+        acoustic: smart policy only: also use final pitch and energy cues (praat-parselmouth).
+            None (default) means on for "smart": on the noise-mixed end-pointing evaluation the
+            transcript alone cut no fewer turns than a fixed 500 ms, while transcript plus
+            prosody cut fewer and ended sooner (see ``earshot eval endpointing``).
 
     Raises:
         ValueError: unknown ``name``, or smart-only options given with "fixed".
@@ -41,7 +44,7 @@ def make_endpointer(
             for flag, given in (
                 ("a rules file", rules_path is not None),
                 ("dynamic mode", dynamic),
-                ("acoustic cues", acoustic),
+                ("acoustic cues", bool(acoustic)),
             )
             if given
         ]
@@ -52,5 +55,7 @@ def make_endpointer(
             )
         return FixedEndpointer(silence_ms)
     if name == "smart":
-        return SmartEndpointer(load_rules(rules_path), dynamic=dynamic, acoustic=acoustic)
+        return SmartEndpointer(
+            load_rules(rules_path), dynamic=dynamic, acoustic=acoustic is None or acoustic
+        )
     raise ValueError(f"unknown end-pointer {name!r}; choose one of {', '.join(ENDPOINTER_NAMES)}")
