@@ -25,26 +25,30 @@ from matplotlib.image import imread
 from earshot.audio.frames import Pcm16
 from earshot.clock import SimulatedClock
 from earshot.evals import cli as eval_cli
-from earshot.evals import endpointing as ep
+from earshot.evals import endpointing_replay, endpointing_trials
 from earshot.evals.endpointing import (
-    Condition,
-    Configuration,
-    EndpointerSpec,
     EndpointingOptions,
     EndpointingRun,
+    run_endpointing,
+)
+from earshot.evals.endpointing_data import build_turn
+from earshot.evals.endpointing_replay import (
+    Configuration,
+    EndpointerSpec,
     Lane,
     LaneStt,
     ReplaySettings,
+    replay,
+    score_lane,
+)
+from earshot.evals.endpointing_trials import (
+    Condition,
     Trial,
     load_data,
     load_speech,
     make_turn,
-    replay,
-    run_endpointing,
-    score_lane,
     trial_audio,
 )
-from earshot.evals.endpointing_data import build_turn
 from earshot.evals.manifest import bundled_data_dir, read_manifest
 from earshot.llm import make_llm
 from earshot.session.config import SessionConfig
@@ -232,7 +236,7 @@ def test_seed_places_pauses_at_word_boundaries(tmp_path: Path) -> None:
 
     assert placement(0) == placement(0)
     assert len({placement(seed) for seed in range(6)}) > 1
-    lead = round(ep.LEAD_MS * 16)
+    lead = round(endpointing_trials.LEAD_MS * 16)
     for seed in range(6):
         shift = 0
         for start, length in placement(seed):
@@ -432,4 +436,4 @@ def test_score_lane_definitions() -> None:
     assert late["late"] and not late["missed"] and late["delay_ms"] == 1600.0
     assert score((1260.0, 1000.0))["missed"]
     assert score((2000.0 + 3100.0, 2000.0))["missed"]
-    assert ep.summarize([r, late])["false_cutoff_rate"] == 0.5
+    assert endpointing_replay.summarize([r, late])["false_cutoff_rate"] == 0.5

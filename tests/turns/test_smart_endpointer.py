@@ -328,7 +328,9 @@ def test_reader_handles_recogniser_markers() -> None:
     assert reader.read("[noise]").kind is EndingKind.EMPTY
 
 
-def test_acoustic_mode_without_its_library_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_acoustic_mode_without_its_library_names_the_package(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setitem(sys.modules, "parselmouth", None)  # as if not installed
     with pytest.raises(ImportError, match=r"pip install praat-parselmouth"):
         make_endpointer("smart", acoustic=True)
