@@ -241,3 +241,38 @@ def test_missing_verb_module_is_skipped_but_broken_one_raises(
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ModuleNotFoundError, match="earshot_test_missing_dependency"):
         eval_cli._import_verb("earshot_test_broken_verb")
+
+
+def test_runs_on_a_folder_it_has_never_seen(tmp_path: Path) -> None:
+    """A user's own folder: two recordings renamed and re-listed in a fresh manifest."""
+    import shutil
+
+    src = bundled_data_dir() / "speech"
+    data = tmp_path / "mine"
+    (data / "clips").mkdir(parents=True)
+    lines = []
+    for i, (name, text) in enumerate(
+        [
+            ("realtimestt_ljspeech_LJ001-0008.wav", "has never been surpassed."),
+            ("realtimestt_ljspeech_LJ001-0002.wav", "in being comparatively modern."),
+        ]
+    ):
+        shutil.copy(src / name, data / "clips" / f"caller{i}.wav")
+        lines.append(
+            json.dumps(
+                {
+                    "path": f"clips/caller{i}.wav",
+                    "kind": "speech",
+                    "duration_s": 2.0,
+                    "transcript": text,
+                    "language": "en",
+                }
+            )
+        )
+    (data / "manifest.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    run = run_latency(LatencyOptions(n=2, seed=1, data_dir=data, out_dir=out, quiet=True))
+    doc = json.loads((out / "latency.json").read_text(encoding="utf-8"))
+    assert doc["counts"]["utterances"] == 2 and doc["ttfat"]["n"] >= 2
+    assert all(u.path.parent == data / "clips" for u in run.utterances)
+    assert (out / "latency.png").is_file() and (out / "latency.txt").is_file()
