@@ -39,6 +39,7 @@ def run_session(
     frame_ms: int = 20,
     eot_ms: float = 500,
     jitter_ms: float = 40,
+    profile: str = "gpt-4o-mini",
 ) -> SessionState:
     clock = SimulatedClock(charge_compute=False)
     session = Session(
@@ -46,7 +47,7 @@ def run_session(
         clock,
         make_vad("silero"),
         stt,
-        make_llm("scripted", clock, profile="gpt-4o-mini"),
+        make_llm("scripted", clock, profile=profile),
         tts,
         FixedEndpointer(eot_ms),
         bargein=BargeInConfig(),
@@ -137,3 +138,26 @@ def test_the_session_ends_soon_after_the_last_reply(
     session_ms = len(agent) / 16
     # not the 30 s max_tail_ms: it stops once input is processed and the reply has played
     assert session_ms <= max(8000, last_agent_ms) + 100
+
+
+def test_a_false_end_of_turn_is_merged_when_no_reply_word_was_heard(
+    speech_dir: Path, stt: StreamingRecognizer, tts: Synthesizer
+) -> None:
+    """The user pauses 650 ms mid-sentence: the 500 ms endpointer fires and a reply is being
+    prepared (GPT-4o's ~700 ms TTFT profile) when the user goes on; the reply stops before a
+    word is heard and the two halves are one turn."""
+    from earshot.evals.endpointing_data import insert_pause
+
+    (clip,) = load_clips([speech_dir / "realtimestt_ljspeech_LJ001-0004.wav"])
+    # "produced the block books, | which were ..." — split after the comma (≈ 1.45 s)
+    split = insert_pause(clip, at_sample=int(1.45 * 16000), pause_ms=650)
+    track, _ = build_caller_track([split], gap_ms=[], lead_ms=500, tail_ms=6000)
+    state = run_session(track, stt, tts, profile="gpt-4o")
+    assert len(state.turns) == 1
+    turn = state.turns[0]
+    assert turn.extra["false_end_of_turn_ms"] is not None
+    assert [b["resolution"] for b in turn.extra["barge_ins"]] == ["continued"]
+    assert turn.complete and not turn.interrupted
+    users = [m.content for m in state.history if m.role == "user"]
+    assert users == [turn.user_text]  # one user message holding both halves
+    assert len(turn.user_text.split()) >= 8

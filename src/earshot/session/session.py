@@ -173,6 +173,7 @@ class Session:
         self._agent_played_ms = 0.0
         self._last_agent_sample_ms: dict[int, float] = {}
         self._interrupted: tuple[ResponseHandle, int, dict[str, Any]] | None = None
+        self._continued_turn: TurnRecord | None = None
         self._turn_started_during_agent = False
 
     # -- the pacer -------------------------------------------------------------------------
@@ -387,6 +388,12 @@ class Session:
         self._responses.pop(handle.response_id, None)
         if isinstance(resolution, InterruptionConfirmed):
             record["resolution"] = "confirmed"
+            if not handle.heard_text(played):
+                # Not a word of the reply was heard: the user paused and went on, so this is
+                # still their turn (the end-of-turn was false). `_respond` merges the two.
+                record["resolution"] = "continued"
+                self._continued_turn = handle.turn
+                return
             self._complete_turn(handle, played, interrupted=True)
             return
         record["resolution"] = (
@@ -449,15 +456,36 @@ class Session:
             elif during_agent and (not text.strip() or is_backchannel(text, self.bargein.config)):
                 self._drop(handle)  # "mm-hmm" under the agent's speech is not a turn
                 return
-        turn.user_text = text
-        turn.turn = len(self.state.turns) + 1
-        self.state.turns.append(turn)
-        self.state.history.append(ChatMessage("user", text))
+        self._answer(turn, text)
         await self.runner.run(handle, list(self.state.history))
         if handle.synthesized_samples == 0 and handle.response_id in self._responses:
             # Nothing to play: the reply is over now.
             self._drop(handle)
             self._complete_turn(handle, 0)
+
+    def _answer(self, turn: TurnRecord, text: str) -> None:
+        """Number the turn and add the user's words to the history.
+
+        After a false end-of-turn (the user went on before hearing a word of the reply), the
+        continuation joins the earlier turn: one turn, one user message, and the false end is
+        kept in ``extra["false_end_of_turn_ms"]``.
+        """
+        prev, self._continued_turn = self._continued_turn, None
+        if prev is not None and prev in self.state.turns:
+            text = f"{prev.user_text} {text}".strip()
+            turn.turn = prev.turn
+            turn.extra["false_end_of_turn_ms"] = prev.marks_ms.get("end_of_turn")
+            turn.extra["barge_ins"] = prev.extra.get("barge_ins", [])
+            self.state.turns[self.state.turns.index(prev)] = turn
+            for i in range(len(self.state.history) - 1, -1, -1):
+                if self.state.history[i].role == "user":
+                    del self.state.history[i]
+                    break
+        else:
+            turn.turn = len(self.state.turns) + 1
+            self.state.turns.append(turn)
+        turn.user_text = text
+        self.state.history.append(ChatMessage("user", text))
 
     # -- STT --------------------------------------------------------------------------------
 
