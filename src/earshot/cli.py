@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from earshot import __version__
+from earshot.llm.scripted import DEFAULT_PROFILE, PROFILES
 
 DEMO_CALLER = "demo_caller.wav"
 
@@ -69,8 +70,10 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--llm-rules", type=Path, help="rules file for the scripted LLM")
     p.add_argument(
         "--llm-profile",
-        default="gpt-4o-mini",
-        help="latency profile of the scripted LLM (see `earshot converse --list-profiles`)",
+        default=DEFAULT_PROFILE,
+        choices=sorted(PROFILES),
+        help="latency profile of the scripted LLM: time to first token from published provider "
+        f"figures, cited in earshot.llm.scripted (default {DEFAULT_PROFILE})",
     )
     p.add_argument(
         "--llm-base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
