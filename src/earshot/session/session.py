@@ -403,14 +403,14 @@ class Session:
         turn.extra["resumes"] = turn.extra.get("resumes", 0) + 1
         remainder = resume_text(handle.generated_text, handle.words, played)
         heard_so_far = handle.heard_text(played)
-        if not remainder.strip():
+        turn.extra["played_samples"] = turn.extra.get("played_samples", 0) + played
+        if not remainder.strip():  # every word had been heard: nothing to resume
             handle.heard_prefix, handle.words = heard_so_far, []
             self._complete_turn(handle, 0)
             return
         resumed = ResponseHandle(self._next_response_id, turn, heard_prefix=heard_so_far)
         self._next_response_id += 1
         resumed.generated_text = handle.generated_text
-        turn.extra["played_samples"] = turn.extra.get("played_samples", 0) + played
         self._responses[resumed.response_id] = resumed
         self.state.responses.append(resumed)
         self.jitter.open(resumed.response_id)
