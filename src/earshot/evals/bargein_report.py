@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -237,12 +236,12 @@ def plot_results(path: str | os.PathLike[str], run: BargeInRun) -> None:
 
 def write_outputs(run: BargeInRun) -> None:
     """Write ``bargein.json``, ``bargein.txt`` and ``bargein.png`` (each atomically)."""
-    from earshot.audio.io import write_text_atomic
+    from earshot.evals.outputs import write_eval_outputs
 
-    out = run.options.out_dir
-    write_text_atomic(
-        out / "bargein.json",
-        json.dumps(to_json(run), indent=2, ensure_ascii=False, allow_nan=False) + "\n",
+    write_eval_outputs(
+        run.options.out_dir,
+        "bargein",
+        to_json(run),
+        tables_text(run),
+        lambda png: plot_results(png, run),
     )
-    write_text_atomic(out / "bargein.txt", tables_text(run))
-    plot_results(out / "bargein.png", run)

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import math
 import os
 import sys
@@ -506,15 +505,15 @@ def plot_results(path: str | os.PathLike[str], run: EndpointingRun) -> None:
 
 def write_outputs(run: EndpointingRun) -> None:
     """Write ``endpointing.json``, ``endpointing.txt`` and ``endpointing.png`` (atomically)."""
-    from earshot.audio.io import write_text_atomic
+    from earshot.evals.outputs import write_eval_outputs
 
-    out = run.options.out_dir
-    write_text_atomic(
-        out / "endpointing.json",
-        json.dumps(to_json(run), indent=2, ensure_ascii=False, allow_nan=False) + "\n",
+    write_eval_outputs(
+        run.options.out_dir,
+        "endpointing",
+        to_json(run),
+        tables_text(run),
+        lambda png: plot_results(png, run),
     )
-    write_text_atomic(out / "endpointing.txt", tables_text(run))
-    plot_results(out / "endpointing.png", run)
 
 
 # --------------------------------------------------------------------------- CLI

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 import os
 from typing import TYPE_CHECKING, Any
 
@@ -214,12 +213,12 @@ def plot_stages(path: str | os.PathLike[str], run: LatencyRun) -> None:
 
 def write_outputs(run: LatencyRun) -> None:
     """Write ``latency.json``, ``latency.txt`` and ``latency.png`` (each atomically)."""
-    from earshot.audio.io import write_text_atomic
+    from earshot.evals.outputs import write_eval_outputs
 
-    out = run.options.out_dir
-    write_text_atomic(
-        out / "latency.json",
-        json.dumps(to_json(run), indent=2, ensure_ascii=False, allow_nan=False) + "\n",
+    write_eval_outputs(
+        run.options.out_dir,
+        "latency",
+        to_json(run),
+        table_text(run),
+        lambda png: plot_stages(png, run),
     )
-    write_text_atomic(out / "latency.txt", table_text(run))
-    plot_stages(out / "latency.png", run)
