@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from earshot.tts.base import WordTiming
+from earshot.tts.heard import resume_text
 from earshot.turns.bargein import (
     Backchannel,
     BackchannelsError,
@@ -23,7 +24,6 @@ from earshot.turns.bargein import (
     normalise_words,
     packaged_backchannels_path,
     reaction_ms,
-    resume_text,
 )
 
 FRAME_MS = 20

@@ -40,6 +40,7 @@ from earshot.session.config import SessionConfig
 from earshot.session.response import ResponseHandle, ResponseRunner
 from earshot.stt.base import StreamingRecognizer, Transcript
 from earshot.tts.base import Synthesizer
+from earshot.tts.heard import resume_text
 from earshot.turns.bargein import (
     Backchannel,
     BargeInConfig,
@@ -48,7 +49,6 @@ from earshot.turns.bargein import (
     FalseInterruption,
     InterruptionConfirmed,
     is_backchannel,
-    resume_text,
 )
 from earshot.turns.detector import EndOfTurn, TurnDetector, TurnDiscarded, TurnStarted
 from earshot.turns.endpointer import Endpointer

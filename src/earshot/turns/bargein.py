@@ -12,7 +12,8 @@ typed events; it never reads a clock::
 
 On `BargeInDetected` the session stops playout at once (stop first, decide later). On
 `FalseInterruption` (a cough, a keyboard, a door) or `Backchannel` ("yeah", "mm-hmm") it resumes
-the reply from the first unheard word (`resume_text`) and does not answer the turn; on
+the reply from the first unheard word (`earshot.tts.heard.resume_text`) and does not answer the
+turn; on
 `InterruptionConfirmed` it cuts the reply at the heard words and answers the new turn. After a
 false interruption or a backchannel the voiced run that caused it is spent: only a new voiced
 onset (speech after a non-speech frame) can barge in again, so continuing keyboard noise does
@@ -28,16 +29,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
 import yaml
-
-from earshot.tts.base import WordTiming
-from earshot.tts.heard import heard_words
 
 PACKAGED_BACKCHANNELS = "data/bargein/backchannels.yaml"
 """Path of the default backchannel list inside the ``earshot`` package."""
@@ -84,8 +82,6 @@ _MARKER = re.compile(r"<[^>]*>|\[[^\]]*\]|\+\+[^+]*\+\+")
 _ALTERNATE = re.compile(r"\(\d+\)$")
 """A CMU-dictionary alternate-pronunciation suffix: ``the(2)``."""
 
-_FIRST_WORD_TOKEN = re.compile(r"(?<!\S)\S*[^\W_]")
-"""The start of the first whitespace token holding a letter or a digit."""
 
 _SEPARATORS = re.compile(r"[\s\u2013\u2014/]+")
 """What separates words: whitespace, en and em dashes, slashes."""
@@ -539,65 +535,6 @@ class BargeInPolicy:
 
 
 # -- after the barge-in ---------------------------------------------------------------------
-
-
-def resume_text(generated_text: str, words: Sequence[WordTiming], played_samples: int) -> str:
-    """The unheard rest of a reply, from the first word not fully played.
-
-    ``words`` are the timings of what was synthesized so far: whitespace tokens of the
-    sentences cut from ``generated_text`` (the chunker drops markdown, bullets and dashes, so
-    a token may differ from the generated one only in punctuation). The heard words
-    (`earshot.tts.heard.heard_words`) are matched to the start of ``generated_text`` by their
-    letters and digits; the rest of the generated text after the last heard token is returned.
-    A generated token only partly covered by the heard words was not heard and is kept. Text
-    the LLM generated beyond what was synthesized is part of the rest. Tokens without a letter
-    or digit (a lone dash) right after the heard words are skipped.
-
-    Args:
-        generated_text: all text the LLM produced for the reply.
-        words: word timings in 16 kHz samples from the reply's first sample, in order.
-        played_samples: samples of the reply played (16 kHz).
-
-    Returns:
-        The rest of ``generated_text`` as written (line breaks kept), stripped; '' if every
-        word was heard.
-
-    Raises:
-        ValueError: ``played_samples`` is negative, or the heard words are not the start of
-            ``generated_text`` (words from another reply).
-    """
-    heard = heard_words(words, played_samples)
-    if not heard:
-        return generated_text.strip()
-    heard_key = "".join(ch for word in heard for ch in word.text if ch.isalnum())
-    matched = 0
-    position = 0
-    while matched < len(heard_key) and position < len(generated_text):
-        ch = generated_text[position]
-        position += 1
-        if not ch.isalnum():
-            continue
-        if ch != heard_key[matched]:
-            break
-        matched += 1
-    if matched < len(heard_key):
-        heard_words_text = " ".join(word.text for word in heard)
-        raise ValueError(
-            f"the heard words {heard_words_text!r} are not the start of the generated text "
-            f"{generated_text[:80]!r}; pass the word timings synthesized from this reply"
-        )
-    token_end = position
-    while token_end < len(generated_text) and not generated_text[token_end].isspace():
-        token_end += 1
-    if any(ch.isalnum() for ch in generated_text[position:token_end]):
-        # The last heard word ends inside a generated token: that token was not fully heard.
-        token_start = position
-        while token_start > 0 and not generated_text[token_start - 1].isspace():
-            token_start -= 1
-        return generated_text[token_start:].strip()
-    # Skip tokens with no letter or digit (a lone dash) that followed the last heard word.
-    rest = _FIRST_WORD_TOKEN.search(generated_text, token_end)
-    return generated_text[rest.start() :].strip() if rest is not None else ""
 
 
 def reaction_ms(user_onset_ms: float, last_agent_sample_played_ms: float) -> float:
