@@ -14,8 +14,8 @@ On `BargeInDetected` the session stops playout at once (stop first, decide later
 `FalseInterruption` (a cough, a keyboard, a door) or `Backchannel` ("yeah", "mm-hmm") it resumes
 the reply from the first unheard word (`earshot.tts.heard.resume_text`) and does not answer the
 turn; on `InterruptionConfirmed` it cuts the reply at the heard words and answers the new turn.
-After a false interruption or a backchannel the voiced run that caused it is spent: only a new voiced
-onset (speech after a non-speech frame) can barge in again, so continuing keyboard noise does
+After a false interruption or a backchannel the voiced run that caused it is spent: only a new
+voiced onset (speech after a non-speech frame) can barge in again, so continuing keyboard noise does
 not stop the resumed reply a second time.
 
 Reaction time, the figure the evaluation reports, is `reaction_ms`: the end of the last agent
