@@ -145,21 +145,21 @@ def describe_components(parts: dict[str, Any], clock: Clock) -> dict[str, str]:
     llm = parts["llm"]
     return {
         "clock": "simulated (virtual time, compute charged)" if clock.simulated else "real time",
-        "transport": "file (recorded caller; network terms 0)",
+        "transport": "file: a real recording paced in real or virtual time; network terms 0",
         "vad": f"{parts['vad'].name} (real)",
-        "end-of-turn": f"{parts['endpointer'].name} endpointer",
+        "end-of-turn": f"{parts['endpointer'].name} endpointer (real)",
         "stt": f"{parts['stt'].name} (real)",
         "llm": f"{llm.name} ({'SIMULATED' if llm.simulated else 'real'})",
         "tts": f"{parts['tts'].name} (real)",
         "echo": _describe_room(parts["mic"]),
         "aec": "WebRTC AEC3 (aec-audio-processing, real)" if parts["aec"] else "off",
-        "barge-in": "on" if parts["bargein"] is not None else "off",
+        "barge-in": "on (real)" if parts["bargein"] is not None else "off",
     }
 
 
 def _describe_room(mic: MicMixer | None) -> str:
     if mic is None:
-        return "none (file)"
+        return "off"
     parts = ["simulated room:"]
     if mic.echo_path is not None:
         parts.append("echo path")
