@@ -15,8 +15,9 @@ from earshot.echo.aec import create_echo_canceller
 from earshot.echo.path import EchoPath, MicMixer, NoiseLoop
 from earshot.llm import LlmKind, make_llm
 from earshot.metrics.budget import TermBudget, load_budget
+from earshot.metrics.plot import plot_latency
 from earshot.metrics.progress import ConverseProgress
-from earshot.metrics.report import TurnLog, plot_latency, write_report_md
+from earshot.metrics.report import TurnLog, write_report_md
 from earshot.metrics.stats import summarize
 from earshot.metrics.turn import TurnRecord
 from earshot.session.config import SessionConfig

@@ -14,12 +14,11 @@ from matplotlib.image import imread
 from rich.console import Console
 
 from earshot.metrics.budget import PIPELINE_1_5_S
+from earshot.metrics.plot import plot_latency, plot_size_px
 from earshot.metrics.report import (
     TurnLog,
     classify_component,
     definitions,
-    plot_latency,
-    plot_size_px,
     render_summary_table,
     write_report_md,
 )
