@@ -29,10 +29,8 @@ them with the scenarios done so far.
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,14 +41,16 @@ from earshot.evals.bargein_scenarios import (
     Clip,
     Condition,
     Scenario,
-    UserTrack,
+)
+from earshot.evals.bargein_score import (
+    ScenarioOutcome,
+    offline_erle_db,
+    score_scenario,
 )
 from earshot.evals.manifest import bundled_data_dir
-from earshot.session.response import ResponseHandle
 
 if TYPE_CHECKING:
     from earshot.audio.frames import Pcm16
-    from earshot.evals.bargein_score import PlayoutLog
     from earshot.session.session import Session, SessionState
     from earshot.stt.base import StreamingRecognizer
     from earshot.tts.base import Synthesizer
@@ -142,7 +142,7 @@ class BargeInRun:
     Attributes:
         options: what was asked for.
         scenarios: the planned scenarios, in run order.
-        results: one dict per scenario run so far (see `_score`).
+        results: one dict per scenario run so far (see `score_scenario`).
         components: stage → backend, saying which parts are real and which simulated.
         reply_text: the long scripted reply the events cut into.
         reply_ms: its duration as synthesized (ms).
@@ -169,21 +169,13 @@ class _Models:
     tts: Synthesizer
 
 
-@dataclass(slots=True)
-class _Outcome:
-    state: SessionState
-    handles: list[ResponseHandle]
-    log: PlayoutLog
-    underrun_samples: int
-
-
 def _session_run(
     track: Pcm16,
     condition: Condition,
     models: _Models,
     opts: BargeInOptions,
     max_tail_ms: float,
-) -> _Outcome:
+) -> ScenarioOutcome:
     """Run one session on ``track`` under ``condition`` with fresh per-run state."""
     from earshot.audio.frames import samples_per_frame
     from earshot.clock import SimulatedClock
@@ -232,184 +224,7 @@ def _session_run(
         return await session.run(track)
 
     state = clock.run(main)
-    return _Outcome(state, state.responses, log, holder[0].jitter.underrun_samples)
-
-
-def offline_erle_db(agent_frames: Sequence[Pcm16]) -> float | None:
-    """ERLE (dB) of a fresh AEC3 on the echo-only microphone signal of an agent track.
-
-    The agent frames go through a fresh default `EchoPath` (the eval's room) and a fresh
-    `EchoCanceller` with the frames as far end; ERLE is taken from the first agent sample on,
-    after a 1 s convergence skip (`earshot.echo.metrics.erle_db`). None when there is too
-    little agent audio or the residual is exactly zero.
-    """
-    import numpy as np
-
-    from earshot.echo.aec import EchoCanceller
-    from earshot.echo.metrics import erle_db
-    from earshot.echo.path import EchoPath
-
-    if not agent_frames:
-        return None
-    path, aec = EchoPath(), EchoCanceller()
-    echo = [path.process(f) for f in agent_frames]
-    out = [aec.process(e, f) for e, f in zip(echo, agent_frames, strict=True)]
-    far = np.concatenate(list(agent_frames))
-    nz = np.flatnonzero(far)
-    if nz.size == 0:
-        return None
-    start = int(nz[0])
-    try:
-        value = erle_db(
-            np.concatenate(echo)[start:],
-            np.concatenate(out)[start:],
-            skip_ms=1000.0,
-            output_delay_samples=aec.output_delay_samples,
-        )
-    except ValueError:
-        return None
-    return None if math.isinf(value) else round(value, 2)
-
-
-def _score(
-    scenario: Scenario,
-    track: UserTrack,
-    outcome: _Outcome,
-    playout_start_pass1_ms: float,
-    erle: float | None,
-) -> dict[str, Any]:
-    """One scenario's result document (see `earshot.evals.bargein_score` for definitions)."""
-    from earshot.evals.bargein_score import (
-        ANSWER_WINDOW_MS,
-        question_turn,
-        reply_completed,
-        score_barge_ins,
-    )
-
-    state = outcome.state
-    agent_track = state.agent_track()
-    barge_ins = score_barge_ins(
-        state.barge_ins,
-        outcome.handles,
-        outcome.log,
-        agent_track,
-        track.sounds_ms(),
-        track.event_onset_ms,
-    )
-    assert track.event_onset_ms is not None and track.event_end_ms is not None
-    reply_turn = question_turn(state.turns, track.question_onset_ms, track.question_end_ms)
-    by_id = {h.response_id: h for h in outcome.handles}
-    # The cut-in may span several turns (the user pauses, goes on, and stops the answer
-    # being prepared); it was answered if any of them got audio out.
-    event_turns = [
-        t
-        for t in state.turns
-        if t is not reply_turn
-        and track.event_onset_ms
-        <= t.marks_ms.get("speech_end", -1.0)
-        <= track.event_end_ms + ANSWER_WINDOW_MS
-    ]
-    event_turn = event_turns[-1] if event_turns else None
-    playout_start = reply_turn.marks_ms.get("playout_start") if reply_turn else None
-    stopped_reply = [
-        b
-        for b in barge_ins
-        if b.get("response_id") in by_id and by_id[b["response_id"]].turn is reply_turn
-    ]
-    event_stops = [b for b in stopped_reply if b["attributed_to"] == "event"]
-    answered = any("playout_start" in t.marks_ms for t in event_turns)
-    success = (
-        reply_turn is not None
-        and reply_turn.interrupted
-        and any(b["resolution"] == "confirmed" for b in event_stops)
-        and answered
-    )
-    reply = reply_completed(reply_turn, outcome.handles, outcome.log) if reply_turn else None
-    result: dict[str, Any] = {
-        "scenario": scenario.scenario_id,
-        "condition": scenario.condition.name,
-        "echo": scenario.condition.echo,
-        "aec": scenario.condition.aec,
-        "kind": scenario.kind,
-        "event": scenario.event.name,
-        "event_source": scenario.event.source,
-        "event_transcript": scenario.event.transcript,
-        "event_sound_ms": round(scenario.event.sound_ms, 1),
-        "question": scenario.question.name,
-        "offset_ms": scenario.offset_ms,
-        "playout_start_pass1_ms": round(playout_start_pass1_ms, 3),
-        "reply_playout_start_ms": None if playout_start is None else round(playout_start, 3),
-        "actual_offset_ms": None
-        if playout_start is None
-        else round(track.event_onset_ms - playout_start, 3),
-        "event_onset_ms": round(track.event_onset_ms, 3),
-        "event_end_ms": round(track.event_end_ms, 3),
-        "question_text": reply_turn.user_text if reply_turn else None,
-        "event_turn": None
-        if event_turn is None
-        else {
-            "user_text": " / ".join(t.user_text for t in event_turns),
-            "turns": len(event_turns),
-            "answered": answered,
-            "interrupted": event_turn.interrupted,
-        },
-        "event_level_dbfs": _level_dbfs(scenario.event),
-        "barge_ins": barge_ins,
-        "self_interruptions": sum(1 for b in barge_ins if b["self_interruption"]),
-        "resumes": sum(int(t.extra.get("resumes", 0)) for t in state.turns),
-        "success": success if scenario.kind == "cut-in" else None,
-        "reply": reply,
-        "erle_db": erle,
-        "underrun_samples": outcome.underrun_samples,
-        "turns": [
-            {
-                "turn": t.turn,
-                "user_text": t.user_text,
-                "interrupted": t.interrupted,
-                "heard_text": t.heard_text,
-                "agent_text": t.agent_text,
-                "speech_end_ms": t.marks_ms.get("speech_end"),
-                "playout_start_ms": t.marks_ms.get("playout_start"),
-                "resumes": int(t.extra.get("resumes", 0)),
-            }
-            for t in state.turns
-        ],
-    }
-    result["outcome"] = _outcome_label(result)
-    return result
-
-
-def _level_dbfs(clip: Clip) -> float:
-    """RMS level of a clip's sound, dB relative to int16 full scale."""
-    import numpy as np
-
-    sound = clip.audio[clip.onset_sample : clip.end_sample].astype(np.float64)
-    rms = float(np.sqrt(np.mean(sound**2))) if sound.size else 0.0
-    return round(20.0 * math.log10(max(rms, 1e-9) / 32768.0), 1)
-
-
-def _outcome_label(r: dict[str, Any]) -> str:
-    """A few words on what happened, for the table."""
-    event_bis = [b for b in r["barge_ins"] if b["attributed_to"] == "event"]
-    if r["kind"] == "cut-in":
-        if r["success"]:
-            return "stopped, answered"
-        if r["self_interruptions"]:
-            return "self-interrupted first"
-        if not event_bis:
-            return "not stopped"
-        if event_bis[0]["resolution"] != "confirmed":
-            return f"stopped, {event_bis[0]['resolution']}"
-        return "stopped, not answered"
-    reply = r.get("reply") or {}
-    if reply.get("completed"):
-        return "resumed" if event_bis else "intact"
-    if r["self_interruptions"]:
-        return "self-interrupted"
-    if event_bis and event_bis[0]["resolution"] == "confirmed":
-        text = (r.get("event_turn") or {}).get("user_text", "")
-        return f"cut: heard as {text!r}"
-    return "reply not completed"
+    return ScenarioOutcome(state, state.responses, log, holder[0].jitter.underrun_samples)
 
 
 def _reply_info(tts: Synthesizer) -> tuple[str, float]:
@@ -573,7 +388,7 @@ def _run_scenario(
     track = build_track(question, LEAD_MS, end_ms, scenario.event, onset_ms)
     outcome = _session_run(track.audio, condition, models, opts, max_tail_ms)
     erle = offline_erle_db(outcome.state.agent_frames) if condition.aec else None
-    return _score(scenario, track, outcome, playout_start, erle)
+    return score_scenario(scenario, track, outcome, playout_start, erle)
 
 
 def _failed(scenario: Scenario, why: str) -> dict[str, Any]:
