@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import selectors
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Executor
 from typing import Any, Protocol, TypeVar
 
@@ -193,8 +193,3 @@ async def run_blocking(func: Callable[..., T], *args: Any) -> T:
     """
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, func, *args)
-
-
-def wait_for_ms(aw: Awaitable[T], timeout_ms: float) -> Awaitable[T]:
-    """`asyncio.wait_for` with a millisecond time-out on the running loop's clock."""
-    return asyncio.wait_for(aw, timeout_ms / 1000.0)

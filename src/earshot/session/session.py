@@ -26,7 +26,6 @@ import numpy as np
 from earshot.audio.frames import (
     SAMPLE_RATE_HZ,
     Pcm16,
-    ms_to_samples,
     samples_per_frame,
     samples_to_ms,
 )
@@ -520,8 +519,3 @@ class Session:
                     self._partial = ""
                     if item.result is not None and not item.result.done():
                         item.result.set_result(transcript)
-
-
-def pre_roll_samples(config: SessionConfig) -> int:
-    """Samples of audio before detected speech onset that STT also receives."""
-    return ms_to_samples(config.pre_roll_ms)

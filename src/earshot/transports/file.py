@@ -15,9 +15,6 @@ import numpy as np
 from earshot.audio.frames import SAMPLE_RATE_HZ, Pcm16
 from earshot.audio.io import read_audio, write_wav_atomic
 
-NETWORK_IN_MS = 0.0
-NETWORK_OUT_MS = 0.0
-
 
 def load_caller(path: str | os.PathLike[str]) -> Pcm16:
     """Read a recorded caller as int16 16 kHz mono (any rate/channels soundfile reads).
