@@ -43,6 +43,7 @@ class ConverseOptions:
     endpointing_rules: Path | None = None
     endpointing_dynamic: bool = False
     endpointing_acoustic: bool | None = None
+    eot_threshold: float | None = None
     llm: LlmKind = "scripted"
     llm_options: dict[str, Any] = field(default_factory=dict)
     tts_voice: str = "en-us"
@@ -109,6 +110,11 @@ def build_components(opts: ConverseOptions, clock: Clock) -> dict[str, Any]:
             rules_path=opts.endpointing_rules,
             dynamic=opts.endpointing_dynamic,
             acoustic=opts.endpointing_acoustic,
+            **(
+                {"threshold": opts.eot_threshold, "now_ms": clock.now_ms}
+                if opts.endpointer == "model"
+                else {}
+            ),
         ),
         "aec": create_echo_canceller(True) if opts.aec else None,
         "mic": opts.echo.mixer() if opts.echo is not None else None,

@@ -237,6 +237,7 @@ def _turn_doc(trial: Trial, turn: SyntheticTurn, lanes: Sequence[Lane]) -> dict[
         "noise_file": None if c.noise is None else c.noise.name,
         "snr_db": c.snr_db,
         "true_end_source": trial.clip.end_source,
+        "words": trial.clip.words,
         "onset_ms": round(onset_ms, 3),
         "true_end_ms": round(turn.turn_end_ms, 3),
         "natural_pauses": [

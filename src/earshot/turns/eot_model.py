@@ -15,6 +15,9 @@ the stretch before the pause); the model turns it into the probability that the 
 
       odds(end | x, t) = odds0(x) / S(t)            (S(0) = 1, falling towards 0)
 
+* The pause law adapts to the speaker: the mean log pause length is re-estimated from the
+  mid-turn pauses this caller has made (`adapted_law`, a conjugate update with the fitted law
+  as a prior worth ``pause_prior_count`` pauses), so a caller who pauses long is cut less.
 * Context priors add to the log-odds (a number or an e-mail being dictated waits longer).
 
 The decision compares expected costs. Ending now costs ``cost_cut`` if the user was only
@@ -33,6 +36,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -137,6 +141,17 @@ class PauseLaw:
     mu_log_ms: float
     sigma_log_ms: float
 
+    def adapted(self, logs_ms: Sequence[float], prior_count: float) -> PauseLaw:
+        """This law with its mean moved towards a speaker's own log pause lengths.
+
+        ``mu = (prior_count · mu₀ + Σ ln dᵢ) / (prior_count + n)`` (the posterior mean of a
+        normal mean with known variance; sigma is kept).
+        """
+        if not logs_ms or prior_count <= 0:
+            return self
+        mu = (prior_count * self.mu_log_ms + sum(logs_ms)) / (prior_count + len(logs_ms))
+        return PauseLaw(mu, self.sigma_log_ms)
+
     def survival(self, t_ms: float) -> float:
         """``S(t)``: share of mid-turn pauses that last longer than ``t_ms``."""
         if t_ms <= 0:
@@ -157,6 +172,8 @@ class EndOfTurnModel:
         max_silence_ms: always end by this much silence.
         dictation_logit: added to the log-odds while a number or address is being dictated
             (a prior, not fitted: the calibration data holds too little dictation).
+        pause_prior_count: weight of the fitted pause law against a speaker's own pauses,
+            in pauses (0: no adaptation).
         provenance: how it was fitted (data, split, counts), for reports.
     """
 
@@ -166,6 +183,7 @@ class EndOfTurnModel:
     min_silence_ms: float
     max_silence_ms: float
     dictation_logit: float = -1.5
+    pause_prior_count: float = 0.0
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def head_for(self, available: frozenset[str]) -> Head:
@@ -186,10 +204,13 @@ class EndOfTurnModel:
             logit += self.dictation_logit
         return logit
 
-    def p_end(self, x: PauseFeatures, silence_ms: float) -> float:
-        """P(the turn is over | evidence ``x``, the pause has lasted ``silence_ms``)."""
-        logit = self.logit_at_start(x) - math.log(max(self.pause_law.survival(silence_ms), 1e-12))
-        return _sigmoid(logit)
+    def p_end(self, x: PauseFeatures, silence_ms: float, law: PauseLaw | None = None) -> float:
+        """P(the turn is over | evidence ``x``, the pause has lasted ``silence_ms``).
+
+        ``law`` replaces the fitted pause law (a speaker-adapted one, `PauseLaw.adapted`).
+        """
+        s = (law or self.pause_law).survival(silence_ms)
+        return _sigmoid(self.logit_at_start(x) - math.log(max(s, 1e-12)))
 
 
 def _sigmoid(v: float) -> float:
@@ -224,6 +245,7 @@ def decide(
     x: PauseFeatures,
     silence_ms: float,
     threshold: float | None = None,
+    law: PauseLaw | None = None,
 ) -> Decision:
     """The cost-based decision for one frame of a pause (pure: fed features and time).
 
@@ -232,6 +254,7 @@ def decide(
         x: the evidence available at this frame.
         silence_ms: the pause so far (ms).
         threshold: P(end) at which the turn ends; None: the model's default.
+        law: a speaker-adapted pause law; None: the fitted one.
 
     Raises:
         ValueError: ``threshold`` outside (0, 1) or a negative ``silence_ms``.
@@ -241,7 +264,7 @@ def decide(
         raise ValueError(f"threshold must be in (0, 1), got {th}")
     if silence_ms < 0:
         raise ValueError(f"silence_ms must be >= 0, got {silence_ms}")
-    p = model.p_end(x, silence_ms)
+    p = model.p_end(x, silence_ms, law)
     if silence_ms >= model.max_silence_ms:
         return Decision(p, True, f"P(end) {p:.2f}; {model.max_silence_ms:g} ms maximum reached")
     if silence_ms < model.min_silence_ms:
@@ -287,6 +310,7 @@ def model_from_dict(doc: dict[str, Any]) -> EndOfTurnModel:
         min_silence_ms=float(doc["min_silence_ms"]),
         max_silence_ms=float(doc["max_silence_ms"]),
         dictation_logit=float(doc.get("dictation_logit", -1.5)),
+        pause_prior_count=float(doc.get("pause_prior_count", 0.0)),
         provenance=dict(doc.get("provenance", {})),
     )
     if model.pause_law.sigma_log_ms <= 0:
@@ -312,6 +336,7 @@ def model_to_dict(model: EndOfTurnModel) -> dict[str, Any]:
         "min_silence_ms": model.min_silence_ms,
         "max_silence_ms": model.max_silence_ms,
         "dictation_logit": model.dictation_logit,
+        "pause_prior_count": model.pause_prior_count,
         "provenance": model.provenance,
     }
 

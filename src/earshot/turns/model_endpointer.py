@@ -13,7 +13,10 @@ pure core (`earshot.turns.eot_model.decide`) with the features *available at tha
   delay honest ("including the policy's own compute").
 
 Without a language model (or a transcript) the text-free head decides; without voicing the
-pitch cues drop out; the model file holds a head for each case.
+pitch cues drop out; the model file holds a head for each case. The pause-length law adapts to
+this caller's own mid-turn pauses (`earshot.turns.eot_model.PauseLaw.adapted`); only pauses
+after which the caller resumed are seen, so a pause the policy cut never teaches it (the
+estimate leans short for callers who pause long, as LiveKit's dynamic endpointing does).
 """
 
 from __future__ import annotations
@@ -25,6 +28,12 @@ from dataclasses import dataclass, replace
 from earshot.turns.endpointer import PauseContext
 from earshot.turns.eot_features import LmTurnScorer, ProsodyTracker, is_dictation
 from earshot.turns.eot_model import EndOfTurnModel, PauseFeatures, decide, load_model
+
+MIN_LEARNED_PAUSE_MS = 60.0
+"""Resumed pauses shorter than this (VAD flicker) do not teach the speaker's pause law."""
+
+MAX_LEARNED_PAUSES = 50
+"""The speaker's law is estimated from their most recent pauses, this many at most."""
 
 DEFAULT_TEXT_SETTLE_MS = 600.0
 """Partial transcripts arriving after this much silence are not re-scored (ms)."""
@@ -109,6 +118,8 @@ class ModelEndpointer:
         self._dictation = False
         self._text_ready_ms = math.inf
         self._speech_ms_before = 0.0
+        self._pause_logs: list[float] = []
+        self._law = self.model.pause_law
         self.pauses_started = 0
         """Pauses begun so far (the last may still be open)."""
 
@@ -128,7 +139,9 @@ class ModelEndpointer:
         if self.prosody is not None and ctx.frame is not None:
             self.prosody.observe_pause_frame(ctx.frame)
         self._maybe_score_text(ctx)
-        d = decide(self.model, self._usable(ctx.silence_ms), ctx.silence_ms, self.threshold)
+        d = decide(
+            self.model, self._usable(ctx.silence_ms), ctx.silence_ms, self.threshold, self._law
+        )
         self.last_p_end = d.p_end
         self.last_decision_reason = d.reason
         if d.end:
@@ -137,7 +150,12 @@ class ModelEndpointer:
         return d.end
 
     def on_resume(self, pause_ms: float) -> None:
-        """The user spoke again: the pause was mid-turn."""
+        """The user spoke again: the pause was mid-turn (and teaches the speaker's law)."""
+        if pause_ms >= MIN_LEARNED_PAUSE_MS:
+            self._pause_logs.append(math.log(pause_ms))
+            self._law = self.model.pause_law.adapted(
+                self._pause_logs[-MAX_LEARNED_PAUSES:], self.model.pause_prior_count
+            )
         if self._open:
             self._obs = replace(self._obs, resumed_after_ms=pause_ms)
             self._close()
