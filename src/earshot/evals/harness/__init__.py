@@ -9,7 +9,14 @@ from earshot.evals.harness.api import (
     TrialResult,
     trial_seed,
 )
-from earshot.evals.harness.cli import CommonSettings, add_common_arguments, common_settings, run_cli
+from earshot.evals.harness.cli import (
+    CommonSettings,
+    Executed,
+    add_common_arguments,
+    common_settings,
+    execute,
+    run_cli,
+)
 from earshot.evals.harness.errors import HarnessError, MissingExtraError, TrialFailedError
 from earshot.evals.harness.runner import RaySettings, run_trials
 
@@ -17,6 +24,7 @@ __all__ = [
     "CommonSettings",
     "DoneTrial",
     "Evaluation",
+    "Executed",
     "HarnessError",
     "MissingExtraError",
     "RaySettings",
@@ -27,6 +35,7 @@ __all__ = [
     "TrialResult",
     "add_common_arguments",
     "common_settings",
+    "execute",
     "run_cli",
     "run_trials",
     "trial_seed",

@@ -82,6 +82,8 @@ class RunResult:
             was not interrupted).
         interrupted: stopped by Ctrl-C or SIGTERM before the plan was exhausted.
         stop_reason: ``"SIGINT"``, ``"SIGTERM"`` or ``""``.
+        total: the plan's length when it is a sized collection (a list), else ``None``
+            (a streamed plan's length is known only once it is exhausted: ``planned``).
         failure: one line when a trial raised and the run stopped there (``""`` otherwise);
             ``done`` holds the trials finished before it.
     """
@@ -90,6 +92,7 @@ class RunResult:
     planned: int = 0
     interrupted: bool = False
     stop_reason: str = ""
+    total: int | None = None
     failure: str = ""
 
     @property
@@ -109,6 +112,7 @@ class Report:
         plot: draws ``<name>.png`` at the given path (atomically), or ``None`` for no chart.
         exit_code: 0, or 1 when the run measured nothing usable (``message`` says why).
         message: a one-line error printed on stderr when ``exit_code`` is not 0.
+        text_width: the width (characters) ``<name>.txt`` is rendered at.
     """
 
     doc: dict[str, Any]
@@ -117,6 +121,7 @@ class Report:
     plot: Callable[[Path], None] | None = None
     exit_code: int = 0
     message: str = ""
+    text_width: int = 120
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from earshot.evals.harness.api import DoneTrial, Evaluation, Report
+from earshot.evals.harness.api import DoneTrial, Evaluation, Report, RunResult
 from earshot.evals.harness.errors import HarnessError
 from earshot.evals.harness.runner import (
     DEFAULT_RAY_CPUS,
@@ -108,11 +108,11 @@ def common_settings(args: argparse.Namespace) -> CommonSettings:
     return CommonSettings(out_dir=args.out, quiet=args.quiet, ray=ray)
 
 
-def render_text(report: Report, width: int = 120) -> str:
+def render_text(report: Report) -> str:
     """The report's tables and lines as plain text (what ``<name>.txt`` holds)."""
     from rich.console import Console
 
-    console = Console(file=io.StringIO(), record=True, width=width, color_system=None)
+    console = Console(file=io.StringIO(), record=True, width=report.text_width, color_system=None)
     for table in report.tables:
         console.print(table)
     for line in report.lines:
@@ -124,6 +124,54 @@ def _error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
+@dataclass(frozen=True, slots=True)
+class Executed:
+    """A run and its report, as `execute` wrote them."""
+
+    run: RunResult
+    report: Report
+    elapsed_s: float
+
+
+def execute(evaluation: Evaluation[O, P], options: O, settings: CommonSettings) -> Executed:
+    """Check the outputs, run every trial, write every output; the programmatic entry point.
+
+    Raises:
+        OutputPathError: ``--out`` cannot be used (nothing has run).
+        MissingExtraError: Ray is asked for and not installed (nothing has run).
+        HarnessError: Ray cannot be started or reached.
+        ValueError: the plan rejects the options or the data.
+        OSError: an output cannot be written.
+    """
+    check_out_dir(settings.out_dir)
+    if settings.ray is not None:
+        import_ray()
+    started = time.perf_counter()
+    count = 0
+    with TrialLog(settings.out_dir / f"{evaluation.name}.trials.jsonl") as log:
+
+        def on_done(item: DoneTrial) -> None:
+            nonlocal count
+            count += 1
+            log.append({"index": item.index, "trial": item.trial_id, "result": item.result})
+            if not settings.quiet:
+                words = evaluation.describe(item.result) if evaluation.describe else ""
+                tail = f": {words}" if words else ""
+                print(f"[{count}] {item.trial_id}{tail}", file=sys.stderr)
+
+        try:
+            run = run_trials(evaluation, options, on_done=on_done, ray=settings.ray)
+        finally:
+            if settings.ray is not None:
+                shutdown_ray()
+    elapsed_s = time.perf_counter() - started
+    report = evaluation.report(options, run)
+    write_eval_outputs(
+        settings.out_dir, evaluation.name, report.doc, render_text(report), report.plot
+    )
+    return Executed(run, report, elapsed_s)
+
+
 def run_cli(evaluation: Evaluation[O, P], options: O, settings: CommonSettings) -> int:
     """Run ``evaluation`` with ``options`` as the ``earshot eval`` verb does; the exit code.
 
@@ -133,49 +181,22 @@ def run_cli(evaluation: Evaluation[O, P], options: O, settings: CommonSettings) 
     """
     from earshot.audio.io import AudioFileError
 
-    try:
-        check_out_dir(settings.out_dir)
-        if settings.ray is not None:
-            import_ray()
-    except (OutputPathError, HarnessError) as exc:
-        _error(str(exc))
-        return EXIT_USAGE
     name = evaluation.name
-    started = time.perf_counter()
-    log = TrialLog(settings.out_dir / f"{name}.trials.jsonl")
-    count = 0
-
-    def on_done(item: DoneTrial) -> None:
-        nonlocal count
-        count += 1
-        log.append({"index": item.index, "trial": item.trial_id, "result": item.result})
-        if not settings.quiet:
-            words = evaluation.describe(item.result) if evaluation.describe else ""
-            print(f"[{count}] {item.trial_id}{': ' + words if words else ''}", file=sys.stderr)
-
     try:
-        run = run_trials(evaluation, options, on_done=on_done, ray=settings.ray)
-    except (AudioFileError, ValueError, HarnessError) as exc:
+        done = execute(evaluation, options, settings)
+    except (OutputPathError, HarnessError, AudioFileError, ValueError) as exc:
         _error(str(exc))
         return EXIT_USAGE
-    finally:
-        log.close()
-        if settings.ray is not None:
-            shutdown_ray()
-    elapsed_s = time.perf_counter() - started
-    try:
-        report = evaluation.report(options, run)
-        text = render_text(report)
-        write_eval_outputs(settings.out_dir, name, report.doc, text, report.plot)
     except OSError as exc:
         _error(f"cannot write the outputs into {settings.out_dir}: {exc.strerror or exc}")
         return EXIT_FAILED
+    run, report = done.run, done.report
     _print_report(report)
     where = "on Ray" if settings.ray is not None else "locally"
+    chart = f", {name}.png" if report.plot else ""
     print(
-        f"{len(run.done)} trial(s) in {elapsed_s:.1f} s {where}; wrote {settings.out_dir}/"
-        f"{name}.json, {name}.txt{', ' + name + '.png' if report.plot else ''}, "
-        f"{name}.trials.jsonl"
+        f"{len(run.done)} trial(s) in {done.elapsed_s:.1f} s {where}; wrote "
+        f"{settings.out_dir}/{name}.json, {name}.txt{chart}, {name}.trials.jsonl"
     )
     if run.failure:
         _error(f"{run.failure}; the outputs hold the {len(run.done)} trial(s) done before it")

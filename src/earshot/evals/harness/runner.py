@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType, ModuleType
@@ -145,6 +145,8 @@ def run_trials(
 
 
 def _counted(trials: Iterable[Trial[P]], run: RunResult) -> Iterator[Trial[P]]:
+    if isinstance(trials, Sized):
+        run.total = len(trials)
     for trial in trials:
         run.planned += 1
         yield trial
