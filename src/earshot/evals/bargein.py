@@ -55,6 +55,17 @@ from earshot.evals.harness import (
     execute,
     run_cli,
 )
+from earshot.evals.manifest import bundled_data_dir
+
+__all__ = [
+    "EVALUATION",
+    "BargeInOptions",
+    "BargeInRun",
+    "add_arguments",
+    "bundled_data_dir",
+    "run",
+    "run_bargein",
+]
 
 HELP = "barge-in on real recordings: reaction time, heard words, false and self-interruptions"
 """One-line help shown by ``earshot eval --help``."""

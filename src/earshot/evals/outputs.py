@@ -25,47 +25,50 @@ class OutputPathError(ValueError):
     """An output path cannot be written; the message names the path, the problem and the fix."""
 
 
-def _probe_writable(folder: Path, flag: str) -> None:
+def _probe_writable(folder: Path, flag: str, path: Path) -> None:
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".earshot-write-check.")
     except OSError as exc:
         raise OutputPathError(
-            f"{flag} {folder}: cannot write there ({exc.strerror or exc}); "
+            f"{flag} {path}: cannot write into {folder} ({exc.strerror or exc}); "
             "choose a folder you can write to"
         ) from None
     os.close(fd)
     Path(tmp).unlink(missing_ok=True)
 
 
+def _check_folder(folder: Path, flag: str, path: Path) -> None:
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        what = "is a file" if probe == path else f"cannot be created: {probe} is a file"
+        raise OutputPathError(f"{flag} {path}: {what}; give a path in a folder")
+    _probe_writable(probe, flag, path)
+
+
 def check_out_dir(path: Path, flag: str = "--out") -> None:
-    """Make sure ``path`` is (or can be made) a writable folder; create it.
+    """Make sure ``path`` is, or can be created as, a folder this process can write to.
+
+    Nothing is created: the nearest existing folder on the way to ``path`` is probed with a
+    temporary file (then removed); the folder itself is made when the first output is written.
 
     Raises:
-        OutputPathError: ``path`` (or a parent) is a file, or the folder cannot be created or
-            written to.
+        OutputPathError: ``path`` or a parent is a file, or the folder cannot be written to.
     """
-    if path.exists() and not path.is_dir():
-        raise OutputPathError(f"{flag} {path}: is a file, not a folder; give a folder path")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputPathError(
-            f"{flag} {path}: cannot create the folder ({exc.strerror or exc}); "
-            "choose a folder you can write to"
-        ) from None
-    _probe_writable(path, flag)
+    _check_folder(path, flag, path)
 
 
 def check_out_file(path: Path, flag: str) -> None:
-    """Make sure a file can be written at ``path`` (its folder is created if missing).
+    """Make sure a file can be written at ``path`` (its folder may not exist yet).
 
     Raises:
-        OutputPathError: ``path`` is a folder, its parent is a file, or the parent cannot be
-            created or written to.
+        OutputPathError: ``path`` is a folder, a parent is a file, or the folder cannot be
+            written to.
     """
     if path.is_dir():
         raise OutputPathError(f"{flag} {path}: is a folder; give a file name")
-    check_out_dir(path.parent if str(path.parent) else Path("."), flag)
+    _check_folder(path.parent, flag, path)
 
 
 def dump_json(doc: dict[str, Any]) -> str:
@@ -98,15 +101,23 @@ def write_eval_outputs(
 class TrialLog:
     """``<stem>.trials.jsonl``: one JSON object per finished trial, durable as it goes.
 
-    The file is emptied when the log opens (a run owns it). Each line is written with a single
-    ``write`` and flushed to disk; if a write fails part-way (a full disk), the file is cut back
-    to its last whole line, so a torn line never stays in it.
+    The file (and its folder) is created, empty, at the first line or at `close` (a run owns
+    it: an earlier run's lines never stay). Each line is written with a single ``write`` and
+    flushed to disk; if a write fails part-way (a full disk), the file is cut back to its last
+    whole line, so a torn line never stays in it.
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        self._fd: int | None = None
         self._size = 0
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+            self._fd = os.open(self.path, flags, 0o644)
+        return self._fd
 
     def append(self, obj: dict[str, Any]) -> None:
         """Append one object as a line.
@@ -116,18 +127,21 @@ class TrialLog:
             OSError: the write failed (the file keeps every earlier line, whole).
         """
         data = (json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n").encode()
+        fd = self._open()
         try:
-            written = os.write(self._fd, data)
+            written = os.write(fd, data)
             if written != len(data):
                 raise OSError(f"short write to {self.path} ({written} of {len(data)} bytes)")
-            os.fsync(self._fd)
+            os.fsync(fd)
         except OSError:
-            os.ftruncate(self._fd, self._size)
+            os.ftruncate(fd, self._size)
             raise
         self._size += len(data)
 
     def close(self) -> None:
-        os.close(self._fd)
+        """Close the file, creating it empty if no line was written."""
+        os.close(self._open())
+        self._fd = None
 
     def __enter__(self) -> TrialLog:
         return self

@@ -23,7 +23,7 @@ Ray tasks.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -113,6 +113,8 @@ class Report:
         exit_code: 0, or 1 when the run measured nothing usable (``message`` says why).
         message: a one-line error printed on stderr when ``exit_code`` is not 0.
         text_width: the width (characters) ``<name>.txt`` is rendered at.
+        files: further text files to write into ``--out`` (name → content), each atomically
+            (e.g. the latency evaluation's ``turns.jsonl``).
     """
 
     doc: dict[str, Any]
@@ -122,6 +124,7 @@ class Report:
     exit_code: int = 0
     message: str = ""
     text_width: int = 120
+    files: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

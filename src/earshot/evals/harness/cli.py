@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from earshot.audio.io import write_text_atomic
 from earshot.evals.harness.api import DoneTrial, Evaluation, Report, RunResult
 from earshot.evals.harness.errors import HarnessError
 from earshot.evals.harness.runner import (
@@ -148,7 +149,8 @@ def execute(evaluation: Evaluation[O, P], options: O, settings: CommonSettings) 
         import_ray()
     started = time.perf_counter()
     count = 0
-    with TrialLog(settings.out_dir / f"{evaluation.name}.trials.jsonl") as log:
+    log = TrialLog(settings.out_dir / f"{evaluation.name}.trials.jsonl")
+    try:
 
         def on_done(item: DoneTrial) -> None:
             nonlocal count
@@ -159,16 +161,18 @@ def execute(evaluation: Evaluation[O, P], options: O, settings: CommonSettings) 
                 tail = f": {words}" if words else ""
                 print(f"[{count}] {item.trial_id}{tail}", file=sys.stderr)
 
-        try:
-            run = run_trials(evaluation, options, on_done=on_done, ray=settings.ray)
-        finally:
-            if settings.ray is not None:
-                shutdown_ray()
+        run = run_trials(evaluation, options, on_done=on_done, ray=settings.ray)
+    finally:
+        if settings.ray is not None:
+            shutdown_ray()
+    log.close()  # not on a plan error: an output folder is only made once a trial ran
     elapsed_s = time.perf_counter() - started
     report = evaluation.report(options, run)
     write_eval_outputs(
         settings.out_dir, evaluation.name, report.doc, render_text(report), report.plot
     )
+    for file_name, text in report.files.items():
+        write_text_atomic(settings.out_dir / file_name, text)
     return Executed(run, report, elapsed_s)
 
 
@@ -193,10 +197,11 @@ def run_cli(evaluation: Evaluation[O, P], options: O, settings: CommonSettings) 
     run, report = done.run, done.report
     _print_report(report)
     where = "on Ray" if settings.ray is not None else "locally"
-    chart = f", {name}.png" if report.plot else ""
+    written = [f"{name}.json", f"{name}.txt", *([f"{name}.png"] if report.plot else [])]
+    written += [f"{name}.trials.jsonl", *report.files]
     print(
         f"{len(run.done)} trial(s) in {done.elapsed_s:.1f} s {where}; wrote "
-        f"{settings.out_dir}/{name}.json, {name}.txt{chart}, {name}.trials.jsonl"
+        f"{settings.out_dir}/{', '.join(written)}"
     )
     if run.failure:
         _error(f"{run.failure}; the outputs hold the {len(run.done)} trial(s) done before it")
