@@ -95,7 +95,7 @@ def test_model_file_round_trip_and_errors(tmp_path: Path) -> None:
     bad["heads"] = [h for h in bad["heads"] if h["features"]]  # no prior head
     path = tmp_path / "model.json"
     path.write_text(json.dumps(bad))
-    with pytest.raises(ModelFileError, match="model.json.*prior head"):
+    with pytest.raises(ModelFileError, match=r"model\.json.*prior head"):
         load_model(path)
     with pytest.raises(ModelFileError, match="no such"):
         load_model(tmp_path / "missing.json")

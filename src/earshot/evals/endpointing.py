@@ -37,17 +37,15 @@ turn). Ctrl-C writes them with the trials done so far.
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from earshot.audio.frames import samples_to_ms
+from earshot.evals.endpointing_plan import EndpointingTrial, plan, run_trial
 from earshot.evals.endpointing_replay import (
     Configuration,
     EndpointerSpec,
@@ -55,7 +53,6 @@ from earshot.evals.endpointing_replay import (
     ReplaySettings,
     configurations,
     lane_pauses,
-    replay,
     score_lane,
     summarize_run,
 )
@@ -66,18 +63,25 @@ from earshot.evals.endpointing_trials import (
     LEAD_MS,
     QUICK_CLIPS,
     Trial,
-    load_data,
-    load_speech,
-    load_speech_vad,
-    plan_trials,
-    trial_audio,
 )
-from earshot.evals.manifest import bundled_data_dir
+from earshot.evals.harness import (
+    CommonSettings,
+    Evaluation,
+    RaySettings,
+    Report,
+    RunResult,
+    add_common_arguments,
+    common_settings,
+    execute,
+    run_cli,
+)
 
 if TYPE_CHECKING:
     from earshot.evals.endpointing_data import SyntheticTurn
     from earshot.evals.endpointing_lanes import ModelResources
-    from earshot.stt.base import StreamingRecognizer
+
+HELP = "end-pointing on real recordings: false cut-offs per turn and delay, every policy vs the "
+"fixed-threshold curve"
 
 POLICIES: dict[str, EndpointerSpec] = {
     "smart": EndpointerSpec("smart"),
@@ -91,14 +95,6 @@ POLICIES: dict[str, EndpointerSpec] = {
 DEFAULT_POLICIES: tuple[str, ...] = ("smart", "model", "model-no-text")
 
 SPLITS = ("held-out", "calibration", "all")
-
-
-def calibration_split() -> tuple[frozenset[str], frozenset[str]]:
-    """Manifest paths of the speech and noise recordings the packaged model was fitted on."""
-    doc = json.loads(
-        resources.files("earshot").joinpath("data/endpointing/split.json").read_text("utf-8")
-    )
-    return frozenset(doc["calibration_speech"]), frozenset(doc["calibration_noise"])
 
 
 @dataclass(slots=True)
@@ -200,7 +196,7 @@ class EndpointingRun:
     Attributes:
         options: what was asked for.
         configs: the configurations compared, in report order.
-        trials: the planned trials, in run order.
+        planned: trials the plan yielded.
         turns: one document per trial run so far (see `_turn_doc`).
         components: stage → backend.
         settings: the session settings replayed.
@@ -213,7 +209,7 @@ class EndpointingRun:
 
     options: EndpointingOptions
     configs: list[Configuration] = field(default_factory=list)
-    trials: list[Trial] = field(default_factory=list)
+    planned: int = 0
     turns: list[dict[str, Any]] = field(default_factory=list)
     components: dict[str, str] = field(default_factory=dict)
     settings: ReplaySettings = field(default_factory=ReplaySettings)
@@ -224,7 +220,7 @@ class EndpointingRun:
     interrupted: bool = False
 
 
-def _turn_doc(trial: Trial, turn: SyntheticTurn, lanes: Sequence[Lane]) -> dict[str, Any]:
+def turn_doc(trial: Trial, turn: SyntheticTurn, lanes: Sequence[Lane]) -> dict[str, Any]:
     from earshot.turns.eot_model import load_model
 
     onset_ms = LEAD_MS + samples_to_ms(trial.clip.onset_sample)
@@ -290,7 +286,20 @@ def _components(opts: EndpointingOptions, run: EndpointingRun) -> dict[str, str]
     }
 
 
-def _resources(specs: Sequence[EndpointerSpec]) -> ModelResources:
+def build_configurations(opts: EndpointingOptions) -> list[Configuration]:
+    """The configurations of a run, in report order."""
+    return configurations(
+        opts.vads,
+        opts.fixed_ms,
+        opts.dynamic,
+        opts.text_only,
+        smart="smart" in opts.policies,
+        models=opts.model_specs(),
+    )
+
+
+def build_resources(specs: Sequence[EndpointerSpec]) -> ModelResources:
+    """The language model and Whisper the model policies among ``specs`` need (loaded here)."""
     from earshot.clock import SystemClock
     from earshot.evals.endpointing_lanes import ModelResources, WhisperTranscriber
 
@@ -305,87 +314,67 @@ def _resources(specs: Sequence[EndpointerSpec]) -> ModelResources:
     return r
 
 
-def run_endpointing(opts: EndpointingOptions) -> EndpointingRun:
-    """Run the eval and write its outputs into ``opts.out_dir``.
+def endpointing_run(opts: EndpointingOptions, result: RunResult) -> EndpointingRun:
+    """The run's summaries, AUCs, compute and verdicts from the harness's trial results."""
+    from earshot.evals.endpointing_report import goal_verdicts
 
-    The outputs are written in a ``finally``: an interrupted run (Ctrl-C) leaves them, holding
-    the trials done so far, and returns with ``interrupted=True``.
+    run = EndpointingRun(opts, settings=ReplaySettings.from_session(opts.rules_path))
+    run.configs = build_configurations(opts)
+    run.components = _components(opts, run)
+    run.planned = result.planned
+    run.turns = [doc for r in result.results for doc in r["turns"]]
+    run.interrupted = result.interrupted or bool(result.failure)
+    labels = [c.label for c in run.configs]
+    run.summary = summarize_run(run.turns, labels)
+    run.verdicts = [v for vad in opts.vads for v in goal_verdicts(run.summary, labels, vad)]
+    run.aucs, run.compute = _signals(run)
+    return run
+
+
+def report(opts: EndpointingOptions, result: RunResult) -> Report:
+    """The harness report: JSON document, tables, goal lines and chart (pure)."""
+    from earshot.evals.endpointing_report import goal_lines, plot_results, render_tables, to_json
+
+    run = endpointing_run(opts, result)
+    if not run.turns:
+        return Report(to_json(run), exit_code=1, message="no trial finished; nothing measured")
+    return Report(
+        to_json(run),
+        tables=render_tables(run),
+        lines=goal_lines(run),
+        plot=lambda png: plot_results(png, run),
+        text_width=170,
+    )
+
+
+def _describe(result: dict[str, Any]) -> str:
+    return "; ".join(_progress(doc) for doc in result["turns"])
+
+
+EVALUATION: Evaluation[EndpointingOptions, EndpointingTrial] = Evaluation(
+    name="endpointing", plan=plan, run_trial=run_trial, report=report, describe=_describe
+)
+"""`earshot eval endpointing` as the harness runs it: one trial per recording and condition."""
+
+
+def run_endpointing(opts: EndpointingOptions, ray: RaySettings | None = None) -> EndpointingRun:
+    """Run the eval and write its outputs into ``opts.out_dir`` (through the harness).
+
+    An interrupted run (Ctrl-C, SIGTERM) still writes them, holding the trials done so far,
+    and returns with ``interrupted=True``.
 
     Raises:
-        ValueError: bad options or data (the message names the file, line or flag to fix).
+        ValueError: bad options or data (the message names the file, line or flag to fix);
+            an unusable ``out_dir`` (`earshot.evals.outputs.OutputPathError`).
         ImportError: a backend a policy needs is not installed (the message names the extra).
+        HarnessError: a trial failed, or Ray cannot be used.
     """
-    from earshot.evals.endpointing_report import goal_verdicts
-    from earshot.stt import make_stt
-    from earshot.stt.pocketsphinx import PocketsphinxRecognizer
-    from earshot.vad import make_vad
+    from earshot.evals.harness import HarnessError
 
-    opts.check()
-    run = EndpointingRun(opts, settings=ReplaySettings.from_session(opts.rules_path))
-    run.configs = configurations(
-        opts.vads,
-        opts.fixed_ms,
-        opts.dynamic,
-        opts.text_only,
-        smart="smart" in opts.policies,
-        models=opts.model_specs(),
-    )
-    shared = _resources([c.endpointer for c in run.configs])
-    for c in run.configs:  # fail fast on a bad rules/model file or a missing backend
-        c.endpointer.build(opts.rules_path, shared)
-    run.components = _components(opts, run)
-    data_dir = opts.data_dir if opts.data_dir is not None else bundled_data_dir()
-    entries, noises = load_data(data_dir, opts.language)
-    cal_speech, cal_noise = calibration_split()
-    if opts.split != "all":
-        keep = opts.split == "calibration"
-        entries = [e for e in entries if (e.name in cal_speech) == keep]
-        noises = [n for n in noises if (n.name in cal_noise) == keep]
-        if not entries:
-            raise ValueError(
-                f"no {opts.split} speech recordings in {data_dir}; "
-                "use --split all or another --data"
-            )
-    if opts.quick:
-        entries = sorted(entries, key=lambda e: (len(e.pcm), e.name))[:QUICK_CLIPS]
-        entries.sort(key=lambda e: e.name)
-    if opts.pauses == "natural":
-        silero = make_vad("silero")
-        clips = [c for e in entries for c in load_speech_vad(e.name, e.pcm, silero)]
-    else:
-        clips = [load_speech(e.where, e.name, e.pcm, PocketsphinxRecognizer()) for e in entries]
-    run.trials = plan_trials(
-        clips,
-        noises,
-        opts.snrs_db,
-        opts.turns_per_clip,
-        opts.every_snr,
-        opts.quick,
-        opts.noises_per_turn,
-    )
-    vads = {name: make_vad(name) for name in opts.vads}
-
-    def streaming_recognizer() -> StreamingRecognizer:
-        return make_stt("pocketsphinx")
-
-    try:
-        for k, trial in enumerate(run.trials, 1):
-            turn = trial_audio(trial, opts.seed)
-            lanes = replay(turn, run.configs, vads, streaming_recognizer, run.settings, shared)
-            run.turns.append(_turn_doc(trial, turn, lanes))
-            if not opts.quiet:
-                print(f"[{k}/{len(run.trials)}] {_progress(run.turns[-1])}", file=sys.stderr)
-    except KeyboardInterrupt:
-        run.interrupted = True
-    finally:
-        labels = [c.label for c in run.configs]
-        run.summary = summarize_run(run.turns, labels)
-        run.verdicts = [v for vad in opts.vads for v in goal_verdicts(run.summary, labels, vad)]
-        run.aucs, run.compute = _signals(run)
-        from earshot.evals.endpointing_report import write_outputs
-
-        write_outputs(run)
-    return run
+    done = execute(EVALUATION, opts, CommonSettings(opts.out_dir, opts.quiet, ray))
+    if done.run.failure:
+        raise HarnessError(done.run.failure)
+    return endpointing_run(opts, done.run)
 
 
 def _signals(run: EndpointingRun) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -436,7 +425,7 @@ def _progress(doc: dict[str, Any]) -> str:
             continue
         delay = "missed" if r["missed"] else f"{r['delay_ms']:.0f} ms"
         parts.append(f"{label.split(' · ')[0]}: {len(r['false_cutoffs'])} cut, {delay}")
-    return f"{doc['turn']} · {doc['condition']}: " + "; ".join(parts)
+    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -461,15 +450,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register `earshot eval endpointing`'s flags on ``parser``."""
     from earshot.vad import VAD_NAMES
 
-    a = parser.add_argument
-    a("--out", type=Path, default=Path("out/eval-endpointing"), help="output folder")
-    a(
-        "--data",
-        type=Path,
-        help="folder with manifest.jsonl (speech and noise entries, paths relative to it) and "
-        "its recordings (default: the bundled recordings)",
+    add_common_arguments(
+        parser, default_out="out/eval-endpointing", seed_help="pause placement, noise offsets"
     )
-    a("--seed", type=int, default=0, help="pause placement and noise offsets (default 0)")
+    a = parser.add_argument
     a(
         "--quick",
         action="store_true",
@@ -534,14 +518,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     a("--turns-per-clip", type=int, default=1, help="inserted mode: turns per recording")
     a("--language", default="en", help="manifest language of the speech (default en)")
-    a("--quiet", action="store_true", help="no progress lines")
 
 
 def run(args: argparse.Namespace) -> int:
     """`earshot eval endpointing`: 0 done, 2 bad input, 130 interrupted (outputs written)."""
-    from rich.console import Console
-
-    from earshot.evals.endpointing_report import goal_lines, render_tables
 
     opts = EndpointingOptions(
         out_dir=args.out,
@@ -566,20 +546,8 @@ def run(args: argparse.Namespace) -> int:
         quiet=args.quiet,
     )
     try:
-        result = run_endpointing(opts)
-    except (ValueError, ImportError) as exc:
+        opts.check()
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted while loading the recordings; nothing written", file=sys.stderr)
-        return 130
-    console = Console() if sys.stdout.isatty() else Console(width=170)
-    for table in render_tables(result):
-        console.print(table)
-    for line in goal_lines(result):
-        console.print(line)
-    console.print(f"wrote {os.fspath(opts.out_dir)}/endpointing.json, .txt, .png")
-    if result.interrupted:
-        console.print("interrupted: outputs hold the trials done so far")
-        return 130
-    return 0
+    return run_cli(EVALUATION, opts, common_settings(args))

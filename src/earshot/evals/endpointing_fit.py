@@ -33,7 +33,6 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -282,7 +281,7 @@ def fit(paths: Sequence[Path]) -> EndOfTurnModel:
     base = EndOfTurnModel(tuple(heads), law, 0.5, MIN_SILENCES_MS[0], MAX_SILENCE_MS)
     curve = fixed_curve(pauses, trials)
     target = next(float(c["cutoffs_per_turn"] or 0.0) for c in curve if c["fixed_ms"] == 500.0)
-    grid = []
+    grid: list[dict[str, float]] = []
     for th, lo, k0 in itertools.product(THRESHOLDS, MIN_SILENCES_MS, PRIOR_COUNTS):
         m = replace(base, threshold=th, min_silence_ms=lo, pause_prior_count=k0)
         cut, p50 = simulate(m, pauses, trials)
@@ -292,14 +291,14 @@ def fit(paths: Sequence[Path]) -> EndOfTurnModel:
                 "min_silence_ms": lo,
                 "pause_prior_count": k0,
                 "cutoffs_per_turn": round(cut, 4),
-                "p50": p50,
+                "p50": math.inf if p50 is None else p50,
             }
         )
-    ok = [g for g in grid if g["cutoffs_per_turn"] <= target and g["p50"] is not None]
+    ok = [g for g in grid if g["cutoffs_per_turn"] <= target and math.isfinite(g["p50"])]
     best = (
         min(ok, key=lambda g: (g["p50"], g["cutoffs_per_turn"]))
         if ok
-        else min(grid, key=lambda g: (g["cutoffs_per_turn"], g["p50"] or math.inf))
+        else min(grid, key=lambda g: (g["cutoffs_per_turn"], g["p50"]))
     )
     provenance = {
         "fitted_by": "python -m earshot.evals.endpointing_fit",

@@ -130,8 +130,8 @@ def render_tables(run: EndpointingRun) -> list[Table]:
     status = " — INTERRUPTED, partial" if run.interrupted else ""
     o = run.options
     overall = Table(
-        title=f"eval endpointing ({o.pauses} pauses, split {o.split}): {len(run.turns)} of "
-        f"{len(run.trials)} trials{status}",
+        title=f"eval endpointing ({o.pauses} pauses, split {o.split}): {len(run.turns)} turns "
+        f"from {run.planned} trials{status}",
         caption="cut-offs/turn: ends of turn decided inside the turn (every one counts); delay: "
         f"end of turn − true end of speech (policy compute included); missed: none within "
         f"{MISSED_AFTER_MS / 1000:g} s; late: > {LATE_MS / 1000:g} s",
@@ -292,7 +292,7 @@ def to_json(run: EndpointingRun) -> dict[str, Any]:
         "components": run.components,
         "definitions": DEFINITIONS,
         "configurations": [c.label for c in run.configs],
-        "counts": {"planned": len(run.trials), "run": len(run.turns)},
+        "counts": {"planned_trials": run.planned, "turns": len(run.turns)},
         "goal": run.verdicts,
         "summary": run.summary,
         "aucs": run.aucs,

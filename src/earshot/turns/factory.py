@@ -51,6 +51,7 @@ def make_endpointer(
                 ("a rules file", rules_path is not None),
                 ("dynamic mode", dynamic),
                 ("acoustic cues", bool(acoustic)),
+                ("a P(end) threshold", threshold is not None),
             )
             if given
         ]

@@ -4,8 +4,9 @@ Per pause the policy gathers cues (`earshot.turns.eot_features`) and, on every f
 pure core (`earshot.turns.eot_model.decide`) with the features *available at that frame*:
 
 * prosody is computed on the first frame of the pause, from the detector's tail audio;
-* the text score is computed when the streaming STT's partial transcript arrives or changes,
-  until ``text_settle_ms`` into the pause (later words while the VAD hears silence are noise
+* the text score is computed when the streaming STT's transcript first arrives in the pause
+  (however late: a slow recogniser delivers late) and again when it changes, until
+  ``text_settle_ms`` into the pause (later changes while the VAD hears silence are noise
   decoded as speech, and are ignored);
 * each cue is usable only once the time spent computing it has passed on the audio clock:
   a cue that took 30 ms, computed at 20 ms of silence, counts from 50 ms on. On a live call
@@ -36,7 +37,7 @@ MAX_LEARNED_PAUSES = 50
 """The speaker's law is estimated from their most recent pauses, this many at most."""
 
 DEFAULT_TEXT_SETTLE_MS = 600.0
-"""Partial transcripts arriving after this much silence are not re-scored (ms)."""
+"""Changes of the transcript after this much silence are not re-scored (ms)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,8 +209,10 @@ class ModelEndpointer:
 
     def _maybe_score_text(self, ctx: PauseContext) -> None:
         text = ctx.partial_text.strip()
-        if not text or text == self._text or ctx.silence_ms > self.text_settle_ms:
+        if not text or text == self._text:
             return
+        if self._text is not None and ctx.silence_ms > self.text_settle_ms:
+            return  # a change this late into the silence is noise decoded as words
         self._text = text
         dictation = is_dictation(text)
         logit = None
