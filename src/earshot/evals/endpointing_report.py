@@ -278,7 +278,7 @@ def to_json(run: EndpointingRun) -> dict[str, Any]:
     from dataclasses import asdict
 
     settings = asdict(run.options)
-    settings["out_dir"] = os.fspath(run.options.out_dir)
+    del settings["out_dir"], settings["quiet"]  # where and how it ran: not part of the result
     settings["data_dir"] = (
         os.fspath(run.options.data_dir) if run.options.data_dir else "bundled earshot/data"
     )
