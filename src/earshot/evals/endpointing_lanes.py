@@ -78,7 +78,10 @@ class WhisperLaneStt:
         frames: the track's int16 frames.
         pre_roll_frames: frames before the turn start that the STT also gets.
         frame_ms: frame duration (ms).
-        now_ms: a monotonic clock (ms) to measure decode time; None charges nothing.
+        now_ms: a monotonic clock (ms) to measure decode time; None measures nothing.
+        charge: offer the transcript only once its decode time has passed (policies); False
+            offers it at once (the observer lane, which measures what the text says, not
+            when it would arrive; the decode time is still measured and recorded).
     """
 
     def __init__(
@@ -88,8 +91,10 @@ class WhisperLaneStt:
         pre_roll_frames: int,
         frame_ms: float,
         now_ms: Callable[[], float] | None,
+        charge: bool = True,
     ) -> None:
         self._whisper = transcriber
+        self._charge = charge
         self._frames = frames
         self._pre_roll = max(1, pre_roll_frames)
         self._frame_ms = frame_ms
@@ -130,7 +135,8 @@ class WhisperLaneStt:
             return ""
         if frame_index != self._last_frame + 1:  # speech since the last call: a new pause
             self._full, took = self._decode(frame_index)
-            self._ready_frame = frame_index + math.ceil(took / self._frame_ms)
+            lag = math.ceil(took / self._frame_ms) if self._charge else 0
+            self._ready_frame = frame_index + lag
         self._last_frame = frame_index
         return self._full if frame_index >= self._ready_frame else ""
 

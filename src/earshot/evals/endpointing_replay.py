@@ -323,7 +323,9 @@ def replay(
         if spec.reads_text and spec.kind == "model" and spec.stt == "whisper":
             if r.whisper is None:
                 raise ValueError(f"{spec.label} reads Whisper text, but no Whisper was loaded")
-            stt = WhisperLaneStt(r.whisper, frames, pre_roll_frames, frame_ms, r.now_ms)
+            stt = WhisperLaneStt(
+                r.whisper, frames, pre_roll_frames, frame_ms, r.now_ms, charge=not spec.observe
+            )
         elif spec.reads_text:
             stt = LaneStt(make_recognizer, frames, pre_roll_frames)
         detector = TurnDetector(endpointer, settings.min_speech_ms)
