@@ -216,3 +216,13 @@ def test_prosody_is_relative_to_the_speaker_and_the_floor() -> None:
     assert falling.pitch_slope_st_per_s is not None and falling.pitch_slope_st_per_s < -5.0
     assert level.energy_final_rel is not None and falling.energy_final_rel is not None
     assert level.energy_final_rel > 0.8 > falling.energy_final_rel
+
+
+def test_factory_builds_the_model_policy_and_rejects_its_options_for_fixed() -> None:
+    from earshot.turns.factory import make_endpointer
+
+    policy = make_endpointer("model", threshold=0.6, language_model=False)
+    assert isinstance(policy, ModelEndpointer) and policy.threshold == 0.6
+    assert policy.scorer is None
+    with pytest.raises(ValueError, match="threshold"):
+        make_endpointer("fixed", threshold=0.6)

@@ -89,8 +89,11 @@ POLICIES: dict[str, EndpointerSpec] = {
     "model-no-text": EndpointerSpec("model", text="none"),
     "model-pocketsphinx": EndpointerSpec("model", stt="pocketsphinx"),
     "model-no-prosody": EndpointerSpec("model", acoustic=False),
+    "model-stt-uncharged": EndpointerSpec("model", charge_stt=False),
 }
-"""``--policies`` names → policies compared with the fixed curve."""
+"""``--policies`` names → policies compared with the fixed curve. ``model-stt-uncharged`` is an
+upper bound, not a deployable setting: Whisper's transcript is offered as soon as the pause
+starts (an STT that keeps up), while the LM and prosody compute are still charged."""
 
 DEFAULT_POLICIES: tuple[str, ...] = ("smart", "model", "model-no-text")
 
@@ -221,6 +224,7 @@ class EndpointingRun:
 
 
 def turn_doc(trial: Trial, turn: SyntheticTurn, lanes: Sequence[Lane]) -> dict[str, Any]:
+    from earshot.evals.endpointing_lanes import WhisperLaneStt
     from earshot.turns.eot_model import load_model
 
     onset_ms = LEAD_MS + samples_to_ms(trial.clip.onset_sample)
@@ -257,8 +261,9 @@ def turn_doc(trial: Trial, turn: SyntheticTurn, lanes: Sequence[Lane]) -> dict[s
         if records:
             result["pauses"] = records
         stt = lane.stt
-        if stt is not None and hasattr(stt, "decode_ms"):
+        if isinstance(stt, WhisperLaneStt):
             result["stt_decode_ms"] = [round(v, 2) for v in stt.decode_ms]
+            result["stt_charged"] = stt.charged
         doc["results"][lane.config.label] = result
     return doc
 

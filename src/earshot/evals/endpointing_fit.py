@@ -89,7 +89,7 @@ def load_pauses(paths: Sequence[Path]) -> tuple[list[Pause], int, dict[str, floa
     delay300: list[float] = []
     for path in paths:
         doc = json.loads(path.read_text("utf-8"))
-        # The observer reads Whisper's text at once; a policy waits for the decode.
+        # An observer that read Whisper's text at once: a policy waits for the decode.
         decode_ms = float(doc["compute"]["Whisper decode"]["p50_ms"] or 0.0)
         observer = next((c for c in doc["configurations"] if c.startswith("observe")), None)
         if observer is None:
@@ -109,7 +109,7 @@ def load_pauses(paths: Sequence[Path]) -> tuple[list[Pause], int, dict[str, floa
                 length = math.inf if end else float(r["resumed_after_ms"] or 3000.0)
                 first = float(r.get("first_silence_ms", FRAME_MS))
                 text_ready = r["text_ready_ms"]
-                if text_ready is not None and "whisper" in observer:
+                if text_ready is not None and not results[observer].get("stt_charged", True):
                     text_ready = float(text_ready) + decode_ms
                 pauses.append(
                     Pause(

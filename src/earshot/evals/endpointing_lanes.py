@@ -94,7 +94,7 @@ class WhisperLaneStt:
         charge: bool = True,
     ) -> None:
         self._whisper = transcriber
-        self._charge = charge
+        self.charged = charge
         self._frames = frames
         self._pre_roll = max(1, pre_roll_frames)
         self._frame_ms = frame_ms
@@ -135,7 +135,7 @@ class WhisperLaneStt:
             return ""
         if frame_index != self._last_frame + 1:  # speech since the last call: a new pause
             self._full, took = self._decode(frame_index)
-            lag = math.ceil(took / self._frame_ms) if self._charge else 0
+            lag = math.ceil(took / self._frame_ms) if self.charged else 0
             self._ready_frame = frame_index + lag
         self._last_frame = frame_index
         return self._full if frame_index >= self._ready_frame else ""

@@ -44,7 +44,10 @@ class EndpointerSpec:
         stt: model only: the transcript it reads, "whisper" or "pocketsphinx".
         threshold: model only: P(end) threshold; None: the model file's.
         observe: model only: never end a pause shorter than `MISSED_AFTER_MS` (collects the
-            cues of every pause for AUCs and refitting; not a policy).
+            cues of every pause for AUCs and refitting; not a policy). Its Whisper text is
+            offered at once (it measures what the text says, not when it arrives).
+        charge_stt: model with Whisper: offer the text only after its measured decode time
+            (False: at once, an upper bound for an STT that keeps up).
     """
 
     kind: str
@@ -55,6 +58,7 @@ class EndpointerSpec:
     stt: str = "whisper"
     threshold: float | None = None
     observe: bool = False
+    charge_stt: bool = True
 
     @property
     def label(self) -> str:
@@ -64,6 +68,8 @@ class EndpointerSpec:
             parts = [self.stt + "+LM" if self.text == "lm" else "no text"]
             if not self.acoustic:
                 parts.append("no prosody")
+            if not self.charge_stt and not self.observe:
+                parts.append("STT time not charged")
             if self.threshold is not None:
                 parts.append(f"θ={self.threshold:g}")
             return ("observe" if self.observe else "model") + f" ({', '.join(parts)})"
@@ -324,7 +330,12 @@ def replay(
             if r.whisper is None:
                 raise ValueError(f"{spec.label} reads Whisper text, but no Whisper was loaded")
             stt = WhisperLaneStt(
-                r.whisper, frames, pre_roll_frames, frame_ms, r.now_ms, charge=not spec.observe
+                r.whisper,
+                frames,
+                pre_roll_frames,
+                frame_ms,
+                r.now_ms,
+                charge=spec.charge_stt and not spec.observe,
             )
         elif spec.reads_text:
             stt = LaneStt(make_recognizer, frames, pre_roll_frames)
