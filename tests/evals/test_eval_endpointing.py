@@ -511,7 +511,7 @@ def test_model_policy_is_charged_its_compute_and_records_its_cues(
     for p in pauses:  # the observer reads the text at once: only the LM's time is charged
         assert p["prosody_ms"] > 0
         assert p["text"] and p["text_ms"] > 0
-        assert p["text_ready_ms"] == pytest.approx(p["first_silence_ms"] + p["text_ms"])
+        assert p["text_ready_ms"] == pytest.approx(p["first_silence_ms"] + p["text_ms"], abs=0.01)
     policy = "model (whisper+LM) · silero"
     charged = [
         (p, t["results"][policy]["stt_decode_ms"])
