@@ -193,3 +193,18 @@ async def run_blocking(func: Callable[..., T], *args: Any) -> T:
     """
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, func, *args)
+
+
+class Stopwatch:
+    """Real elapsed time of one piece of work, for backends that report their own compute cost.
+
+    Started on construction. Session latencies never come from here (they are differences of
+    `Clock` marks); this measures a cost, e.g. one Whisper decode, to put in a turn record.
+    """
+
+    def __init__(self) -> None:
+        self._start_ns = time.monotonic_ns()
+
+    def elapsed_ms(self) -> float:
+        """Milliseconds since the stopwatch was made."""
+        return (time.monotonic_ns() - self._start_ns) / 1e6
