@@ -173,7 +173,7 @@ class WhisperRecognizer:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Load the model (and run one warm-up decode) and start the worker thread, if not yet done."""
+        """Load the model (one warm-up decode) and start the worker thread, if not done yet."""
         if self._model is None:
             self._model = _short_window_model(self._faster_whisper)(
                 str(self.model_path),
@@ -300,9 +300,11 @@ class WhisperRecognizer:
             if not job.cancelled():  # already running: its cost still counts for this turn
                 costs = self._costs
                 job.add_done_callback(
-                    lambda j: costs.append(j.result().cost_ms)
-                    if not j.cancelled() and j.exception() is None
-                    else None
+                    lambda j: (
+                        costs.append(j.result().cost_ms)
+                        if not j.cancelled() and j.exception() is None
+                        else None
+                    )
                 )
         self._early_job = None
         self._pause_at = None
@@ -405,7 +407,7 @@ def _short_window_model(faster_whisper: Any) -> Callable[..., Any]:
     global _MODEL_CLASS
     if _MODEL_CLASS is None:
 
-        class ShortWindowWhisper(faster_whisper.WhisperModel):  # type: ignore[misc,name-defined]
+        class ShortWindowWhisper(faster_whisper.WhisperModel):  # type: ignore[misc]
             window_frames = _WINDOW_FRAMES
 
             def encode(self, features: Any) -> Any:
