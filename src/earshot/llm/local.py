@@ -152,6 +152,10 @@ class LocalLLM:
         self._seed = seed
         self._llm: Any = None
         self._lock = threading.Lock()
+        self.prompt_tokens_evaluated = 0
+        """Prompt tokens the last request had to evaluate (the rest came from the KV cache)."""
+        self.cached_tokens = 0
+        """Tokens in the KV cache after the last request (its prompt and reply)."""
 
     @property
     def model_name(self) -> str:
@@ -205,6 +209,8 @@ class LocalLLM:
         """Blocking: yield reply deltas until done or ``stop`` is set (checked per token)."""
         with self._lock:
             wire = self._fit(self._wire(messages))
+            ctx = self._llm._ctx.ctx
+            self._llama_cpp.llama_perf_context_reset(ctx)
             stream = self._llm.create_chat_completion(
                 wire,
                 stream=True,
@@ -222,6 +228,9 @@ class LocalLLM:
                         yield str(delta)
             finally:
                 stream.close()
+                perf = self._llama_cpp.llama_perf_context(ctx)
+                self.prompt_tokens_evaluated = int(perf.n_p_eval)
+                self.cached_tokens = int(self._llm.n_tokens)
 
     async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
         """Yield the reply's text deltas as llama.cpp produces them.

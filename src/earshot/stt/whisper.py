@@ -278,6 +278,11 @@ class WhisperRecognizer:
             early_final=early_final,
         )
 
+    def wait_for_decodes(self) -> None:
+        """Block until every decode submitted so far has finished (tests, benchmarks)."""
+        if self._worker is not None:
+            self._worker.submit(lambda: None).result()
+
     # -- SupportsPauseHints ------------------------------------------------------------------
 
     def speech_paused(self, audio_ms: float) -> None:
