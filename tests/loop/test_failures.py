@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from tests.loop.conftest import run_call
+
 from earshot.llm import FALLBACK_LINE
 from earshot.session.config import SessionConfig
 from earshot.testing import EnergyVad, FakeStt, FakeTts, LlmScript
-from tests.loop.conftest import run_call
 
 TWO_TURNS = [(1000.0, 2500.0), (9000.0, 10_500.0)]
 
