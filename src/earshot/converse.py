@@ -43,10 +43,14 @@ class ConverseOptions:
     endpointing_acoustic: bool | None = None
     stt: str = "pocketsphinx"
     stt_model: Path | None = None
+    stt_options: dict[str, Any] = field(default_factory=dict)
+    """Extra constructor arguments of the STT backend (e.g. ``early_final=False``)."""
     llm: LlmKind = "scripted"
     llm_options: dict[str, Any] = field(default_factory=dict)
     tts: str = "espeak"
     tts_voice: str = "en-us"
+    tts_options: dict[str, Any] = field(default_factory=dict)
+    """Extra constructor arguments of the TTS backend (e.g. ``first_clause=False``)."""
     budget_path: Path | None = None
     budget_preset: str = "1.5s"
     simulated_clock: bool = False
@@ -101,9 +105,9 @@ def build_components(opts: ConverseOptions, clock: Clock) -> dict[str, Any]:
     """The stage backends for these options (models load here, before the clock starts)."""
     parts = {
         "vad": make_vad(opts.vad),
-        "stt": make_stt(opts.stt, **({"model_path": opts.stt_model} if opts.stt_model else {})),
+        "stt": make_stt(opts.stt, **_stt_options(opts, clock)),
         "llm": make_llm(opts.llm, clock=clock, **opts.llm_options),
-        "tts": make_tts(opts.tts, **_tts_options(opts)),
+        "tts": make_tts(opts.tts, **_tts_options(opts), **opts.tts_options),
         "endpointer": make_endpointer(
             opts.endpointer,
             silence_ms=opts.eot_silence_ms,
@@ -120,6 +124,15 @@ def build_components(opts: ConverseOptions, clock: Clock) -> dict[str, Any]:
         if callable(load):
             load()
     return parts
+
+
+def _stt_options(opts: ConverseOptions, clock: Clock) -> dict[str, Any]:
+    options: dict[str, Any] = dict(opts.stt_options)
+    if opts.stt == "whisper":
+        options.setdefault("clock", clock)
+        if opts.stt_model is not None:
+            options["model_path"] = opts.stt_model
+    return options
 
 
 def _tts_options(opts: ConverseOptions) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from earshot.evals.manifest import MANIFEST_NAME, bundled_data_dir, read_manifest
 from earshot.metrics.turn import TERMS, TurnRecord
+from earshot.stacks import Stack, add_stack_arguments, resolve_stack
 
 if TYPE_CHECKING:
     from earshot.clock import Clock
@@ -253,6 +254,7 @@ class LatencyOptions:
         endpointer: end-of-turn policy name (``earshot.turns.factory.make_endpointer``).
         eot_silence_ms: the fixed end-pointer's silence threshold (ms).
         llm_profile: latency profile of the scripted LLM (``earshot.llm.PROFILES``).
+        stack: model backends (`earshot.stacks.Stack`); None is the ``fast`` stack.
         real_time: pace on the system clock instead of the simulated clock.
         gap_ms: silence after each utterance (ms).
         language: manifest language of the utterances to use.
@@ -267,6 +269,7 @@ class LatencyOptions:
     endpointer: str = "fixed"
     eot_silence_ms: float = 500.0
     llm_profile: str = "gpt-4o-mini"
+    stack: Stack | None = None
     real_time: bool = False
     gap_ms: float = DEFAULT_GAP_MS
     language: str = "en"
@@ -392,6 +395,7 @@ def run_latency(opts: LatencyOptions) -> LatencyRun:
         clips, opts.gap_ms, LEAD_MS, TAIL_MS, names=[u.name for u in chosen]
     )
     clock: Clock = SystemClock() if opts.real_time else SimulatedClock()
+    stack = opts.stack or resolve_stack(None)
     converse_opts = ConverseOptions(
         input_path=data_dir,
         out_dir=opts.out_dir,
@@ -399,8 +403,12 @@ def run_latency(opts: LatencyOptions) -> LatencyRun:
         vad=opts.vad,
         endpointer=opts.endpointer,
         eot_silence_ms=opts.eot_silence_ms,
-        llm="scripted",
-        llm_options={"profile": opts.llm_profile, "seed": opts.seed},
+        stt=stack.stt,
+        llm=stack.llm,
+        llm_options=(
+            {"profile": opts.llm_profile, "seed": opts.seed} if stack.llm == "scripted" else {}
+        ),
+        tts=stack.tts,
         simulated_clock=not opts.real_time,
     )
     parts = build_components(converse_opts, clock)
@@ -471,6 +479,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", type=Path, default=Path("out/eval-latency"), help="output folder")
     parser.add_argument("--vad", default="silero", choices=("silero", "webrtc"), help="VAD backend")
+    add_stack_arguments(parser)
+    parser.add_argument("--llm", choices=("scripted", "local"), help="LLM (overrides --stack)")
     parser.add_argument(
         "--endpointer", default="fixed", choices=("fixed", "smart"), help="end-of-turn policy"
     )
@@ -508,7 +518,13 @@ def run(args: argparse.Namespace) -> int:
     from earshot.audio.io import AudioFileError
     from earshot.evals.latency_report import components_lines, render_table
 
+    try:
+        stack = resolve_stack(args.stack, args.stt, args.llm, args.tts)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     opts = LatencyOptions(
+        stack=stack,
         n=args.n,
         seed=args.seed,
         data_dir=args.data,
@@ -524,7 +540,7 @@ def run(args: argparse.Namespace) -> int:
     )
     try:
         result = run_latency(opts)
-    except (AudioFileError, ValueError) as exc:
+    except (AudioFileError, ValueError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     console = Console()

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from earshot.audio.frames import SAMPLE_RATE_HZ, Pcm16, ms_to_samples, to_float32
-from earshot.clock import Stopwatch
+from earshot.clock import Clock, Stopwatch
 from earshot.stt.base import Transcript, WordSegment
 from earshot.stt.local_agreement import AgreementConfig, LocalAgreement
 from earshot.vad import check_pcm16
@@ -107,6 +107,8 @@ class WhisperRecognizer:
             starts (the VAD has already waited its hangover before the hint).
         context_margin_ms: audio (ms) the shortened encoder window keeps after the buffer;
             ``None`` uses full 30 s windows.
+        clock: the session clock; decodes in the worker thread are declared to it with
+            `Clock.busy`, so a `SimulatedClock` charges them like executor work.
 
     Raises:
         ImportError: faster-whisper is not installed (the message names the extra).
@@ -127,6 +129,7 @@ class WhisperRecognizer:
         early_final: bool = True,
         early_final_after_ms: float = 100.0,
         context_margin_ms: float | None = 2000.0,
+        clock: Clock | None = None,
     ) -> None:
         try:
             import faster_whisper
@@ -156,6 +159,7 @@ class WhisperRecognizer:
         self.early_final = early_final
         self._early_after_samples = ms_to_samples(early_final_after_ms)
         self._margin_ms = context_margin_ms
+        self._clock = clock
         self._model: Any = None
         self._worker: ThreadPoolExecutor | None = None
         self._reset_turn()
@@ -346,7 +350,7 @@ class WhisperRecognizer:
         assert self._worker is not None
         audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
         audio = audio[:num_samples]
-        return self._worker.submit(self._decode, to_float32(audio), None)
+        return self._worker.submit(self._decode_busy, to_float32(audio))
 
     def _collect_partial(self, *, wait: bool) -> None:
         job = self._partial_job
@@ -358,6 +362,12 @@ class WhisperRecognizer:
         self._last_decode = decode
         if self._agreement is not None and self._agreement.in_flight:
             self._partial = self._agreement.decode_done(decode.words, decode.cost_ms)
+
+    def _decode_busy(self, audio: np.ndarray[Any, Any]) -> _Decode:
+        if self._clock is None:
+            return self._decode(audio, None)
+        with self._clock.busy():
+            return self._decode(audio, None)
 
     def _decode(self, audio: np.ndarray[Any, Any], stopwatch: Stopwatch | None) -> _Decode:
         """Decode ``audio`` (float32 16 kHz mono) in full; runs in the worker thread."""
