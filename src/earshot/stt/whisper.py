@@ -27,6 +27,7 @@ Every decode's compute cost is in ``Transcript.decode_ms`` (partials included, i
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -131,6 +132,7 @@ class WhisperRecognizer:
         context_margin_ms: float | None = 2000.0,
         clock: Clock | None = None,
     ) -> None:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no spin-waiting on a busy machine
         try:
             import faster_whisper
         except ImportError as exc:

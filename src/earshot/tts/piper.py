@@ -20,6 +20,7 @@ them, which needs the ``onnx`` package), mapped to the words of the text by
 from __future__ import annotations
 
 import itertools
+import contextlib
 import re
 import threading
 from collections.abc import Generator, Sequence
@@ -84,6 +85,9 @@ class PiperSynthesizer:
         length_scale: speaking-rate factor (> 1 is slower); None keeps the voice's.
         speaker_id: speaker of a multi-speaker voice.
         first_clause: speak the first clause of each call on its own (faster first audio).
+        num_threads: ONNX Runtime threads per synthesis. One, without spin-waiting, leaves the
+            other core to the LLM streaming the rest of the reply at the same time (on two
+            cores, ONNX Runtime's default — all cores, spinning — slowed both).
 
     Raises:
         ImportError: piper-tts (or onnx, for the alignments) is not installed; the message
@@ -101,6 +105,7 @@ class PiperSynthesizer:
         length_scale: float | None = None,
         speaker_id: int | None = None,
         first_clause: bool = True,
+        num_threads: int = 1,
     ) -> None:
         try:
             import onnx  # noqa: F401  (Piper needs it to expose the phoneme alignments)
@@ -120,6 +125,9 @@ class PiperSynthesizer:
                 raise ValueError(f"Piper voice file {path} not found; pass an existing path")
         if length_scale is not None and length_scale <= 0:
             raise ValueError(f"length_scale must be positive, got {length_scale}")
+        if num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
+        self._threads = num_threads
         self.voice_path = model
         self.config_path = config
         self.first_clause = first_clause
@@ -148,9 +156,7 @@ class PiperSynthesizer:
         with self._load_lock:
             if self._voice is not None:
                 return
-            voice = self._piper.PiperVoice.load(
-                self.voice_path, config_path=self.config_path, include_alignments=True
-            )
+            voice = _load_voice(self._piper, self.voice_path, self.config_path, self._threads)
             self._syn_config = self._piper.SynthesisConfig(
                 speaker_id=self._speaker_id, length_scale=self._length_scale
             )
@@ -221,6 +227,33 @@ class PiperSynthesizer:
             )
             offset += len(audio)
             yield TtsChunk(audio=audio, words=words)
+
+
+def _load_voice(piper: Any, model: Path, config: Path, num_threads: int) -> Any:
+    """A ``PiperVoice`` patched for alignments, on an ONNX Runtime session with our threads.
+
+    ``PiperVoice.load(include_alignments=True)`` does the same patch but always uses ONNX
+    Runtime's default session options.
+    """
+    import json
+
+    import onnx
+    import onnxruntime
+    from piper.config import PiperConfig
+    from piper.patch_voice_with_alignment import add_alignment_output
+
+    graph = onnx.load(str(model))
+    with contextlib.suppress(ValueError):  # already patched: use as is
+        add_alignment_output(graph)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = num_threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = onnxruntime.InferenceSession(
+        graph.SerializeToString(), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    settings = json.loads(config.read_text(encoding="utf-8"))
+    return piper.PiperVoice(config=PiperConfig.from_dict(settings), session=session)
 
 
 def _chunk_timings(chunk: Any, labels: Sequence[int | None]) -> list[Any]:
