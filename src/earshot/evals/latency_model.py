@@ -16,6 +16,7 @@ from earshot.metrics.turn import TERMS, TurnRecord
 
 if TYPE_CHECKING:
     from earshot.evals.tracks import PlacedUtterance
+    from earshot.stacks import Stack
 
 DEFAULT_N = 20
 """Utterances per run when ``--n`` is not given."""
@@ -162,6 +163,7 @@ class LatencyOptions:
         endpointer: end-of-turn policy name (``earshot.turns.factory.make_endpointer``).
         eot_silence_ms: the fixed end-pointer's silence threshold (ms).
         llm_profile: latency profile of the scripted LLM (``earshot.llm.PROFILES``).
+        stack: model backends (`earshot.stacks.Stack`); None is the ``fast`` stack.
         real_time: pace on the system clock instead of the simulated clock.
         exact_timing: `SimulatedClock(charge_compute=False)`: model compute takes no virtual
             time, so every mark is a function of the audio alone (reproducible, and the same on
@@ -181,6 +183,7 @@ class LatencyOptions:
     endpointer: str = "fixed"
     eot_silence_ms: float = 500.0
     llm_profile: str = "gpt-4o-mini"
+    stack: Stack | None = None
     real_time: bool = False
     exact_timing: bool = False
     quick: bool = False

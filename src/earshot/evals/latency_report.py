@@ -30,6 +30,13 @@ from earshot.evals.tracks import PlacedUtterance
 # --------------------------------------------------------------------------- outputs
 
 
+def _stack(o: LatencyOptions) -> dict[str, str]:
+    from earshot.stacks import resolve_stack
+
+    stack = o.stack or resolve_stack(None)
+    return {"stt": stack.stt, "llm": stack.llm, "tts": stack.tts}
+
+
 def _clock(o: LatencyOptions) -> str:
     if o.real_time:
         return "system (real time)"
@@ -46,7 +53,8 @@ def _settings(run: LatencyRun) -> dict[str, Any]:
         "vad": o.vad,
         "endpointer": o.endpointer,
         "eot_silence_ms": o.eot_silence_ms,
-        "llm": "scripted",
+        "stack": _stack(o),
+        "llm": _stack(o)["llm"],
         "llm_profile": o.llm_profile,
         "clock": "system (real time)"
         if o.real_time
