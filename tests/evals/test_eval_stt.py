@@ -86,6 +86,20 @@ def test_pocketsphinx_on_real_recordings(tmp_path: Path, mode: str) -> None:
     assert done.report.exit_code == 0
 
 
+def test_whisper_scores_on_the_same_harness(tmp_path: Path) -> None:
+    pytest.importorskip("faster_whisper", reason="needs the whisper extra")
+    data = _two_clips(tmp_path / "data")
+    out = tmp_path / "whisper"
+    opts = SttOptions(backends=("whisper", "pocketsphinx"), data_dir=data, out_dir=out)
+    execute(EVALUATION, opts, CommonSettings(out, quiet=True))
+    doc = json.loads((out / "stt.json").read_text(encoding="utf-8"))
+    assert [r["backend"] for r in doc["recordings"]] == ["whisper", "pocketsphinx"] * 2
+    summary = doc["summary"]
+    # Whisper tiny.en gets both LJ Speech phrases right; pocketsphinx does not.
+    assert summary["whisper"]["corpus_wer"] == 0.0
+    assert summary["pocketsphinx"]["corpus_wer"] > summary["whisper"]["corpus_wer"]
+
+
 def test_unknown_backend_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "stt", "--stt", "nope", "--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err

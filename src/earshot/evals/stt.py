@@ -89,18 +89,23 @@ def recognize(backend: str, pcm: Any, mode: str) -> str:
     from earshot.stt import make_stt
 
     recognizer = make_stt(backend)
-    if mode == "batch":
-        transcribe = getattr(recognizer, "transcribe", None)
-        if not callable(transcribe):
-            raise ValueError(
-                f"the {backend} backend has no batch transcribe(); use --mode streaming"
-            )
-        return str(transcribe(pcm).text)
-    step = samples_per_frame(FRAME_MS)
-    recognizer.start()
-    for start in range(0, len(pcm), step):
-        recognizer.push_audio(pcm[start : start + step])
-    return recognizer.finish().text
+    try:
+        if mode == "batch":
+            transcribe = getattr(recognizer, "transcribe", None)
+            if not callable(transcribe):
+                raise ValueError(
+                    f"the {backend} backend has no batch transcribe(); use --mode streaming"
+                )
+            return str(transcribe(pcm).text)
+        step = samples_per_frame(FRAME_MS)
+        recognizer.start()
+        for start in range(0, len(pcm), step):
+            recognizer.push_audio(pcm[start : start + step])
+        return recognizer.finish().text
+    finally:
+        close = getattr(recognizer, "close", None)  # backends with worker threads (Whisper)
+        if callable(close):
+            close()
 
 
 def run_trial(opts: SttOptions, trial: Trial[SttTrial]) -> dict[str, Any]:
