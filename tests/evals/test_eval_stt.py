@@ -105,3 +105,31 @@ def test_unknown_backend_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     err = capsys.readouterr().err
     assert err.startswith("error: unknown STT backend(s) nope; choose from pocketsphinx")
     assert err.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
+def test_sigterm_keeps_the_recordings_scored(tmp_path: Path) -> None:
+    """As a user's process manager would stop it: SIGTERM after the first trial."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    code = "import sys; from earshot.cli import main; sys.exit(main())"
+    argv = [sys.executable, "-c", code, "eval", "stt", "--stt", "pocketsphinx", "--out", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "stt.trials.jsonl"
+    deadline = time.monotonic() + 120.0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.is_file() and log.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr and "interrupted (SIGTERM)" in stdout
+    doc = json.loads((out / "stt.json").read_text(encoding="utf-8"))
+    assert doc["interrupted"] is True
+    assert 1 <= doc["counts"]["run"] < 7
+    assert len(log.read_text().splitlines()) == doc["counts"]["run"]
