@@ -36,12 +36,16 @@ class ToyOptions:
     stop_at: int | None = None
     """Trial index that raises `stop_with` (to simulate Ctrl-C, SIGTERM or a bug)."""
     stop_with: str = "sigint"
+    plan_fails_at: int | None = None
+    """Trial index at which the plan itself raises (a bad manifest line deep in a corpus)."""
 
 
 def toy_plan(opts: ToyOptions) -> Iterator[Trial[int]]:
     if opts.n < 1:
         raise ValueError("--n must be at least 1")
     for i in range(opts.n):
+        if i == opts.plan_fails_at:
+            raise ValueError(f"manifest.jsonl:{i + 1}: not valid JSON; fix or remove the line")
         trial_id = f"toy-{i:03d}"
         yield Trial(i, trial_id, trial_seed(opts.seed, trial_id), params=i * 10)
 
@@ -168,6 +172,17 @@ def test_bad_plan_is_exit_2_with_one_line(
 ) -> None:
     assert run_cli(TOY, ToyOptions(n=0), common_settings(_settings(tmp_path))) == 2
     assert capsys.readouterr().err == "error: --n must be at least 1\n"
+
+
+def test_a_plan_that_fails_deep_in_the_corpus_keeps_what_ran(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    opts = ToyOptions(n=10, plan_fails_at=4)
+    assert run_cli(TOY, opts, common_settings(_settings(tmp_path))) == 1
+    err = capsys.readouterr().err
+    assert "the plan stopped after 4 trial(s): manifest.jsonl:5: not valid JSON" in err
+    assert err.count("\n") == 1
+    assert len(json.loads((tmp_path / "toy.json").read_text())["trials"]) == 4
 
 
 def test_report_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
