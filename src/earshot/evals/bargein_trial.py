@@ -17,7 +17,6 @@ from earshot.evals.bargein_model import (
     CUT_IN_TAIL_MS,
     EOT_SILENCE_MS,
     EVENT_TAIL_MS,
-    LEAD_MS,
     QUESTION_TAIL_MS,
     BargeInOptions,
     packaged_rules_path,
@@ -26,6 +25,7 @@ from earshot.evals.bargein_plan import BargeInTrial
 from earshot.evals.bargein_scenarios import Clip, Condition, Scenario
 from earshot.evals.bargein_score import ScenarioOutcome, offline_erle_db, score_scenario
 from earshot.evals.harness import Trial
+from earshot.evals.tracks import LEAD_MS
 
 if TYPE_CHECKING:
     from earshot.audio.frames import Pcm16

@@ -37,7 +37,8 @@ from earshot.evals.harness import (
     run_cli,
     trial_seed,
 )
-from earshot.evals.manifest import MANIFEST_NAME, read_manifest
+from earshot.evals.manifest import MANIFEST_NAME, Recording, iter_manifest
+from earshot.metrics.stats import stat_ms
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -47,8 +48,6 @@ HELP = "earshot converse over a folder of recordings (one run each, locally or o
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 """Audio files taken from a folder without a manifest."""
-
-QS: tuple[float, ...] = (50, 95)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,25 +75,24 @@ class BatchOptions:
 
 
 @dataclass(frozen=True, slots=True)
-class Recording:
+class BatchTrial:
     """One caller recording and the folder its run writes into (relative to ``--out``)."""
 
-    path: Path
-    name: str
+    recording: Recording
     run_dir: str
 
 
-def _recordings(folder: Path) -> Iterator[tuple[Path, str]]:
+def _recordings(folder: Path) -> Iterator[Recording]:
     if (folder / MANIFEST_NAME).is_file():
-        for item in read_manifest(folder):
+        for item in iter_manifest(folder):  # streamed
             if item.entry["kind"] == "speech":
-                yield item.path, str(item.entry["path"])
+                yield Recording.of(item)
         return
     for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
-        yield path, path.name
+        yield Recording(path=path, name=path.name)
 
 
-def plan(opts: BatchOptions) -> Iterator[Trial[Recording]]:
+def plan(opts: BatchOptions) -> Iterator[Trial[BatchTrial]]:
     """One trial per recording, streamed from the folder.
 
     Raises:
@@ -104,11 +102,11 @@ def plan(opts: BatchOptions) -> Iterator[Trial[Recording]]:
     if not folder.is_dir():
         raise ValueError(f"--data {folder}: not a folder; give a folder of recordings")
     index = -1
-    for index, (path, name) in enumerate(_recordings(folder)):
-        stem = Path(name).with_suffix("").as_posix().replace("/", "_")
+    for index, recording in enumerate(_recordings(folder)):
+        stem = Path(recording.name).with_suffix("").as_posix().replace("/", "_")
         trial_id = f"{index + 1:04d}-{stem}"
-        recording = Recording(path, name, f"recordings/{trial_id}")
-        yield Trial(index, trial_id, trial_seed(opts.seed, trial_id), recording)
+        params = BatchTrial(recording, f"recordings/{trial_id}")
+        yield Trial(index, trial_id, trial_seed(opts.seed, trial_id), params)
     if index < 0:
         raise ValueError(
             f"--data {folder}: no recordings (no speech entries in {MANIFEST_NAME}, or no "
@@ -116,7 +114,7 @@ def plan(opts: BatchOptions) -> Iterator[Trial[Recording]]:
         )
 
 
-def run_trial(opts: BatchOptions, trial: Trial[Recording]) -> dict[str, Any]:
+def run_trial(opts: BatchOptions, trial: Trial[BatchTrial]) -> dict[str, Any]:
     """One `earshot converse` run; its turns as ``turns.jsonl`` objects.
 
     Raises:
@@ -125,11 +123,11 @@ def run_trial(opts: BatchOptions, trial: Trial[Recording]) -> dict[str, Any]:
     """
     from earshot.converse import ConverseOptions, converse
 
-    rec = trial.params
+    rec, run_dir = trial.params.recording, trial.params.run_dir
     result = converse(
         ConverseOptions(
             input_path=rec.path,
-            out_dir=opts.out_dir / rec.run_dir,
+            out_dir=opts.out_dir / run_dir,
             vad=opts.vad,
             endpointer=opts.endpointer,
             eot_silence_ms=opts.eot_silence_ms,
@@ -143,20 +141,10 @@ def run_trial(opts: BatchOptions, trial: Trial[Recording]) -> dict[str, Any]:
         raise KeyboardInterrupt
     return {
         "recording": rec.name,
-        "run_dir": rec.run_dir,
+        "run_dir": run_dir,
         "components": result.components,
         "turns": [t.to_json() for t in result.state.turns],
     }
-
-
-def _stat(values: list[float]) -> dict[str, Any]:
-    from earshot.metrics.stats import percentiles
-
-    pct = percentiles(values, QS)
-    out: dict[str, Any] = {"n": len(values)}
-    for q in QS:
-        out[f"p{q:g}_ms"] = None if pct is None else round(pct[f"p{q:g}"], 3)
-    return out
 
 
 def _ttfats(turns: list[dict[str, Any]]) -> list[float]:
@@ -176,7 +164,7 @@ def to_json(opts: BatchOptions, run: RunResult) -> dict[str, Any]:
                 "run_dir": r["run_dir"],
                 "turns": len(r["turns"]),
                 "complete_turns": len(ttfats),
-                "ttfat": _stat(ttfats),
+                "ttfat": stat_ms(ttfats),
             }
         )
     return {
@@ -198,7 +186,7 @@ def to_json(opts: BatchOptions, run: RunResult) -> dict[str, Any]:
             "turns": sum(p["turns"] for p in per),
             "complete_turns": len(all_ttfat),
         },
-        "ttfat": _stat(all_ttfat),
+        "ttfat": stat_ms(all_ttfat),
         "recordings": per,
     }
 
@@ -272,7 +260,7 @@ def _describe(result: dict[str, Any]) -> str:
     return f"{len(result['turns'])} turn(s), {len(ttfats)} complete"
 
 
-EVALUATION: Evaluation[BatchOptions, Recording] = Evaluation(
+EVALUATION: Evaluation[BatchOptions, BatchTrial] = Evaluation(
     name="converse", plan=plan, run_trial=run_trial, report=report, describe=_describe
 )
 """`earshot eval converse` as the harness runs it: one trial per recording."""

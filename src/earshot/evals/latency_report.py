@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 
 from earshot.evals.harness import Report, RunResult
 from earshot.evals.latency_model import (
-    LEAD_MS,
     STAGES,
     LatencyOptions,
     LatencyRun,
@@ -25,7 +24,7 @@ from earshot.evals.latency_model import (
     summarize_stages,
     turn_from_json,
 )
-from earshot.evals.tracks import PlacedUtterance
+from earshot.evals.tracks import LEAD_MS, PlacedUtterance
 
 # --------------------------------------------------------------------------- outputs
 
@@ -240,7 +239,13 @@ def latency_run(opts: LatencyOptions, run: RunResult) -> LatencyRun:
         result = done.result
         u = result["utterance"]
         record.utterances.append(
-            Utterance(Path(u["file"]), u["path"], u["duration_s"], u["transcript"], u["language"])
+            Utterance(
+                path=Path(u["file"]),
+                name=u["path"],
+                duration_s=u["duration_s"],
+                transcript=u["transcript"],
+                language=u["language"],
+            )
         )
         record.placed.append(
             PlacedUtterance(u["path"], ms_to_samples(u["start_ms"]), ms_to_samples(u["end_ms"]))

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from earshot.evals.harness import Trial
 from earshot.evals.latency_model import (
-    LEAD_MS,
     LatencyOptions,
     reply_waits_ms,
     stage_deltas,
 )
 from earshot.evals.latency_plan import LatencyTrial
+from earshot.evals.tracks import LEAD_MS
 
 if TYPE_CHECKING:
     from earshot.clock import Clock
