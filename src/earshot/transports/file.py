@@ -193,9 +193,10 @@ class WavRecorder:
         return f
 
     def write(self, user: Pcm16, agent: Pcm16, mic: Pcm16 | None) -> None:
-        self._conv.write(np.stack([user, agent], axis=1))
+        # buffer_write: no per-call cffi cast (SoundFile.write's cast cache grows to ~1 MB)
+        self._conv.buffer_write(np.stack([user, agent], axis=1).tobytes(), dtype="int16")
         if self._mic is not None and mic is not None:
-            self._mic.write(mic)
+            self._mic.buffer_write(np.ascontiguousarray(mic).tobytes(), dtype="int16")
 
     def close(self) -> None:
         for f, tmp, path in self._targets:
