@@ -160,8 +160,6 @@ class ResponseRunner:
         )
         key = {"llm": "llm_error", "tts": "tts_error"}.get(stage, "response_error")
         handle.turn.extra.setdefault(key, error)
-        if handle.turn.failed is None and not (stage == "tts" and recovered):
-            handle.turn.failed = f"{stage}: {error}"
         if self.on_failure is not None:
             self.on_failure(event)
 
