@@ -417,6 +417,7 @@ class Session:
         rid = handle.response_id
         self.jitter.clear(rid)
         self._finished.pop(rid, None)
+        self._sent.pop(rid, None)
         if self.transport is not None:
             self.transport.clear(rid)
         return self._played(rid)
@@ -443,6 +444,7 @@ class Session:
             return
         handle, resume = settled
         self._responses.pop(handle.response_id, None)
+        self._reports.pop(handle.response_id, None)
         if resume is not None:
             self._resume(resume)
 
