@@ -258,3 +258,31 @@ def test_session_events_reach_a_transport_that_listens_in_order() -> None:
     texts = [e.text for e in medium.events if isinstance(e, ev.ResponseText)]
     (done,) = [e for e in medium.events if isinstance(e, ev.TurnCompleted)]
     assert " ".join(texts) == done.record.agent_text and done.record is call.state.turns[0]
+
+
+def test_a_transport_failure_is_recorded_and_the_open_turn_written_unfinished() -> None:
+    from earshot.transports.base import TransportError
+
+    class BrokenDisk(SyntheticCaller):
+        def read(self, num_samples: int) -> np.ndarray:
+            if self._pos >= 16 * 4000:  # the disk fails 4 s in, while the reply plays
+                raise TransportError("caller.wav: reading failed mid-recording (I/O error)")
+            return super().read(num_samples)
+
+    clock = SimulatedClock(charge_compute=False)
+    logged: list[TurnRecord] = []
+    session = Session(
+        SessionConfig(),
+        clock,
+        EnergyVad(),
+        FakeStt(),
+        FakeLlm(clock),
+        FakeTts(),
+        FixedEndpointer(500.0),
+        on_turn=logged.append,
+    )
+    transport = FileTransport(BrokenDisk([(1000.0, 2500.0)], 10_000.0), clock)
+    with pytest.raises(TransportError, match="reading failed"):
+        clock.run(lambda: session.run(transport))
+    assert session.state.transport_error is not None
+    assert [t.unfinished for t in logged] == [True]

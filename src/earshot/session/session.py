@@ -71,6 +71,7 @@ from earshot.transports.base import (
     PlayoutReport,
     SessionEventSink,
     Transport,
+    TransportError,
 )
 from earshot.tts.base import Synthesizer
 from earshot.turns.bargein import (
@@ -101,6 +102,7 @@ class SessionState:
         input_frames_done: input frames pushed by the transport.
         output_frames_done: output frames pulled by the transport.
         unfinished: turns written as unfinished when the run ended.
+        transport_error: why the transport failed, if it did.
     """
 
     turns: list[TurnRecord] = field(default_factory=list)
@@ -111,6 +113,7 @@ class SessionState:
     input_frames_done: int = 0
     output_frames_done: int = 0
     unfinished: list[TurnRecord] = field(default_factory=list)
+    transport_error: str | None = None
 
 
 class Session:
@@ -283,7 +286,8 @@ class Session:
 
         Raises:
             ValueError: a bare array that is not 1-D int16.
-            TransportError: the transport's medium failed.
+            TransportError: the transport's medium failed (also kept in
+                ``state.transport_error``); the turns so far are written as usual.
         """
         if not isinstance(transport, Transport):
             from earshot.transports.file import ArraySource, FileTransport
@@ -292,6 +296,7 @@ class Session:
                 ArraySource(transport), self.clock, max_tail_ms=self.config.max_tail_ms
             )
         self.transport = transport
+        failure: TransportError | None = None
         try:
             async with asyncio.TaskGroup() as tg, Scheduler(self._failed) as scheduler:
                 self._scheduler = scheduler
@@ -299,6 +304,10 @@ class Session:
                 tg.create_task(self.stt_worker.run())
                 try:
                     await transport.run(self)
+                except TransportError as exc:  # raised below, outside the TaskGroup
+                    failure = exc
+                    self.state.transport_error = str(exc)
+                    log.error("transport %s failed: %s", transport.name, exc)
                 finally:
                     self._input_q.put_nowait(None)
                     self.stt_worker.queue.put_nowait(None)
@@ -306,6 +315,8 @@ class Session:
         finally:
             self._scheduler = None
             self.close_open_turns()
+        if failure is not None:
+            raise failure
         return self.state
 
     def close_open_turns(self) -> list[TurnRecord]:
