@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from tests.loop.conftest import run_call
 
 from earshot.llm import FALLBACK_LINE
+from earshot.metrics.turn import TurnRecord
 from earshot.session.config import SessionConfig
 from earshot.testing import EnergyVad, FakeStt, FakeTts, LlmScript
 
@@ -150,3 +152,37 @@ def test_tts_lookahead_is_bounded_by_seconds_of_queued_audio() -> None:
     bounded, unbounded = peak_ms(3000.0), peak_ms(1e9)
     assert bounded <= 3000.0 + 4000.0  # the bound plus at most one sentence's audio
     assert unbounded > 60_000.0  # without it, the whole reply queues ahead of playout
+
+
+def test_an_internal_error_before_the_answer_still_writes_the_turn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from earshot.clock import SimulatedClock
+    from earshot.session.conversation import Conversation
+    from earshot.session.session import Session
+    from earshot.testing import FakeLlm, SyntheticCaller
+    from earshot.transports.file import FileTransport
+    from earshot.turns.endpointer import FixedEndpointer
+
+    clock = SimulatedClock(charge_compute=False)
+    logged: list[object] = []
+    session = Session(
+        SessionConfig(), clock, EnergyVad(), FakeStt(), FakeLlm(clock), FakeTts(),
+        FixedEndpointer(500.0), on_turn=logged.append,
+    )  # fmt: skip
+    answer = Conversation.answer
+    calls = [0]
+
+    def flaky_answer(self: Conversation, turn: TurnRecord, text: str) -> None:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise RuntimeError("a bug in earshot")
+        answer(self, turn, text)
+
+    monkeypatch.setattr(Conversation, "answer", flaky_answer)
+    caller = SyntheticCaller(TWO_TURNS, 14_000.0)
+    state = clock.run(lambda: session.run(FileTransport(caller, clock)))
+    first, second = state.turns
+    assert first.extra["response_error"] == "RuntimeError: a bug in earshot"
+    assert [f.stage for f in state.failures] == ["internal"]
+    assert logged == [first, second] and second.complete
