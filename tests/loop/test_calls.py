@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.loop.conftest import run_call
+from loop_helpers import run_call
 
 from earshot.clock import SimulatedClock
 from earshot.metrics.report import TurnLog
