@@ -19,8 +19,8 @@ them, which needs the ``onnx`` package), mapped to the words of the text by
 
 from __future__ import annotations
 
-import itertools
 import contextlib
+import itertools
 import re
 import threading
 from collections.abc import Generator, Sequence
