@@ -3,8 +3,9 @@
 Real components (Silero, pocketsphinx, espeak-ng) on `eval latency --quick --exact-timing`
 (compute free on the simulated clock, so every mark is a function of the audio). One known
 difference is allowed and bounded: espeak-ng keeps its pitch-flutter state between syntheses
-in a process, so a reply synthesized in a Ray worker (fresh process) can be a few samples
-longer or shorter than the same reply synthesized after other trials locally; it shows in
+in a process, so a reply synthesized in a Ray worker (fresh process) can be a little longer or
+shorter than the same reply synthesized after other syntheses in this process (a few samples
+after one trial, 149 of 75,408 after the rest of the test suite); it shows in
 ``played_samples`` only, never in a mark, a term or a transcript.
 """
 
@@ -21,8 +22,9 @@ from earshot.evals.latency import EVALUATION, LatencyOptions
 
 ray = pytest.importorskip("ray", reason="needs the ray extra: pip install 'earshot[ray]'")
 
-ESPEAK_LENGTH_SLACK_SAMPLES = 32
-"""2 ms at 16 kHz: how far espeak-ng's carried-over state moved a reply's length here."""
+ESPEAK_LENGTH_SLACK = 0.01
+"""How far (as a share of its length) espeak-ng's carried-over state may move a reply's length;
+0.2 % was the most seen here."""
 
 
 def _without_played_samples(doc: Any, played: list[int]) -> Any:
@@ -58,4 +60,4 @@ def test_ray_gives_the_local_json(tmp_path: Path) -> None:
     assert on_ray == local
     assert len(played[0]) == len(played[1]) > 0
     for a, b in zip(*played, strict=True):
-        assert abs(a - b) <= ESPEAK_LENGTH_SLACK_SAMPLES
+        assert abs(a - b) <= ESPEAK_LENGTH_SLACK * a

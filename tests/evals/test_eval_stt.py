@@ -86,8 +86,50 @@ def test_pocketsphinx_on_real_recordings(tmp_path: Path, mode: str) -> None:
     assert done.report.exit_code == 0
 
 
+def test_whisper_scores_on_the_same_harness(tmp_path: Path) -> None:
+    pytest.importorskip("faster_whisper", reason="needs the whisper extra")
+    data = _two_clips(tmp_path / "data")
+    out = tmp_path / "whisper"
+    opts = SttOptions(backends=("whisper", "pocketsphinx"), data_dir=data, out_dir=out)
+    execute(EVALUATION, opts, CommonSettings(out, quiet=True))
+    doc = json.loads((out / "stt.json").read_text(encoding="utf-8"))
+    assert [r["backend"] for r in doc["recordings"]] == ["whisper", "pocketsphinx"] * 2
+    summary = doc["summary"]
+    # Whisper tiny.en gets both LJ Speech phrases right; pocketsphinx does not.
+    assert summary["whisper"]["corpus_wer"] == 0.0
+    assert summary["pocketsphinx"]["corpus_wer"] > summary["whisper"]["corpus_wer"]
+
+
 def test_unknown_backend_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "stt", "--stt", "nope", "--out", str(tmp_path / "o"), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: unknown STT backend(s) nope; choose from pocketsphinx")
     assert err.count("\n") == 1 and not (tmp_path / "o").exists()
+
+
+def test_sigterm_keeps_the_recordings_scored(tmp_path: Path) -> None:
+    """As a user's process manager would stop it: SIGTERM after the first trial."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "out"
+    code = "import sys; from earshot.cli import main; sys.exit(main())"
+    argv = [sys.executable, "-c", code, "eval", "stt", "--stt", "pocketsphinx", "--out", str(out)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = out / "stt.trials.jsonl"
+    deadline = time.monotonic() + 120.0
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.is_file() and log.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr and "interrupted (SIGTERM)" in stdout
+    doc = json.loads((out / "stt.json").read_text(encoding="utf-8"))
+    assert doc["interrupted"] is True
+    assert 1 <= doc["counts"]["run"] < 7
+    assert len(log.read_text().splitlines()) == doc["counts"]["run"]

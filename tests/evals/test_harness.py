@@ -36,12 +36,16 @@ class ToyOptions:
     stop_at: int | None = None
     """Trial index that raises `stop_with` (to simulate Ctrl-C, SIGTERM or a bug)."""
     stop_with: str = "sigint"
+    plan_fails_at: int | None = None
+    """Trial index at which the plan itself raises (a bad manifest line deep in a corpus)."""
 
 
 def toy_plan(opts: ToyOptions) -> Iterator[Trial[int]]:
     if opts.n < 1:
         raise ValueError("--n must be at least 1")
     for i in range(opts.n):
+        if i == opts.plan_fails_at:
+            raise ValueError(f"manifest.jsonl:{i + 1}: not valid JSON; fix or remove the line")
         trial_id = f"toy-{i:03d}"
         yield Trial(i, trial_id, trial_seed(opts.seed, trial_id), params=i * 10)
 
@@ -126,6 +130,32 @@ def test_interrupted_run_keeps_the_trials_done(tmp_path: Path, stop_with: str, c
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handler restored
 
 
+def test_a_corpus_run_stopped_at_900_of_1000_keeps_900(tmp_path: Path) -> None:
+    opts = ToyOptions(n=1000, stop_at=900)
+    assert run_cli(TOY, opts, common_settings(_settings(tmp_path))) == 130
+    doc = json.loads((tmp_path / "toy.json").read_text(encoding="utf-8"))
+    assert len(doc["trials"]) == 900 and doc["trials"][-1] == "toy-899"
+    lines = (tmp_path / "toy.trials.jsonl").read_text().splitlines()
+    assert len(lines) == 900 and json.loads(lines[-1])["index"] == 899
+
+
+def test_the_plan_is_streamed_not_loaded(tmp_path: Path) -> None:
+    pulled: list[int] = []
+
+    def lazy_plan(opts: ToyOptions) -> Iterator[Trial[int]]:
+        for trial in toy_plan(opts):
+            pulled.append(trial.index)
+            yield trial
+
+    def checking_trial(opts: ToyOptions, trial: Trial[int]) -> TrialResult:
+        assert pulled[-1] == trial.index  # nothing pulled ahead of the trial that runs
+        return toy_trial(opts, trial)
+
+    streamed = Evaluation("toy", lazy_plan, checking_trial, toy_report)
+    run = run_trials(streamed, ToyOptions(n=50))
+    assert len(run.done) == 50 and not run.failure and run.total is None and run.planned == 50
+
+
 def test_failing_trial_keeps_earlier_trials_and_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -142,6 +172,17 @@ def test_bad_plan_is_exit_2_with_one_line(
 ) -> None:
     assert run_cli(TOY, ToyOptions(n=0), common_settings(_settings(tmp_path))) == 2
     assert capsys.readouterr().err == "error: --n must be at least 1\n"
+
+
+def test_a_plan_that_fails_deep_in_the_corpus_keeps_what_ran(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    opts = ToyOptions(n=10, plan_fails_at=4)
+    assert run_cli(TOY, opts, common_settings(_settings(tmp_path))) == 1
+    err = capsys.readouterr().err
+    assert "the plan stopped after 4 trial(s): manifest.jsonl:5: not valid JSON" in err
+    assert err.count("\n") == 1
+    assert len(json.loads((tmp_path / "toy.json").read_text())["trials"]) == 4
 
 
 def test_report_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

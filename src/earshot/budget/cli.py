@@ -125,6 +125,8 @@ def run(args: argparse.Namespace) -> int:
     except (BudgetFileError, LeverError, DistributionError, TurnsFileError, ValueError) as exc:
         print(f"earshot budget: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        raise  # stdout closed by the reader (`| head`): the CLI's own shutdown path handles it
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
         print(f"earshot budget: error: cannot write{where}: {exc.strerror or exc}", file=sys.stderr)

@@ -29,6 +29,10 @@ MAX_TERM_MS = 3_600_000.0
 corrupt file, not a turn (and would overflow the statistics)."""
 
 
+OPTIONAL_TERMS = frozenset({"uplink_jitter_buffer", "client_playout"})
+"""Runtime terms that files written before client transports existed lack; read as 0."""
+
+
 class TurnsFileError(ValueError):
     """A ``turns.jsonl`` cannot be used; the message names the file, the line and the fix."""
 
@@ -96,7 +100,12 @@ def load_turns(paths: list[str | Path]) -> Budget:
                     f"{where}: terms_ms is {type(terms).__name__} {_short(terms)}, expected an "
                     "object of term → ms (the contract is earshot.metrics.turn.TurnRecord.to_json)"
                 )
-            rows.append([_ms(terms, name, where) for name in RUNTIME_TERMS])
+            rows.append(
+                [
+                    0.0 if name in OPTIONAL_TERMS and name not in terms else _ms(terms, name, where)
+                    for name in RUNTIME_TERMS
+                ]
+            )
             stated.append(_ms(record, "ttfat_ms", where))
     if not rows:
         raise TurnsFileError(

@@ -13,9 +13,6 @@ from earshot.evals.bargein_scenarios import BACKCHANNEL_VOICE
 DEFAULT_OFFSETS_MS: tuple[float, ...] = (500.0, 1500.0, 3000.0, 5000.0)
 """Where events land after the reply's first played sample (ms)."""
 
-LEAD_MS = 500.0
-"""Silence before the question (ms)."""
-
 QUESTION_TAIL_MS = 3000.0
 """First pass: silence after the question clip, room for the reply to start (ms)."""
 

@@ -41,10 +41,11 @@ import numpy as np
 
 from earshot.audio.frames import Pcm16, samples_to_ms
 from earshot.evals.bargein_scenarios import Clip, Scenario, UserTrack
-from earshot.metrics.stats import percentiles
+from earshot.metrics.stats import stat_ms
 from earshot.metrics.turn import TurnRecord
 from earshot.session.response import ResponseHandle
 from earshot.session.session import SessionState
+from earshot.transports.file import MemoryRecorder
 from earshot.tts.base import WordTiming
 from earshot.turns.bargein import normalise_words
 
@@ -59,8 +60,6 @@ frame and Silero scores 32 ms windows. An earlier onset means something else (ec
 
 ANSWER_WINDOW_MS = 1500.0
 """A turn whose speech ends up to this long after the cut-in's sound is the cut-in's turn (ms)."""
-
-QS: tuple[float, ...] = (50, 95)
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,15 +315,8 @@ def reply_completed(
 # --------------------------------------------------------------------------- aggregation
 
 
-def stat(values: Sequence[float]) -> dict[str, float | int | None]:
-    """``{"n", "p50_ms", "p95_ms", "mean_ms", "max_ms"}`` of ``values`` (None when empty)."""
-    pct = percentiles(values, QS)
-    out: dict[str, float | int | None] = {"n": len(values)}
-    for q in QS:
-        out[f"p{q:g}_ms"] = None if pct is None else round(pct[f"p{q:g}"], 3)
-    out["mean_ms"] = round(math.fsum(values) / len(values), 3) if values else None
-    out["max_ms"] = round(max(values), 3) if values else None
-    return out
+stat = stat_ms
+"""``{"n", "p50_ms", "p95_ms", "mean_ms", "max_ms"}`` (`earshot.metrics.stats.stat_ms`)."""
 
 
 def _event_barge_in(result: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -430,6 +422,7 @@ class ScenarioOutcome:
     handles: list[ResponseHandle]
     log: PlayoutLog
     underrun_samples: int
+    recorder: MemoryRecorder
 
 
 def offline_erle_db(agent_frames: Sequence[Pcm16]) -> float | None:
@@ -484,9 +477,9 @@ def score_scenario(
     )
 
     state = outcome.state
-    agent_track = state.agent_track()
+    agent_track = outcome.recorder.agent_track()
     barge_ins = score_barge_ins(
-        state.barge_ins,
+        [b.to_json() for b in state.barge_ins],
         outcome.handles,
         outcome.log,
         agent_track,

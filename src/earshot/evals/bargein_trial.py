@@ -17,7 +17,6 @@ from earshot.evals.bargein_model import (
     CUT_IN_TAIL_MS,
     EOT_SILENCE_MS,
     EVENT_TAIL_MS,
-    LEAD_MS,
     QUESTION_TAIL_MS,
     BargeInOptions,
     packaged_rules_path,
@@ -26,6 +25,7 @@ from earshot.evals.bargein_plan import BargeInTrial
 from earshot.evals.bargein_scenarios import Clip, Condition, Scenario
 from earshot.evals.bargein_score import ScenarioOutcome, offline_erle_db, score_scenario
 from earshot.evals.harness import Trial
+from earshot.evals.tracks import LEAD_MS
 
 if TYPE_CHECKING:
     from earshot.audio.frames import Pcm16
@@ -45,7 +45,7 @@ def _session_run(
     mean across utterances, so a reused decoder would carry one scenario's audio into the next
     and a result would depend on which scenarios ran before it in the same process.
     """
-    from earshot.audio.frames import samples_per_frame
+    from earshot.audio.frames import ms_to_samples, samples_per_frame
     from earshot.clock import SimulatedClock
     from earshot.echo.aec import create_echo_canceller
     from earshot.echo.path import EchoPath, MicMixer
@@ -54,6 +54,7 @@ def _session_run(
     from earshot.session.config import SessionConfig
     from earshot.session.session import Session
     from earshot.stt import make_stt
+    from earshot.transports.file import ArraySource, FileTransport, MemoryRecorder
     from earshot.turns.bargein import BargeInConfig
     from earshot.turns.factory import make_endpointer
     from earshot.vad import make_vad
@@ -64,11 +65,21 @@ def _session_run(
     )
     log = PlayoutLog(samples_per_frame(opts.frame_ms))
     holder: list[Session] = []
+    recorder = MemoryRecorder(
+        len(track) + ms_to_samples(max_tail_ms) + 2 * samples_per_frame(opts.frame_ms)
+    )
+    transport = FileTransport(
+        ArraySource(track),
+        clock,
+        mic=MicMixer(EchoPath()) if condition.echo else None,
+        recorder=recorder,
+        max_tail_ms=max_tail_ms,
+    )
 
     def on_tick(_tick_ms: float, state: SessionState) -> None:
         jitter = holder[0].jitter
         played = {h.response_id: jitter.played_samples(h.response_id) for h in state.responses}
-        log.observe(len(state.agent_frames) - 1, played)
+        log.observe(state.output_frames_done - 1, played)
 
     async def main() -> SessionState:
         session = Session(
@@ -84,32 +95,13 @@ def _session_run(
                 false_interruption_timeout_ms=opts.false_interruption_timeout_ms,
             ),
             aec=create_echo_canceller(True) if condition.aec else None,
-            mic=MicMixer(EchoPath()) if condition.echo else None,
             on_tick=on_tick,
         )
         holder.append(session)
-        return await session.run(track)
+        return await session.run(transport)
 
     state = clock.run(main)
-    return ScenarioOutcome(state, state.responses, log, holder[0].jitter.underrun_samples)
-
-
-def _reply_info(tts: Synthesizer) -> tuple[str, float]:
-    """The long scripted reply and its synthesized duration (ms), chunked as the runner does."""
-    import numpy as np
-
-    from earshot.audio.frames import samples_to_ms
-    from earshot.llm.scripted import load_rules
-    from earshot.text.chunker import SentenceChunker
-
-    rules = load_rules(packaged_rules_path())
-    default = rules.default
-    text = default[0] if isinstance(default, list) else default
-    chunker = SentenceChunker()
-    samples = 0
-    for sentence in [*chunker.push(text), *chunker.flush()]:
-        samples += int(sum(np.size(c.audio) for c in tts.synthesize(sentence)))
-    return text, samples_to_ms(samples)
+    return ScenarioOutcome(state, state.responses, log, holder[0].jitter.underrun_samples, recorder)
 
 
 @functools.cache
@@ -164,7 +156,9 @@ def run_trial(opts: BargeInOptions, trial: Trial[BargeInTrial]) -> dict[str, Any
         max_tail_ms = AFTER_INPUT_MS if condition.echo and not condition.aec else finish_ms
     track = build_track(question, LEAD_MS, end_ms, scenario.event, onset_ms)
     outcome = _session_run(track.audio, condition, opts, max_tail_ms)
-    erle = offline_erle_db(outcome.state.agent_frames) if condition.aec else None
+    track_out, n = outcome.recorder.agent_track(), outcome.log.frame_samples
+    frames = [track_out[i : i + n] for i in range(0, len(track_out), n)]
+    erle = offline_erle_db(frames) if condition.aec else None
     return score_scenario(scenario, track, outcome, playout_start, erle)
 
 

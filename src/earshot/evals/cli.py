@@ -23,6 +23,7 @@ EVAL_VERBS: tuple[tuple[str, str], ...] = (
     ("endpointing", "earshot.evals.endpointing"),
     ("bargein", "earshot.evals.bargein"),
     ("stt", "earshot.evals.stt"),
+    ("converse", "earshot.evals.converse_batch"),
 )
 """(verb, module) pairs, in the order ``earshot eval --help`` lists them."""
 

@@ -64,6 +64,7 @@ from earshot.evals.latency_plan import LatencyTrial, load_manifest, plan, select
 from earshot.evals.latency_report import latency_run, report
 from earshot.evals.latency_trial import run_trial
 from earshot.evals.manifest import bundled_data_dir
+from earshot.stacks import add_stack_arguments, resolve_stack
 
 __all__ = [
     "EVALUATION",
@@ -133,6 +134,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--language", default="en", help="manifest language of the utterances (default en)"
     )
     parser.add_argument("--vad", default="silero", choices=("silero", "webrtc"), help="VAD backend")
+    add_stack_arguments(parser)
+    parser.add_argument("--llm", choices=("scripted", "local"), help="LLM (overrides --stack)")
     parser.add_argument(
         "--endpointer", default="fixed", choices=("fixed", "smart"), help="end-of-turn policy"
     )
@@ -176,7 +179,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """`earshot eval latency`: 0 done, 1 nothing measured or a trial failed, 2 bad input,
     130/143 interrupted (outputs are written in every case but 2)."""
+    import sys
+
+    try:
+        stack = resolve_stack(args.stack, args.stt, args.llm, args.tts)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     opts = LatencyOptions(
+        stack=stack,
         n=args.n,
         seed=args.seed,
         data_dir=args.data,

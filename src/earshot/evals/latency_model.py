@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from earshot.evals.manifest import Recording
 from earshot.metrics.turn import TERMS, TurnRecord
 
 if TYPE_CHECKING:
     from earshot.evals.tracks import PlacedUtterance
+    from earshot.stacks import Stack
 
 DEFAULT_N = 20
 """Utterances per run when ``--n`` is not given."""
@@ -24,39 +26,18 @@ DEFAULT_GAP_MS = 1000.0
 """Silence after the utterance on its trial's track (ms); the session then keeps running until
 every reply has played, so no reply is cut short or queued behind another."""
 
-LEAD_MS = 500.0
-"""Silence before the utterance on its trial's track (ms)."""
-
 QUICK_N = 3
 """Utterances in a ``--quick`` run."""
 
 QUICK_MAX_DURATION_S = 4.0
 """A ``--quick`` run draws only utterances at most this long (s)."""
 
-QS: tuple[float, ...] = (50, 95)
-"""Percentiles reported per stage."""
-
 
 # --------------------------------------------------------------------------- utterances
 
 
-@dataclass(frozen=True, slots=True)
-class Utterance:
-    """One recording from a manifest.
-
-    Attributes:
-        path: absolute path of the audio file (any format `read_audio` takes).
-        name: ``path`` as written in the manifest (relative to the data folder).
-        duration_s: duration stated in the manifest, in seconds.
-        transcript: the reference transcript.
-        language: the manifest's language code, e.g. ``"en"``.
-    """
-
-    path: Path
-    name: str
-    duration_s: float
-    transcript: str
-    language: str
+Utterance = Recording
+"""An utterance of the latency eval is a manifest `Recording` (``duration_s`` always set)."""
 
 
 # --------------------------------------------------------------------------- stages
@@ -100,19 +81,6 @@ def stage_deltas(turn: TurnRecord) -> dict[str, float] | None:
     return {s.name: m[s.end_mark] - m[s.start_mark] for s in STAGES}
 
 
-def _stat(values: Sequence[float]) -> dict[str, float | int | None]:
-    from earshot.metrics.stats import percentiles
-
-    pct = percentiles(values, QS)
-    out: dict[str, float | int | None] = {"n": len(values)}
-    for q in QS:
-        key = f"p{q:g}"
-        out[f"{key}_ms"] = None if pct is None else round(pct[key], 3)
-    out["mean_ms"] = round(math.fsum(values) / len(values), 3) if values else None
-    out["max_ms"] = round(max(values), 3) if values else None
-    return out
-
-
 def summarize_stages(turns: Sequence[TurnRecord]) -> dict[str, Any]:
     """Percentiles of each stage, of TTFAT and of each TTFAT term, over the complete turns.
 
@@ -123,7 +91,7 @@ def summarize_stages(turns: Sequence[TurnRecord]) -> dict[str, Any]:
     Raises:
         ValueError: a complete turn has a negative term (marks out of order: a clock bug).
     """
-    from earshot.metrics.stats import validate_terms
+    from earshot.metrics.stats import stat_ms, validate_terms
 
     validate_terms(turns)
     complete = [t for t in turns if t.complete]
@@ -140,9 +108,9 @@ def summarize_stages(turns: Sequence[TurnRecord]) -> dict[str, Any]:
             per_term[name].append(value)
         ttfats.append(t.ttfat_ms)
     return {
-        "stages": {name: _stat(values) for name, values in per_stage.items()},
-        "ttfat": _stat(ttfats),
-        "terms": {name: _stat(values) for name, values in per_term.items()},
+        "stages": {name: stat_ms(values) for name, values in per_stage.items()},
+        "ttfat": stat_ms(ttfats),
+        "terms": {name: stat_ms(values) for name, values in per_term.items()},
     }
 
 
@@ -162,6 +130,7 @@ class LatencyOptions:
         endpointer: end-of-turn policy name (``earshot.turns.factory.make_endpointer``).
         eot_silence_ms: the fixed end-pointer's silence threshold (ms).
         llm_profile: latency profile of the scripted LLM (``earshot.llm.PROFILES``).
+        stack: model backends (`earshot.stacks.Stack`); None is the ``fast`` stack.
         real_time: pace on the system clock instead of the simulated clock.
         exact_timing: `SimulatedClock(charge_compute=False)`: model compute takes no virtual
             time, so every mark is a function of the audio alone (reproducible, and the same on
@@ -181,6 +150,7 @@ class LatencyOptions:
     endpointer: str = "fixed"
     eot_silence_ms: float = 500.0
     llm_profile: str = "gpt-4o-mini"
+    stack: Stack | None = None
     real_time: bool = False
     exact_timing: bool = False
     quick: bool = False

@@ -21,7 +21,7 @@ from earshot.evals.latency_model import (
     LatencyOptions,
     Utterance,
 )
-from earshot.evals.manifest import MANIFEST_NAME, bundled_data_dir, read_manifest
+from earshot.evals.manifest import MANIFEST_NAME, Recording, bundled_data_dir, iter_manifest
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,21 +47,14 @@ def load_manifest(
     """
     folder = Path(data_dir)
     found: list[Utterance] = []
-    for item in read_manifest(folder):
+    for item in iter_manifest(folder):
         entry = item.entry
         if entry.get("kind") != kind or entry.get("language") != language:
             continue
-        if entry.get("duration_s") is None:
+        recording = Recording.of(item)
+        if recording.duration_s is None:
             raise ValueError(f"{item.where}: a {kind} entry needs duration_s; add it")
-        found.append(
-            Utterance(
-                path=item.path,
-                name=str(entry["path"]),
-                duration_s=float(entry["duration_s"]),
-                transcript=str(entry.get("transcript") or ""),  # optional: not scored here
-                language=language,
-            )
-        )
+        found.append(recording)  # metadata only: each trial reads its own audio
     if not found:
         raise ValueError(
             f'{folder / MANIFEST_NAME} lists no entries with kind "{kind}" and language '
@@ -111,7 +104,7 @@ def plan(opts: LatencyOptions) -> Iterator[Trial[LatencyTrial]]:
     pool = load_manifest(data_dir, language=opts.language)
     n = opts.n
     if opts.quick:
-        pool = [u for u in pool if u.duration_s <= QUICK_MAX_DURATION_S] or pool
+        pool = [u for u in pool if (u.duration_s or 0.0) <= QUICK_MAX_DURATION_S] or pool
         n = min(n, QUICK_N)
     for index, utterance in enumerate(select_utterances(pool, n, opts.seed)):
         trial_id = f"{index + 1:04d}-{utterance.name}"

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
 
 from earshot.evals.harness import Report, RunResult
 from earshot.evals.latency_model import (
-    LEAD_MS,
     STAGES,
     LatencyOptions,
     LatencyRun,
@@ -25,9 +24,16 @@ from earshot.evals.latency_model import (
     summarize_stages,
     turn_from_json,
 )
-from earshot.evals.tracks import PlacedUtterance
+from earshot.evals.tracks import LEAD_MS, PlacedUtterance
 
 # --------------------------------------------------------------------------- outputs
+
+
+def _stack(o: LatencyOptions) -> dict[str, str]:
+    from earshot.stacks import resolve_stack
+
+    stack = o.stack or resolve_stack(None)
+    return {"stt": stack.stt, "llm": stack.llm, "tts": stack.tts}
 
 
 def _clock(o: LatencyOptions) -> str:
@@ -46,7 +52,8 @@ def _settings(run: LatencyRun) -> dict[str, Any]:
         "vad": o.vad,
         "endpointer": o.endpointer,
         "eot_silence_ms": o.eot_silence_ms,
-        "llm": "scripted",
+        "stack": _stack(o),
+        "llm": _stack(o)["llm"],
         "llm_profile": o.llm_profile,
         "clock": "system (real time)"
         if o.real_time
@@ -232,7 +239,13 @@ def latency_run(opts: LatencyOptions, run: RunResult) -> LatencyRun:
         result = done.result
         u = result["utterance"]
         record.utterances.append(
-            Utterance(Path(u["file"]), u["path"], u["duration_s"], u["transcript"], u["language"])
+            Utterance(
+                path=Path(u["file"]),
+                name=u["path"],
+                duration_s=u["duration_s"],
+                transcript=u["transcript"],
+                language=u["language"],
+            )
         )
         record.placed.append(
             PlacedUtterance(u["path"], ms_to_samples(u["start_ms"]), ms_to_samples(u["end_ms"]))

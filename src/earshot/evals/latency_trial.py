@@ -1,9 +1,10 @@
 """One `earshot eval latency` trial: one utterance through its own session, timed.
 
 The trial's caller track is ``LEAD_MS`` of silence, the recording, and ``gap_ms`` of silence;
-the session (real Silero or WebRTC VAD, pocketsphinx, espeak-ng; the scripted LLM seeded with
-the trial's seed) runs on it until every reply has played. Every model is built fresh for the
-trial, so its result does not depend on which trials ran before it in the same process.
+the session (real Silero or WebRTC VAD and the ``--stack`` backends — by default pocketsphinx,
+espeak-ng and the scripted LLM seeded with the trial's seed) runs on it until every reply has
+played. Every model is built fresh for the trial, so its result does not depend on which
+trials ran before it in the same process.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from earshot.evals.harness import Trial
 from earshot.evals.latency_model import (
-    LEAD_MS,
     LatencyOptions,
     reply_waits_ms,
     stage_deltas,
 )
 from earshot.evals.latency_plan import LatencyTrial
+from earshot.evals.tracks import LEAD_MS
 
 if TYPE_CHECKING:
     from earshot.clock import Clock
@@ -44,11 +45,13 @@ def run_trial(opts: LatencyOptions, trial: Trial[LatencyTrial]) -> dict[str, Any
     from earshot.converse import (
         ConverseOptions,
         build_components,
+        close_components,
         describe_components,
         session_from_parts,
     )
     from earshot.evals.tracks import build_caller_track, load_clips
     from earshot.session.config import SessionConfig
+    from earshot.stacks import resolve_stack
 
     utterance = trial.params.utterance
     (clip,) = load_clips([utterance.path])
@@ -58,6 +61,7 @@ def run_trial(opts: LatencyOptions, trial: Trial[LatencyTrial]) -> dict[str, Any
     clock: Clock = (
         SystemClock() if opts.real_time else SimulatedClock(charge_compute=not opts.exact_timing)
     )
+    stack = opts.stack or resolve_stack(None)
     converse_opts = ConverseOptions(
         input_path=utterance.path,
         out_dir=opts.out_dir,
@@ -65,8 +69,12 @@ def run_trial(opts: LatencyOptions, trial: Trial[LatencyTrial]) -> dict[str, Any
         vad=opts.vad,
         endpointer=opts.endpointer,
         eot_silence_ms=opts.eot_silence_ms,
-        llm="scripted",
-        llm_options={"profile": opts.llm_profile, "seed": trial.seed},
+        stt=stack.stt,
+        llm=stack.llm,
+        llm_options=(
+            {"profile": opts.llm_profile, "seed": trial.seed} if stack.llm == "scripted" else {}
+        ),
+        tts=stack.tts,
         simulated_clock=not opts.real_time,
     )
     parts = build_components(converse_opts, clock)
@@ -82,7 +90,10 @@ def run_trial(opts: LatencyOptions, trial: Trial[LatencyTrial]) -> dict[str, Any
         holder.append(session)
         return await session.run(track)
 
-    state = clock.run(main)
+    try:
+        state = clock.run(main)
+    finally:
+        close_components(parts)
     frame_samples = samples_per_frame(converse_opts.session.frame_ms)
     input_ms = samples_to_ms(len(track))
     frames_done = min(state.input_frames_done, -(-len(track) // frame_samples))

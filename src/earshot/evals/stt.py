@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from earshot.evals.harness import (
@@ -30,7 +29,7 @@ from earshot.evals.harness import (
     run_cli,
     trial_seed,
 )
-from earshot.evals.manifest import bundled_data_dir, read_manifest
+from earshot.evals.manifest import Recording, bundled_data_dir, iter_manifest
 from earshot.evals.stt_report import report
 from earshot.evals.stt_score import FRAME_MS, MODES, SttOptions, word_errors
 
@@ -43,9 +42,7 @@ class SttTrial:
     """One recording for one backend."""
 
     backend: str
-    path: Path
-    name: str
-    transcript: str
+    recording: Recording
 
 
 def plan(opts: SttOptions) -> Iterator[Trial[SttTrial]]:
@@ -64,16 +61,15 @@ def plan(opts: SttOptions) -> Iterator[Trial[SttTrial]]:
         )
     data_dir = opts.data_dir if opts.data_dir is not None else bundled_data_dir()
     index = 0
-    for item in read_manifest(data_dir):
-        entry = item.entry
-        transcript = str(entry.get("transcript") or "")
-        if entry["kind"] != "speech" or entry.get("language") != opts.language:
+    for item in iter_manifest(data_dir):  # streamed: a corpus is never loaded whole
+        if item.entry["kind"] != "speech" or item.entry.get("language") != opts.language:
             continue
-        if not transcript.strip():
+        recording = Recording.of(item)
+        if not recording.transcript.strip():
             continue
         for backend in opts.backends:
-            trial_id = f"{backend}:{entry['path']}"
-            params = SttTrial(backend, item.path, str(entry["path"]), transcript)
+            trial_id = f"{backend}:{recording.name}"
+            params = SttTrial(backend, recording)
             yield Trial(index, trial_id, trial_seed(opts.seed, trial_id), params)
             index += 1
     if index == 0:
@@ -89,18 +85,23 @@ def recognize(backend: str, pcm: Any, mode: str) -> str:
     from earshot.stt import make_stt
 
     recognizer = make_stt(backend)
-    if mode == "batch":
-        transcribe = getattr(recognizer, "transcribe", None)
-        if not callable(transcribe):
-            raise ValueError(
-                f"the {backend} backend has no batch transcribe(); use --mode streaming"
-            )
-        return str(transcribe(pcm).text)
-    step = samples_per_frame(FRAME_MS)
-    recognizer.start()
-    for start in range(0, len(pcm), step):
-        recognizer.push_audio(pcm[start : start + step])
-    return recognizer.finish().text
+    try:
+        if mode == "batch":
+            transcribe = getattr(recognizer, "transcribe", None)
+            if not callable(transcribe):
+                raise ValueError(
+                    f"the {backend} backend has no batch transcribe(); use --mode streaming"
+                )
+            return str(transcribe(pcm).text)
+        step = samples_per_frame(FRAME_MS)
+        recognizer.start()
+        for start in range(0, len(pcm), step):
+            recognizer.push_audio(pcm[start : start + step])
+        return recognizer.finish().text
+    finally:
+        close = getattr(recognizer, "close", None)  # backends with worker threads (Whisper)
+        if callable(close):
+            close()
 
 
 def run_trial(opts: SttOptions, trial: Trial[SttTrial]) -> dict[str, Any]:
@@ -108,15 +109,14 @@ def run_trial(opts: SttOptions, trial: Trial[SttTrial]) -> dict[str, Any]:
     from earshot.audio.frames import SAMPLE_RATE_HZ
     from earshot.audio.io import read_audio
 
-    t = trial.params
-    pcm = read_audio(t.path, SAMPLE_RATE_HZ)
-    hypothesis = recognize(t.backend, pcm, opts.mode)
+    backend, rec = trial.params.backend, trial.params.recording
+    hypothesis = recognize(backend, read_audio(rec.path, SAMPLE_RATE_HZ), opts.mode)
     return {
-        "backend": t.backend,
-        "path": t.name,
-        "reference": t.transcript,
+        "backend": backend,
+        "path": rec.name,
+        "reference": rec.transcript,
         "hypothesis": hypothesis,
-        **word_errors(t.transcript, hypothesis),
+        **word_errors(rec.transcript, hypothesis),
     }
 
 

@@ -215,6 +215,13 @@ read from the ``pipeline-1.5s`` preset, the same file ``earshot budget --preset`
 PIPELINE_2_0_S = term_budget(load_preset(PRESET_ALIASES["2.0s"]))
 """The 2.0 s pipeline budget, from the ``pipeline-2.0s`` preset."""
 DEFAULT_BUDGET = PIPELINE_1_5_S
+
+_margin = PIPELINE_1_5_S.line_for("network_in")
+assert _margin is not None  # the preset's margin covers the network and buffering terms
+NETWORK_MARGIN_TERMS: tuple[str, ...] = _margin.terms
+"""The terms the published "network / buffer jitter margin" line covers (the preset's
+``covers:``): both network legs, both jitter buffers (the server's uplink one and the playout
+one) and the client's playout."""
 PRESETS: dict[str, TermBudget] = {"1.5s": PIPELINE_1_5_S, "2.0s": PIPELINE_2_0_S}
 
 _TOP_KEYS = ("name", "total_ms", "lines", "source")

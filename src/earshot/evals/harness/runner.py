@@ -71,12 +71,20 @@ def import_ray() -> ModuleType:
     return ray
 
 
+_SIGTERM_SEEN: list[bool] = [False]
+"""Set by the SIGTERM handler, so a trial that turns the interrupt into its own (a converse
+run catches `KeyboardInterrupt` to write its files) is still reported as SIGTERM."""
+
+
 @contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """While inside, SIGTERM raises `Interrupted` in the main thread, as Ctrl-C does."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        _SIGTERM_SEEN[0] = True
         raise Interrupted("SIGTERM")
+
+    _SIGTERM_SEEN[0] = False
 
     try:
         previous = signal.signal(signal.SIGTERM, handler)
@@ -90,7 +98,15 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _stop_reason(exc: KeyboardInterrupt) -> str:
-    return "SIGTERM" if isinstance(exc, Interrupted) else "SIGINT"
+    return "SIGTERM" if isinstance(exc, Interrupted) or _SIGTERM_SEEN[0] else "SIGINT"
+
+
+class _PlanError(Exception):
+    """The plan raised while being streamed (wraps the plan's own exception)."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 def _execute(
@@ -139,15 +155,30 @@ def run_trials(
             run.stop_reason = _stop_reason(exc)
         except TrialFailedError as exc:
             run.failure = str(exc)
+        except _PlanError as exc:
+            if not done:
+                raise exc.cause from None  # bad options or data: nothing ran
+            run.failure = f"the plan stopped after {len(done)} trial(s): {exc.cause}"
         finally:
             run.done = sorted(done, key=lambda d: d.index)
     return run
 
 
-def _counted(trials: Iterable[Trial[P]], run: RunResult) -> Iterator[Trial[P]]:
-    if isinstance(trials, Sized):
-        run.total = len(trials)
-    for trial in trials:
+def _counted(plan: Callable[[], Iterable[Trial[P]]], run: RunResult) -> Iterator[Trial[P]]:
+    """The plan's trials, counted; an exception from the plan itself becomes `_PlanError`."""
+    try:
+        trials = iter(sized := plan())
+        if isinstance(sized, Sized):
+            run.total = len(sized)
+    except Exception as exc:
+        raise _PlanError(exc) from exc
+    while True:
+        try:
+            trial = next(trials)
+        except StopIteration:
+            return
+        except Exception as exc:
+            raise _PlanError(exc) from exc
         run.planned += 1
         yield trial
 
@@ -158,7 +189,7 @@ def _run_local(
     run: RunResult,
     finish: Callable[[DoneTrial], None],
 ) -> None:
-    for trial in _counted(evaluation.plan(options), run):
+    for trial in _counted(lambda: evaluation.plan(options), run):
         try:
             result = evaluation.run_trial(options, trial)
         except (KeyboardInterrupt, HarnessError):
@@ -228,7 +259,7 @@ def _run_ray(
             finish(DoneTrial(trial.index, trial.trial_id, result))
 
     try:
-        for trial in _counted(evaluation.plan(options), run):
+        for trial in _counted(lambda: evaluation.plan(options), run):
             pending[remote.remote(evaluation.run_trial, options_ref, trial)] = trial
             if len(pending) >= max_in_flight:
                 collect(1)
