@@ -107,7 +107,7 @@ function addTurn(msg) {
 function onTap(ev) {
   const { frame, samples } = ev.data;
   if (E.played.startFrame === null) E.played.startFrame = frame;
-  E.played.chunks.push(samples);
+  E.played.chunks.push({ frame, samples });
   for (const r of Object.values(E.replies)) {
     if (E.mode !== 'webrtc' || r.heardCtx !== null || r.cleared) continue;
     if (frame / ctx.sampleRate < r.armedCtx) continue;
@@ -126,18 +126,31 @@ function onTap(ev) {
   }
 }
 E.playedAudio = () => {
-  const n = E.played.chunks.reduce((a, c) => a + c.length, 0);
-  const out = new Float32Array(n); let o = 0;
-  for (const c of E.played.chunks) { out.set(c, o); o += c.length; }
+  // What the page played of the agent, as one array from startFrame (gaps filled with 0).
+  const last = E.played.chunks[E.played.chunks.length - 1];
+  const n = last ? last.frame + last.samples.length - E.played.startFrame : 0;
+  const out = new Float32Array(n);
+  for (const c of E.played.chunks) out.set(c.samples, c.frame - E.played.startFrame);
   return { startFrame: E.played.startFrame, rate: ctx.sampleRate, samples: Array.from(out) };
 };
+E.searchFromCtx = (r) => {
+  // Where this reply's audio may begin: not before it arrived (WebSocket: the lead before its
+  // scheduled start; WebRTC: its response_start) nor before the reply before it stopped.
+  let from = r.origin === 'audio' ? r.startCtx - 0.1 : r.armedCtx;
+  for (const o of Object.values(E.replies)) {
+    if (o === r || o.origin !== 'audio' || o.startCtx >= r.startCtx) continue;
+    let end = o.startCtx + o.scheduled / RATE;
+    if (o.cleared) end = Math.min(end, o.clearedCtx);
+    from = Math.max(from, end);
+  }
+  return from;
+};
 E.firstAudibleCtx = (afterCtx) => {
-  let frame = E.played.startFrame;
   for (const c of E.played.chunks) {
-    for (let i = 0; i < c.length; i++) {
-      if ((frame + i) / ctx.sampleRate >= afterCtx && Math.abs(c[i]) > SILENCE) return (frame + i) / ctx.sampleRate;
+    for (let i = 0; i < c.samples.length; i++) {
+      const t = (c.frame + i) / ctx.sampleRate;
+      if (t >= afterCtx && Math.abs(c.samples[i]) > SILENCE) return t;
     }
-    frame += c.length;
   }
   return null;
 };
@@ -152,7 +165,7 @@ function onAudio(buf) {
   const now = ctx.currentTime;
   if (!r) {
     const start = Math.max(now + LEAD_S, nextFree);
-    r = E.replies[rid] = newReply(rid, start, performance.now());
+    r = E.replies[rid] = newReply(rid, start, performance.now(), 'audio');
   }
   if (r.cleared) return;
   const ab = ctx.createBuffer(1, pcm.length, RATE);
@@ -165,8 +178,8 @@ function onAudio(buf) {
   nextFree = Math.max(nextFree, r.startCtx + r.scheduled / RATE);
   void first;
 }
-function newReply(rid, startCtx, receivedPerf) {
-  return { rid, startCtx, receivedPerf, scheduled: 0, sources: [], cleared: false, clearedCtx: null,
+function newReply(rid, startCtx, receivedPerf, origin) {
+  return { rid, startCtx, receivedPerf, origin, scheduled: 0, sources: [], cleared: false, clearedCtx: null,
     heardCtx: E.mode === 'ws' ? startCtx : null, armedCtx: 0, lastLoud: 0, ended: false, endCtx: null, lastReport: -1 };
 }
 function playedSamples(r, nowCtx) {
@@ -190,9 +203,9 @@ function report(r) {
 function clearReply(rid) {
   let r = E.replies[rid];
   const now = ctx.currentTime;
-  if (!r) r = E.replies[rid] = newReply(rid, now, performance.now());
+  if (!r) r = E.replies[rid] = newReply(rid, now, performance.now(), 'clear');
   if (r.cleared) return;
-  r.cleared = true; r.clearedCtx = now; E.cleared.push({ rid, ctx: now });
+  r.cleared = true; r.clearedCtx = now; E.cleared.push({ rid, ctx: now, origin: r.origin });
   for (const s of r.sources) { try { s.stop(now); } catch (e) { /* not started */ } }
   if (E.mode === 'webrtc') agentBus.gain.setValueAtTime(0, now);
   nextFree = Math.min(nextFree, now);
@@ -201,7 +214,7 @@ function clearReply(rid) {
 function onResponseStart(msg) {
   // WebRTC: the reply's audio is on the media track; date its first audible sample ourselves.
   agentBus.gain.setValueAtTime(1, ctx.currentTime);
-  const r = E.replies[msg.response_id] = newReply(msg.response_id, ctx.currentTime, performance.now());
+  const r = E.replies[msg.response_id] = newReply(msg.response_id, ctx.currentTime, performance.now(), 'start');
   r.armedCtx = ctx.currentTime;
   for (const other of Object.values(E.replies)) if (other !== r && other.heardCtx !== null && !other.ended) { other.ended = true; other.endCtx = ctx.currentTime; }
 }
