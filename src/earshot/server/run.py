@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from earshot.clock import set_inference_executor
 from earshot.server.app import ServerConfig, build_app
 from earshot.server.rtc import CALL_TASKS_KEY, RUNNING_CALLS_KEY, RunningCalls
 
@@ -23,35 +24,38 @@ def pool_size() -> int:
 async def serving(config: ServerConfig, app: web.Application) -> AsyncIterator[str]:
     """Serve ``app`` on ``config.host:config.port`` inside this block; yields the base URL.
 
-    Installs the bounded inference pool as the loop's default executor (so
-    `earshot.clock.run_blocking` runs there, at most `pool_size` model calls at once) and
+    Installs the bounded inference pool (`earshot.clock.set_inference_executor`: every
+    `earshot.clock.run_blocking` model call runs there, at most `pool_size` at once, while
+    the loop's default executor stays free for short jobs such as aiortc's Opus encoding) and
     gives the app the TaskGroup that owns every background call (WebRTC). Leaving the block
     stops accepting, cancels the calls still running and waits for them.
 
     Raises:
         OSError: the port cannot be bound.
     """
-    loop = asyncio.get_running_loop()
-    loop.set_default_executor(
-        ThreadPoolExecutor(max_workers=pool_size(), thread_name_prefix="earshot-infer")
-    )
-    async with asyncio.TaskGroup() as tg:
-        app[CALL_TASKS_KEY] = tg
-        app[RUNNING_CALLS_KEY] = RunningCalls()
-        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, config.host, config.port)
-            await site.start()
-            port = config.port
-            server = getattr(site, "_server", None)
-            if port == 0 and server is not None and server.sockets:
-                port = server.sockets[0].getsockname()[1]
-            host = f"[{config.host}]" if ":" in config.host else config.host
-            yield f"http://{host}:{port}"
-        finally:
-            app[RUNNING_CALLS_KEY].cancel_all()
-            await runner.cleanup()
+    pool = ThreadPoolExecutor(max_workers=pool_size(), thread_name_prefix="earshot-infer")
+    set_inference_executor(pool)
+    try:
+        async with asyncio.TaskGroup() as tg:
+            app[CALL_TASKS_KEY] = tg
+            app[RUNNING_CALLS_KEY] = RunningCalls()
+            runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
+            await runner.setup()
+            try:
+                site = web.TCPSite(runner, config.host, config.port)
+                await site.start()
+                port = config.port
+                server = getattr(site, "_server", None)
+                if port == 0 and server is not None and server.sockets:
+                    port = server.sockets[0].getsockname()[1]
+                host = f"[{config.host}]" if ":" in config.host else config.host
+                yield f"http://{host}:{port}"
+            finally:
+                app[RUNNING_CALLS_KEY].cancel_all()
+                await runner.cleanup()
+    finally:
+        set_inference_executor(None)
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def serve(

@@ -8,15 +8,15 @@ pool because loading a model blocks). Per call it
   recognizer, LLM history and synthesizer settings; espeak-ng is one C library per process and
   serializes syntheses with its own lock, `earshot.tts.espeak`);
 * runs the session on the transport with a fresh session clock;
-* sends the page its live messages (partial and final transcripts, the agent's text, the heard
-  part once known, each finished turn with TTFAT p50/p95 so far);
+* sends the page its live messages from the session's events (`PageEvents`: partial and final
+  transcripts, the agent's text, the heard part once known, each finished turn with TTFAT
+  p50/p95 so far);
 * writes the same outputs as ``earshot converse`` into ``<out>/<call id>/``: ``turns.jsonl``
   (durable per turn), ``conversation.wav`` (streamed), ``report.md`` and ``latency.png``.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,13 @@ from earshot.server.recording import TimelineRecorder
 from earshot.server.registry import Admission
 from earshot.server.stack import CallSummary, Notify
 from earshot.session.config import SessionConfig
+from earshot.session.events import (
+    ResponseText,
+    SessionEvent,
+    TurnCompleted,
+    UserTranscriptFinal,
+    UserTranscriptPartial,
+)
 from earshot.session.session import Session, SessionState
 from earshot.stt.base import StreamingRecognizer
 from earshot.transports.base import Transport
@@ -43,8 +50,6 @@ from earshot.tts.base import Synthesizer
 from earshot.turns.bargein import BargeInConfig
 from earshot.turns.endpointer import Endpointer
 from earshot.vad.base import VoiceActivityDetector
-
-UI_POLL_MS = 100.0
 
 
 @dataclass(slots=True)
@@ -88,22 +93,10 @@ class SessionStack:
         recorder = TimelineRecorder(WavRecorder(out / "conversation.wav", None))
         if hasattr(transport, "recorder"):
             transport.recorder = recorder
-        ttfats: list[float] = []
-        session_box: list[Session] = []
+        ui = PageEvents(notify)
 
         def on_turn(turn: TurnRecord) -> None:
             log.append(turn)
-            if turn.ttfat_ms is not None:
-                ttfats.append(turn.ttfat_ms)
-            rid = _response_id(session_box[0].state, turn) if session_box else None
-            if rid is not None:
-                notify(
-                    proto.AgentText(
-                        response_id=rid, text=turn.agent_text, heard_text=turn.heard_text
-                    )
-                )
-            p50, p95 = _percentiles(ttfats)
-            notify(proto.TurnDone(record=turn.to_json(), ttfat_p50_ms=p50, ttfat_p95_ms=p95))
 
         if isinstance(clock, SystemClock):
             clock.reset_origin()
@@ -117,15 +110,11 @@ class SessionStack:
             parts.endpointer,
             bargein=parts.bargein,
             on_turn=on_turn,
+            on_event=ui.on_event,
         )
-        session_box.append(session)
+        ui.session = session
         try:
-            async with asyncio.TaskGroup() as tg:
-                ui = tg.create_task(_live_ui(session, clock, notify))
-                try:
-                    await session.run(transport)
-                finally:
-                    ui.cancel()
+            await session.run(transport)
         finally:
             recorder.close()
             log.close()
@@ -214,26 +203,39 @@ def _response_id(state: SessionState, turn: TurnRecord) -> int | None:
     return None
 
 
-async def _live_ui(session: Session, clock: Clock, notify: Notify) -> None:
-    """Every `UI_POLL_MS`: the caller's partial words, each answered turn's final words and
-    the agent's text as it is generated (the session has no UI hooks; reading its state this
-    often costs nothing next to a 20 ms frame)."""
-    partial = ""
-    turns_seen = 0
-    texts: dict[int, str] = {}
-    while True:
-        await clock.sleep_ms(UI_POLL_MS)
-        now_partial = session.listener.partial
-        if now_partial != partial:
-            partial = now_partial
-            if partial:
-                notify(proto.Transcript(text=partial, final=False))
-        state = session.state
-        while turns_seen < len(state.turns):
-            notify(proto.Transcript(text=state.turns[turns_seen].user_text, final=True))
-            turns_seen += 1
-        for handle in state.responses[-4:]:
-            text = handle.generated_text.strip()
-            if text and texts.get(handle.response_id) != text:
-                texts[handle.response_id] = text
-                notify(proto.AgentText(response_id=handle.response_id, text=text))
+class PageEvents:
+    """Turns the session's events into the page's control messages (see
+    `earshot.server.protocol`): partial and final transcripts, the reply text as it is handed
+    to TTS, and each finished turn with the part heard and TTFAT p50/p95 so far."""
+
+    def __init__(self, notify: Notify) -> None:
+        self.notify = notify
+        self.session: Session | None = None
+        self._texts: dict[int, str] = {}
+        self._ttfats: list[float] = []
+
+    def on_event(self, event: SessionEvent) -> None:
+        match event:
+            case UserTranscriptPartial():
+                self.notify(proto.Transcript(text=event.text, final=False))
+            case UserTranscriptFinal():
+                self.notify(proto.Transcript(text=event.text, final=True))
+            case ResponseText():
+                text = f"{self._texts.get(event.response_id, '')} {event.text}".strip()
+                self._texts[event.response_id] = text
+                self.notify(proto.AgentText(response_id=event.response_id, text=text))
+            case TurnCompleted():
+                self._turn_done(event.record)
+            case _:
+                pass
+
+    def _turn_done(self, turn: TurnRecord) -> None:
+        if turn.ttfat_ms is not None:
+            self._ttfats.append(turn.ttfat_ms)
+        rid = _response_id(self.session.state, turn) if self.session is not None else None
+        if rid is not None:
+            self.notify(
+                proto.AgentText(response_id=rid, text=turn.agent_text, heard_text=turn.heard_text)
+            )
+        p50, p95 = _percentiles(self._ttfats)
+        self.notify(proto.TurnDone(record=turn.to_json(), ttfat_p50_ms=p50, ttfat_p95_ms=p95))

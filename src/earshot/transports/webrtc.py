@@ -7,8 +7,9 @@ Opus, and the browser runs its own echo cancellation (``getUserMedia`` with
 
 * **Uplink.** The incoming track's 48 kHz frames (aiortc decodes Opus, with its own RTP jitter
   buffer) are resampled to 16 kHz and re-framed. RTP gives no capture time on the session
-  clock, so ``capture_ms`` is *estimated*: arrival − frame − RTT/2 from the clock sync on the
-  data channel (``network_in`` is then RTT/2, and the bound says so). aiortc's RTP jitter
+  clock, so ``capture_ms`` is *estimated* (`earshot.transports.capture_clock.CaptureClock`:
+  the least-delayed frame's arrival − RTT/2 from the data-channel clock sync, contiguous after
+  that, never after arrival); ``network_in`` is then RTT/2 plus whatever aiortc buffered.
   buffer is inside that estimate; there is no uplink jitter buffer term of our own.
 * **Downlink.** `SessionAudioTrack` is the outgoing track: aiortc's sender calls its
   ``recv()``; each call waits for the next 20 ms tick on the session clock, pulls one frame
@@ -39,6 +40,7 @@ from earshot.clock import Clock
 from earshot.server import protocol as proto
 from earshot.server.recording import TimelineRecorder
 from earshot.transports.base import InputFrame, SessionPort
+from earshot.transports.capture_clock import CaptureClock
 from earshot.transports.clocksync import ClockEstimate, ClockSync, ClockSyncError, ProbeBook
 from earshot.transports.websocket import playout_report
 
@@ -306,6 +308,7 @@ class WebRtcTransport:
         from aiortc.mediastreams import MediaStreamError
 
         down = _Resampler(RTC_RATE_HZ, SAMPLE_RATE_HZ)
+        stamps = CaptureClock(float(self.frame_ms))
         while True:
             try:
                 frame = await self._incoming.recv()
@@ -323,7 +326,7 @@ class WebRtcTransport:
             bound = est.error_bound_ms if est is not None else 0.0
             one_way = est.rtt_ms / 2.0 if est is not None else 0.0
             while (pcm := down.pop(self.frame_samples)) is not None:
-                capture_ms = now - self.frame_ms - one_way
+                capture_ms = stamps.stamp(now, one_way)
                 if self.recorder is not None:
                     self.recorder.user(capture_ms, pcm)
                 port.push_input(
