@@ -1,8 +1,8 @@
-"""The call page in headless Chromium against a real server on 127.0.0.1, over WebSocket and
-over WebRTC (the WebSocket call on the real embedded stack: Silero, pocketsphinx, scripted LLM,
-espeak-ng; the WebRTC call on the shipped fakes), with a fake microphone playing real recordings: the turns happen, their terms sum to TTFAT, the heard
-mark the page reports is where the audio the page played begins, and a barge-in stops playout
-in the browser."""
+"""The call page in headless Chromium against a real server on 127.0.0.1, over WebSocket (the
+real embedded stack: Silero, pocketsphinx, scripted LLM, espeak-ng) and over WebRTC (the shipped
+fakes), with a fake microphone playing real recordings: the turns happen, their terms sum to
+TTFAT, the heard mark the page reports is where the audio the page played begins, and a
+barge-in stops playout in the browser."""
 
 from __future__ import annotations
 
