@@ -56,7 +56,8 @@ async def ws_call(request: web.Request) -> web.WebSocketResponse:
     """One WebSocket call: hello, admission, clock sync, the session, outputs, bye."""
     config = request.app[CONFIG_KEY]
     registry = request.app[CALLS_KEY]
-    ws = web.WebSocketResponse(max_msg_size=config.max_message_bytes, heartbeat=None)
+    # aiohttp's own limit is kept well above ours so that the transport can say why it closes.
+    ws = web.WebSocketResponse(max_msg_size=4 * config.max_message_bytes, heartbeat=None)
     await ws.prepare(request)
     try:
         first = await ws.receive(timeout=HELLO_TIMEOUT_S)
@@ -78,7 +79,9 @@ async def ws_call(request: web.Request) -> web.WebSocketResponse:
     try:
         with registry.admit("ws") as admission:
             clock = SystemClock()
-            transport = WebSocketTransport(ws, clock, hello, admission.call_id)
+            transport = WebSocketTransport(
+                ws, clock, hello, admission.call_id, max_message_bytes=config.max_message_bytes
+            )
             try:
                 summary = await stack.run_call(transport, clock, admission, transport.send)
             except asyncio.CancelledError:

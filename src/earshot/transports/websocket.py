@@ -111,6 +111,7 @@ class WebSocketTransport:
         stall_timeout_ms: no audio for this long ends the call.
         end_tail_ms: after ``end``, how long to keep playing pending replies.
         on_ready: called once the call is ready (clock synced), with the first estimate.
+        max_message_bytes: a larger message ends the call with ``too_large``.
     """
 
     name = "websocket"
@@ -127,6 +128,7 @@ class WebSocketTransport:
         stall_timeout_ms: float = 10_000.0,
         end_tail_ms: float = 20_000.0,
         on_ready: Callable[[ClockEstimate], None] | None = None,
+        max_message_bytes: int = 64 * 1024,
     ) -> None:
         self.ws = ws
         self.clock = clock
@@ -141,6 +143,7 @@ class WebSocketTransport:
         self.stall_timeout_ms = stall_timeout_ms
         self.end_tail_ms = end_tail_ms
         self.on_ready = on_ready
+        self.max_message_bytes = max_message_bytes
         self.ended: CallEnd | None = None
         self.recorder: TimelineRecorder | None = None
         """Set by the call to record both tracks (``conversation.wav``)."""
@@ -233,6 +236,18 @@ class WebSocketTransport:
         pcm_bytes = self.frame_samples * 2
         async for msg in self.ws:
             now = self.clock.now_ms()
+            if msg.type in (WSMsgType.BINARY, WSMsgType.TEXT) and (
+                len(msg.data) > self.max_message_bytes
+            ):
+                self._finish(
+                    CallEnd(
+                        "error",
+                        f"message of {len(msg.data)} bytes is over this server's limit of "
+                        f"{self.max_message_bytes} bytes (one audio frame is under 1 KiB)",
+                        "too_large",
+                    )
+                )
+                return
             try:
                 if msg.type == WSMsgType.BINARY:
                     self._on_audio(proto.unpack_uplink(msg.data, self.codec, pcm_bytes), now)
