@@ -53,7 +53,23 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=_run_serve)
 
 
+def server_extra_missing() -> str | None:
+    """The install hint when the server's packages are missing, else None."""
+    import importlib.util
+
+    missing = [m for m in ("aiohttp", "aiortc", "av") if importlib.util.find_spec(m) is None]
+    if missing:
+        return (
+            f"the live-caller commands need {', '.join(missing)}: pip install 'earshot[server]'"
+        )
+    return None
+
+
 def _run_serve(args: argparse.Namespace) -> int:
+    hint = server_extra_missing()
+    if hint is not None:
+        print(f"error: {hint}", file=sys.stderr)
+        return 2
     from earshot.server.app import ServerConfig, ServerConfigError, parse_origins
     from earshot.server.run import serve
 

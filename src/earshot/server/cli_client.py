@@ -81,6 +81,11 @@ def _net(args: argparse.Namespace) -> NetConditions:
 
 
 def _run_call(args: argparse.Namespace) -> int:
+    from earshot.server.cli import server_extra_missing
+
+    if (hint := server_extra_missing()) is not None:
+        print(f"error: {hint}", file=sys.stderr)
+        return 2
     import aiohttp
     from rich.console import Console
 
@@ -137,6 +142,11 @@ def _run_call(args: argparse.Namespace) -> int:
 
 
 def _run_loadtest(args: argparse.Namespace) -> int:
+    from earshot.server.cli import server_extra_missing
+
+    if (hint := server_extra_missing()) is not None:
+        print(f"error: {hint}", file=sys.stderr)
+        return 2
     from earshot.server.loadtest import LoadTestOptions, print_results, run_loadtest
 
     try:
