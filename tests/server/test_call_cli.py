@@ -123,7 +123,7 @@ def test_forty_ms_each_way(serve: str, tmp_path: Path) -> None:
 
 
 def test_jitter_and_ten_percent_loss(serve: str, tmp_path: Path) -> None:
-    turns, stereo = call(
+    turns, _stereo = call(
         serve,
         tmp_path,
         "--net-delay-ms",

@@ -141,8 +141,11 @@ def test_client_vanishing_mid_reply_leaves_a_clean_server(tmp_path: Path) -> Non
                 if msg.type == aiohttp.WSMsgType.TEXT:
                     parsed = proto.parse_server(msg.data)
                     if isinstance(parsed, proto.Sync):
-                        await conn.send_str(proto.dump(proto.SyncReply(
-                            id=parsed.id, t0_ms=parsed.t0_ms, t1_ms=0, t2_ms=0)))
+                        await conn.send_str(
+                            proto.dump(
+                                proto.SyncReply(id=parsed.id, t0_ms=parsed.t0_ms, t1_ms=0, t2_ms=0)
+                            )
+                        )
                 elif msg.type == aiohttp.WSMsgType.BINARY:
                     got_audio = True
                     break
@@ -207,7 +210,11 @@ def test_token_and_origin_are_checked_on_connect(tmp_path: Path) -> None:
         return out
 
     assert asyncio.run(main()) == {
-        "none": 403, "wrong": 403, "good": 101, "bad_origin": 403, "ok_origin": 101,
+        "none": 403,
+        "wrong": 403,
+        "good": 101,
+        "bad_origin": 403,
+        "ok_origin": 101,
     }
 
 

@@ -78,3 +78,35 @@ def test_jitter_and_ten_percent_loss_do_not_break_the_call(tmp_path: Path) -> No
     held = [f.release_ms - f.arrival_ms for f in port.frames if not f.concealed]
     assert max(held) > 0  # the adaptive buffer held frames against the jitter
     assert port.reports and port.reports[-1].played_samples > 0
+
+
+def test_opus_call_with_loss_is_concealed_by_libopus(tmp_path: Path) -> None:
+    async def main():
+        config = ServerConfig(port=0, out_dir=tmp_path)
+        app = build_app(config)
+        stack = PortStack()
+        configure_stack(app, stack)
+        net = NetConditions(delay_ms=10.0, loss=0.1, seed=2)
+        t = np.arange(16000 * 2) / 16000.0
+        voice = (np.sin(2 * np.pi * 300 * t) * 8000).astype(np.int16)
+        async with serving(config, app) as url:
+            client = CallClient(
+                url.replace("http", "ws") + "/ws",
+                SystemClock(),
+                net,
+                codec="opus",
+                tail_ms=8000,
+            )
+            result = await client.run(voice)
+        return stack, result
+
+    stack, result = asyncio.run(main())
+    assert result.error is None
+    port = stack.ports[0]
+    concealed = [f for f in port.frames if f.concealed]
+    assert result.lost_up > 3 and len(concealed) >= result.lost_up
+    # libopus PLC continues the tone through a lost frame instead of dropping to silence.
+    mid = [f for f in concealed if 10 < port.frames.index(f) < len(port.frames) - 5]
+    assert mid and max(int(np.abs(f.pcm).max()) for f in mid) > 1000
+    # The Opus downlink decodes at the client: the scripted reply arrives as a tone.
+    assert int(np.abs(result.agent).max()) > 1000
