@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.loop.conftest import run_call
+from loop_helpers import run_call
 
 from earshot.clock import SimulatedClock
 from earshot.metrics.report import TurnLog
@@ -239,7 +239,7 @@ def test_two_sessions_in_one_loop_share_no_state() -> None:
 
 def test_session_events_reach_a_transport_that_listens_in_order() -> None:
     from earshot.session import events as ev
-    from earshot.transports.base import SessionEventSink
+    from earshot.session.events import SessionEventSink
 
     transport = _network(downlink_ms=20.0)
     call = run_call([(1000.0, 2500.0)], 6000.0, transport=transport)  # type: ignore[arg-type]

@@ -42,6 +42,7 @@ from earshot.session.events import (
     ResponseInterrupted,
     ResponseText,
     SessionEvent,
+    SessionEventSink,
     TurnCompleted,
     UserSpeechStarted,
     UserTranscriptFinal,
@@ -69,7 +70,6 @@ from earshot.transports.base import (
     InputFrame,
     OutputFrame,
     PlayoutReport,
-    SessionEventSink,
     Transport,
     TransportError,
 )
