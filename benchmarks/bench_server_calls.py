@@ -273,14 +273,14 @@ def main() -> None:
         return
     ns = [n for n in (1, 2, 4, 6, 8, 12, 16, 24, 32, 48, 64) if n <= args.max_n]
     kinds = args.stacks.split(",")
-    results: dict[str, dict[int, tuple[int, float, float]]] = {k: {} for k in kinds}
+    results: dict[str, dict[int, tuple[int, float, float, float]]] = {k: {} for k in kinds}
     for n in ns:  # interleaved, so that a change in the machine's load hits every server
         for kind in kinds:
-            ok, p99, client = step(kind, n, args.duration_s, args.out)
-            results[kind][n] = (ok, p99, client)
+            ok, p99, client, cpu = step(kind, n, args.duration_s, args.out)
+            results[kind][n] = (ok, p99, client, cpu)
             print(
                 f"{kind:9s} N={n:3d}  ok {ok}/{n}  server tick p99 {p99:6.1f} ms  "
-                f"client send p99 {client:6.1f} ms",
+                f"client send p99 {client:6.1f} ms  server CPU {cpu:6.1f} ms per call-s",
                 flush=True,
             )
     # The machine's own scheduling noise: the bare chain with one call.

@@ -114,7 +114,7 @@ def test_forty_ms_each_way(serve: str, tmp_path: Path) -> None:
     assert len(turns) == 2
     for t, silence in zip(turns, silences_ms(stereo), strict=True):
         bound = t["sync_error_ms"]
-        assert 40.0 <= bound < 60.0  # RTT/2 of an 80 ms round trip, plus this machine
+        assert 40.0 <= bound < 100.0  # RTT/2 of an 80 ms round trip, plus this machine
         assert abs(t["terms_ms"]["network_in"] - 40.0) <= bound
         assert abs(t["terms_ms"]["network_out"] - 40.0) <= bound
         assert sum(t["terms_ms"].values()) == pytest.approx(t["ttfat_ms"], abs=0.01)

@@ -151,7 +151,7 @@ class CallClient:
         self._up = _DelayLine(net, rng)
         self._down = _DelayLine(net, rng)
         self._up_q: asyncio.Queue[tuple[float, str | bytes] | None] = asyncio.Queue()
-        self._down_q: asyncio.Queue[tuple[float, aiohttp.WSMessage] | None] = asyncio.Queue()
+        self._down_q: asyncio.Queue[tuple[float, aiohttp.WSMessage, bool] | None] = asyncio.Queue()
         self._ready = asyncio.Event()
         self._done = asyncio.Event()
         self._replies: dict[int, _Reply] = {}
@@ -255,19 +255,21 @@ class CallClient:
     async def _receiver(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for msg in ws:
             now = self.clock.now_ms()
-            if msg.type == aiohttp.WSMsgType.BINARY and self._down.lost():
+            lost = msg.type == aiohttp.WSMsgType.BINARY and self._down.lost()
+            if lost:
+                # A lost downlink frame: its slot plays as silence (a UDP client's concealment)
+                # and the reply's played position moves on past it.
                 self.result.lost_down += 1
-                continue
-            self._down_q.put_nowait((self._down.deliver_at(now), msg))
+            self._down_q.put_nowait((self._down.deliver_at(now), msg, lost))
         self._down_q.put_nowait(None)
 
     async def _deliverer(self) -> None:
         while (item := await self._down_q.get()) is not None:
-            at_ms, msg = item
+            at_ms, msg, lost = item
             await self.clock.sleep_until_ms(at_ms)
             now = self.clock.now_ms()
             if msg.type == aiohttp.WSMsgType.BINARY:
-                self._on_audio(proto.unpack_downlink(msg.data), now)
+                self._on_audio(proto.unpack_downlink(msg.data), now, lost)
             elif msg.type == aiohttp.WSMsgType.TEXT:
                 self._on_control(proto.parse_server(msg.data), now)
         self._done.set()  # the server closed the socket
@@ -301,7 +303,7 @@ class CallClient:
             case _:
                 pass
 
-    def _on_audio(self, audio: proto.DownlinkAudio, now_ms: float) -> None:
+    def _on_audio(self, audio: proto.DownlinkAudio, now_ms: float, lost: bool = False) -> None:
         rid = audio.response_id
         reply = self._replies.get(rid)
         if reply is None:
@@ -309,11 +311,12 @@ class CallClient:
             reply = self._replies[rid] = _Reply(rid, now_ms, start)
         if reply.cleared_at_ms is not None:
             return
-        pcm = (
-            self._decoder.decode(audio.payload)
-            if self._decoder is not None
-            else np.frombuffer(audio.payload, dtype="<i2").astype(np.int16)
-        )
+        if self._decoder is not None:
+            pcm = self._decoder.decode(None if lost else audio.payload)
+        else:
+            pcm = np.frombuffer(audio.payload, dtype="<i2").astype(np.int16)
+            if lost:
+                pcm = np.zeros_like(pcm)
         at_ms = reply.start_ms + audio.response_sample * 1000.0 / SAMPLE_RATE_HZ
         self._segments.append((round(at_ms * SAMPLE_RATE_HZ / 1000), pcm))
         reply.scheduled_samples = max(reply.scheduled_samples, audio.response_sample + len(pcm))

@@ -140,6 +140,14 @@ class AdaptiveJitterBuffer(Generic[P]):
             return None
         return self._base_ms() + seq * self.frame_ms + self._delay_ms
 
+    def nominal_arrival_ms(self, seq: int) -> float | None:
+        """When packet ``seq`` would have arrived on the least-delayed path (session ms): the
+        arrival time a concealed (lost) packet is given, so that its hold in this buffer is
+        counted as buffer time and not as network delay."""
+        if not self._delays:
+            return None
+        return self._base_ms() + seq * self.frame_ms
+
     def push(self, seq: int, payload: P, arrival_ms: float) -> bool:
         """Take one packet. Returns False (and counts it) if it is late or a duplicate.
 

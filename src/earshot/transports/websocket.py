@@ -218,7 +218,7 @@ class WebSocketTransport:
         """After ``end``: flush the uplink, then let pending replies play and be reported."""
         deadline = self.clock.now_ms() + self.end_tail_ms
         for r in self.uplink.flush(self.clock.now_ms()):
-            self._push(port, r.payload, r.arrival_ms, r.release_ms)
+            self._push(port, r.payload, r.arrival_ms, r.release_ms, r.seq)
         self._input_done = True
         while not port.idle and self.clock.now_ms() < deadline and not self.ws.closed:
             await self.clock.sleep_ms(self.frame_ms)
@@ -335,7 +335,7 @@ class WebSocketTransport:
             self.tick_lateness.add(now - due)
             if not self._input_done:
                 for r in self.uplink.pop_due(now):
-                    self._push(port, r.payload, r.arrival_ms, r.release_ms)
+                    self._push(port, r.payload, r.arrival_ms, r.release_ms, r.seq)
                 if now - self._last_audio_ms > self.stall_timeout_ms:
                     self._finish(CallEnd("stalled", f"no audio for {self.stall_timeout_ms:.0f} ms"))
                     await self.ws.close()
@@ -347,7 +347,12 @@ class WebSocketTransport:
                 self._send_audio(out.pcm, out.response_id, out.response_samples, out.sent_ms)
 
     def _push(
-        self, port: SessionPort, packet: _Packet | None, arrival_ms: float | None, release_ms: float
+        self,
+        port: SessionPort,
+        packet: _Packet | None,
+        arrival_ms: float | None,
+        release_ms: float,
+        seq: int = 0,
     ) -> None:
         est = self.estimate()
         assert est is not None
@@ -360,7 +365,9 @@ class WebSocketTransport:
             )
             base = self._last_capture_ms
             capture = (base + self.frame_ms) if base is not None else release_ms - self.frame_ms
-            arrival = release_ms
+            nominal = self.uplink.nominal_arrival_ms(seq)
+            arrival = min(release_ms, nominal) if nominal is not None else release_ms
+            arrival = max(arrival, capture + self.frame_ms)
         else:
             self._lost_run = 0
             if self._decoder is not None:
