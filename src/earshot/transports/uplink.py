@@ -34,6 +34,9 @@ from earshot.audio.frames import Pcm16
 
 P = TypeVar("P")
 
+RECOMPUTE_EVERY = 25
+"""Packets between recomputations of the jitter quantile when no packet came late."""
+
 
 @dataclass(frozen=True, slots=True)
 class Released(Generic[P]):
@@ -111,6 +114,8 @@ class AdaptiveJitterBuffer(Generic[P]):
         self._next_seq = 0
         self._started = False
         self._delay_ms = min_delay_ms
+        self._target: float | None = None
+        self._pushes = 0
         self.stats = UplinkStats()
 
     @property
@@ -124,7 +129,16 @@ class AdaptiveJitterBuffer(Generic[P]):
         return self._delay_ms
 
     def target_delay_ms(self) -> float:
-        """The delay the measured jitter asks for (ms), before smoothing."""
+        """The delay the measured jitter asks for (ms), before smoothing.
+
+        The quantile is recomputed at once when a packet comes later than the current target
+        allows (fast attack), otherwise every `RECOMPUTE_EVERY` packets (a quantile per packet
+        was the buffer's largest cost per call)."""
+        if self._target is None:
+            self._target = self._compute_target()
+        return self._target
+
+    def _compute_target(self) -> float:
         if not self._delays:
             return self.min_delay_ms
         base = min(self._delays)
@@ -161,8 +175,16 @@ class AdaptiveJitterBuffer(Generic[P]):
             return False
         # A late packet still measures the network: leaving it out would make the buffer
         # blind to exactly the delays it is too short for.
-        self._delays.append(arrival_ms - seq * self.frame_ms)
-        target = self.target_delay_ms()
+        delay = arrival_ms - seq * self.frame_ms
+        self._delays.append(delay)
+        self._pushes += 1
+        if (
+            self._target is None
+            or self._pushes % RECOMPUTE_EVERY == 0
+            or delay - min(self._delays) > self._target
+        ):
+            self._target = self._compute_target()
+        target = self._target
         if target > self._delay_ms or not self._started:
             self._delay_ms = target
         self._started = True
