@@ -18,6 +18,31 @@ call must go through ``registry.admit(...)`` so that a full server refuses the n
 clear message instead of degrading every call, and must check `check_access` (token and
 origin) — `access_middleware` already does that for every path in `CALL_PATH_PREFIXES` and
 for paths a setup adds with `protect_path`.
+
+A new endpoint, in full (its transport implements `earshot.transports.base.Transport`, and
+`earshot.session.events.SessionEventSink` if it wants transcripts and turns)::
+
+    from earshot.clock import SystemClock
+    from earshot.server.app import CALLS_KEY, build_app
+    from earshot.server.registry import ServerFullError
+    from earshot.server.routes import stack_of
+
+    async def realtime(request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(); await ws.prepare(request)
+        try:
+            with request.app[CALLS_KEY].admit("realtime") as admission:
+                clock = SystemClock()
+                transport = RealtimeTransport(ws, clock)      # yours
+                await stack_of(request.app).run_call(transport, clock, admission, notify)
+        except ServerFullError as exc:
+            ...  # tell the client exc's message in your protocol, then close
+        return ws
+
+    app = build_app(config, setups=[lambda app: app.router.add_get("/v1/realtime", realtime)])
+
+``run_call`` builds the call's own components in the inference pool, runs the session on the
+transport and writes the call's folder; ``notify`` receives the `earshot.server.protocol`
+page messages (pass ``lambda msg: None`` if the protocol has no use for them).
 """
 
 from __future__ import annotations
