@@ -255,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     from earshot.llm.serve import add_parser as add_llm
 
     add_llm(sub)
+    from earshot.server.cli import add_parsers as add_server
+
+    add_server(sub)  # serve, call, loadtest
     return parser
 
 
