@@ -1,0 +1,116 @@
+"""The ``/v1/realtime`` WebSocket handler: a thin shell around `RealtimeProtocol`.
+
+Three tasks per connection in one TaskGroup: the reader (client frames → the protocol), the
+engine (models), and the writer (server events → the socket, in order). A bad client event
+becomes an ``error`` event; only the client closing (or the server stopping) ends the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from aiohttp import WSMsgType, web
+
+from earshot.clock import Clock, SystemClock
+from earshot.protocols.engine import EngineComponents, ProtocolEngine
+from earshot.protocols.engine_types import EngineEvent
+from earshot.protocols.realtime.events import ServerEvent
+from earshot.protocols.realtime.machine import Output, RealtimeProtocol
+
+log = logging.getLogger(__name__)
+
+ComponentsFactory = Callable[[Clock], EngineComponents]
+"""Builds one connection's backends on its clock (models load here, per connection)."""
+
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""Largest client frame accepted: the API allows appends of up to 15 MiB of audio."""
+
+
+class RealtimeConnection:
+    """One Realtime client connection (usable without aiohttp: feed `client_text`)."""
+
+    def __init__(
+        self, model: str, components: EngineComponents, clock: Clock, frame_ms: int = 20
+    ) -> None:
+        self.clock = clock
+        self.protocol = RealtimeProtocol(model)
+        self.engine = ProtocolEngine(components, clock, self._on_engine_event, frame_ms)
+        self.outbox: asyncio.Queue[str] = asyncio.Queue()
+
+    def open(self) -> None:
+        self._dispatch(self.protocol.open(self.clock.now_ms()))
+
+    def client_text(self, data: str | bytes) -> None:
+        self._dispatch(self.protocol.client_event(data, self.clock.now_ms()))
+
+    def _on_engine_event(self, event: EngineEvent) -> None:
+        self._dispatch(self.protocol.engine_event(event, self.clock.now_ms()))
+
+    def _dispatch(self, outputs: Sequence[Output]) -> None:
+        for out in outputs:
+            if isinstance(out, ServerEvent):
+                self.outbox.put_nowait(out.model_dump_json())
+            else:
+                self.engine.submit(out)
+
+
+async def serve_realtime(
+    request: web.Request, factory: ComponentsFactory, frame_ms: int = 20
+) -> web.WebSocketResponse:
+    """Accept a Realtime WebSocket and run the call until the client closes it."""
+    model = request.query.get("model", "")
+    ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=None)
+    await ws.prepare(request)
+    clock = SystemClock()
+    try:
+        components = await asyncio.get_running_loop().run_in_executor(None, factory, clock)
+    except Exception as exc:
+        log.exception("realtime: could not load the models")
+        await ws.send_json(
+            {"type": "error", "event_id": "event_0", "error": {
+                "type": "server_error", "code": "models_unavailable",
+                "message": f"earshot could not load its models: {exc}"}}
+        )
+        await ws.close()
+        return ws
+    conn = RealtimeConnection(model or "earshot", components, clock, frame_ms)
+    conn.open()
+
+    async def reader() -> None:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                conn.client_text(msg.data)
+            elif msg.type == WSMsgType.BINARY:
+                conn.client_text(msg.data)
+            elif msg.type == WSMsgType.ERROR:
+                break
+
+    async def writer() -> None:
+        while True:
+            text = await conn.outbox.get()
+            if ws.closed:
+                return
+            await ws.send_str(text)
+
+    class _Closed(Exception):
+        pass
+
+    async def until_closed() -> None:
+        await reader()
+        raise _Closed
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(conn.engine.run())
+            tg.create_task(writer())
+            tg.create_task(until_closed())
+    except* _Closed:
+        pass
+    except* (ConnectionResetError, ConnectionError):
+        log.info("realtime: client went away")
+    finally:
+        if not ws.closed:
+            await ws.close()
+    return ws
