@@ -222,6 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
     from earshot.evals.cli import add_parser as add_eval
 
     add_eval(sub)
+    from earshot.server.cli import add_parsers as add_server
+
+    add_server(sub)  # serve, call, loadtest
     return parser
 
 
