@@ -69,9 +69,15 @@ async def serve_realtime(
     except Exception as exc:
         log.exception("realtime: could not load the models")
         await ws.send_json(
-            {"type": "error", "event_id": "event_0", "error": {
-                "type": "server_error", "code": "models_unavailable",
-                "message": f"earshot could not load its models: {exc}"}}
+            {
+                "type": "error",
+                "event_id": "event_0",
+                "error": {
+                    "type": "server_error",
+                    "code": "models_unavailable",
+                    "message": f"earshot could not load its models: {exc}",
+                },
+            }
         )
         await ws.close()
         return ws
@@ -80,9 +86,7 @@ async def serve_realtime(
 
     async def reader() -> None:
         async for msg in ws:
-            if msg.type == WSMsgType.TEXT:
-                conn.client_text(msg.data)
-            elif msg.type == WSMsgType.BINARY:
+            if msg.type == WSMsgType.TEXT or msg.type == WSMsgType.BINARY:
                 conn.client_text(msg.data)
             elif msg.type == WSMsgType.ERROR:
                 break

@@ -1,0 +1,69 @@
+"""Mount the protocol endpoints on the `earshot serve` app.
+
+* ``GET /v1/realtime?model=...`` — OpenAI-Realtime-compatible WebSocket (GA protocol);
+* ``GET /twilio/media`` — Twilio Media Streams WebSocket (the ``<Stream url>`` of TwiML).
+
+Both go through the server's admission control (``CALLS_KEY``) and its token/origin check
+(``/v1/realtime`` and ``/twilio`` are in `earshot.server.app.CALL_PATH_PREFIXES`). The
+per-connection backends come from the factory stored under `COMPONENTS_KEY` (default:
+`embedded_components`), the Twilio settings from `TWILIO_OPTIONS_KEY`.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from earshot.clock import Clock
+from earshot.protocols.engine import EngineComponents
+from earshot.protocols.realtime.handler import ComponentsFactory, serve_realtime
+from earshot.protocols.twilio import TwilioOptions, serve_twilio
+from earshot.server.app import CALLS_KEY
+from earshot.server.registry import ServerFullError
+
+COMPONENTS_KEY: web.AppKey[ComponentsFactory] = web.AppKey("earshot_protocol_components")
+TWILIO_OPTIONS_KEY = web.AppKey("earshot_twilio_options", TwilioOptions)
+
+REALTIME_PATH = "/v1/realtime"
+TWILIO_PATH = "/twilio/media"
+
+
+def embedded_components(clock: Clock) -> EngineComponents:
+    """Silero VAD, pocketsphinx, the scripted LLM (simulated) and espeak-ng, for one call."""
+    from earshot.llm import make_llm
+    from earshot.stt import make_stt
+    from earshot.tts import make_tts
+    from earshot.vad import make_vad
+
+    return EngineComponents(
+        vad=make_vad("silero"),
+        stt=make_stt("pocketsphinx"),
+        llm=make_llm("scripted", clock=clock),
+        tts=make_tts("espeak"),
+    )
+
+
+def add_protocol_routes(app: web.Application) -> None:
+    """Register the Realtime and Twilio endpoints (a `earshot.server.app.Setup`)."""
+    app.router.add_get(REALTIME_PATH, _realtime)
+    app.router.add_get(TWILIO_PATH, _twilio)
+
+
+def _factory(app: web.Application) -> ComponentsFactory:
+    return app.get(COMPONENTS_KEY) or embedded_components
+
+
+async def _realtime(request: web.Request) -> web.StreamResponse:
+    try:
+        with request.app[CALLS_KEY].admit("realtime"):
+            return await serve_realtime(request, _factory(request.app))
+    except ServerFullError as exc:
+        raise web.HTTPServiceUnavailable(text=str(exc)) from None
+
+
+async def _twilio(request: web.Request) -> web.StreamResponse:
+    options = request.app.get(TWILIO_OPTIONS_KEY) or TwilioOptions()
+    try:
+        with request.app[CALLS_KEY].admit("twilio") as admission:
+            return await serve_twilio(request, _factory(request.app), options, admission.out_dir)
+    except ServerFullError as exc:
+        raise web.HTTPServiceUnavailable(text=str(exc)) from None
