@@ -351,7 +351,7 @@ class ProtocolEngine:
                         self.emit(ResponseText(cmd.response_id, sentence + " "))
                         first = False
                     words = tuple(offset_words(chunk.words, offset))
-                    self.emit(ResponseAudio(cmd.response_id, chunk.audio, words))
+                    self.emit(ResponseAudio(cmd.response_id, chunk.audio, words, dict(marks)))
                     offset += len(chunk.audio)
 
         try:

@@ -153,12 +153,14 @@ class ResponseText:
 class ResponseAudio:
     """A chunk of a response's speech (int16 16 kHz) and the words starting in it.
 
-    ``words`` are in samples from the response's first sample.
+    ``words`` are in samples from the response's first sample; ``marks_ms`` are the LLM/TTS
+    marks so far (so a reply cancelled before it finished still has its latency record).
     """
 
     response_id: str
     pcm: Pcm16
     words: tuple[WordTiming, ...] = ()
+    marks_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

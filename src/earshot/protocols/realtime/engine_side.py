@@ -205,6 +205,8 @@ def _audio(p: RealtimeProtocol, event: ResponseAudio, now_ms: float) -> list[Out
     if r is None or r.finished or not r.audio:
         return []
     data = r.encoder.encode(event.pcm)
+    for name, value in event.marks_ms.items():
+        r.marks_ms.setdefault(name, value)
     if r.first_send_ms is None:
         r.first_send_ms = now_ms
         r.marks_ms.setdefault("playout_queued", now_ms)
