@@ -66,5 +66,10 @@ def _run_serve(args: argparse.Namespace) -> int:
     except ServerConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return serve(config, stack=args.stack, frame_ms=args.frame_ms,
-                 eot_silence_ms=args.eot_silence_ms, quiet=args.quiet)
+    return serve(
+        config,
+        stack=args.stack,
+        frame_ms=args.frame_ms,
+        eot_silence_ms=args.eot_silence_ms,
+        quiet=args.quiet,
+    )

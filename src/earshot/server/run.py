@@ -1,14 +1,17 @@
-"""Run the server process: bounded inference pool, the app, graceful shutdown on Ctrl-C."""
+"""Run the server process: bounded inference pool, the app, a TaskGroup for call tasks."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
 from earshot.server.app import ServerConfig, build_app
+from earshot.server.rtc import CALL_TASKS_KEY, RUNNING_CALLS_KEY, RunningCalls
 
 
 def pool_size() -> int:
@@ -16,25 +19,39 @@ def pool_size() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-async def start_server(config: ServerConfig, app: web.Application) -> web.AppRunner:
-    """Start ``app`` on ``config.host:config.port`` and install the bounded inference pool
-    as the loop's default executor (so `earshot.clock.run_blocking` runs there).
+@contextlib.asynccontextmanager
+async def serving(config: ServerConfig, app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` on ``config.host:config.port`` inside this block; yields the base URL.
 
-    Returns:
-        The runner; ``await runner.cleanup()`` stops the server.
+    Installs the bounded inference pool as the loop's default executor (so
+    `earshot.clock.run_blocking` runs there, at most `pool_size` model calls at once) and
+    gives the app the TaskGroup that owns every background call (WebRTC). Leaving the block
+    stops accepting, cancels the calls still running and waits for them.
 
     Raises:
-        OSError: the port cannot be bound (the message names it).
+        OSError: the port cannot be bound.
     """
     loop = asyncio.get_running_loop()
     loop.set_default_executor(
         ThreadPoolExecutor(max_workers=pool_size(), thread_name_prefix="earshot-infer")
     )
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, config.host, config.port)
-    await site.start()
-    return runner
+    async with asyncio.TaskGroup() as tg:
+        app[CALL_TASKS_KEY] = tg
+        app[RUNNING_CALLS_KEY] = RunningCalls()
+        runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, config.host, config.port)
+            await site.start()
+            port = config.port
+            server = getattr(site, "_server", None)
+            if port == 0 and server is not None and server.sockets:
+                port = server.sockets[0].getsockname()[1]
+            host = f"[{config.host}]" if ":" in config.host else config.host
+            yield f"http://{host}:{port}"
+        finally:
+            app[RUNNING_CALLS_KEY].cancel_all()
+            await runner.cleanup()
 
 
 def serve(
@@ -46,19 +63,18 @@ def serve(
     quiet: bool = False,
 ) -> int:
     """Serve until Ctrl-C. Returns the exit status."""
-    app = build_app(config)
     from earshot.server.routes import configure_stack
+    from earshot.server.stack import make_stack
 
-    configure_stack(app, stack=stack, frame_ms=frame_ms, eot_silence_ms=eot_silence_ms,
-                    quiet=quiet)
+    app = build_app(config)
+    configure_stack(
+        app, make_stack(stack, frame_ms=frame_ms, eot_silence_ms=eot_silence_ms, quiet=quiet)
+    )
 
     async def main() -> None:
-        runner = await start_server(config, app)
-        print(f"earshot serve: open {config.base_url}/ (Ctrl-C stops)", flush=True)
-        try:
+        async with serving(config, app) as url:
+            print(f"earshot serve: open {url}/ (Ctrl-C stops)", flush=True)
             await asyncio.Event().wait()
-        finally:
-            await runner.cleanup()
 
     try:
         asyncio.run(main())

@@ -134,3 +134,40 @@ class ClockSync:
             measured_at_ms=best.t3_ms,
             num_samples=self._count,
         )
+
+
+class ProbeBook:
+    """The server side of the exchange: numbers probes, matches replies, feeds `ClockSync`.
+
+    Args:
+        sync: the estimator the matched samples go to.
+        max_outstanding: unanswered probes remembered (the oldest is forgotten first).
+    """
+
+    def __init__(self, sync: ClockSync, max_outstanding: int = 50) -> None:
+        self.sync = sync
+        self.max_outstanding = max_outstanding
+        self._sent: dict[int, float] = {}
+        self._next_id = 0
+
+    def probe(self, now_ms: float) -> tuple[int, float]:
+        """A new probe: its id and ``t0`` (= ``now_ms``) to send."""
+        self._next_id += 1
+        self._sent[self._next_id] = now_ms
+        while len(self._sent) > self.max_outstanding:
+            self._sent.pop(next(iter(self._sent)))
+        return self._next_id, now_ms
+
+    def reply(
+        self, probe_id: int, t0_ms: float, t1_ms: float, t2_ms: float, now_ms: float
+    ) -> ClockEstimate:
+        """Match a reply arriving at ``now_ms`` to its probe.
+
+        Raises:
+            ClockSyncError: it answers no outstanding probe, echoes a different ``t0``, or its
+                times are impossible.
+        """
+        sent = self._sent.pop(probe_id, None)
+        if sent is None or sent != t0_ms:
+            raise ClockSyncError(f"sync reply {probe_id} answers no probe this server sent")
+        return self.sync.add(SyncSample(sent, t1_ms, t2_ms, now_ms))
