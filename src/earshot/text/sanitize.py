@@ -15,6 +15,7 @@ import unicodedata
 _TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9:_-]*(?:\s[^<>]*)?/?>")
 _MARKDOWN = str.maketrans("", "", "*#`_~|")
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([.,!?;:…])")
 
 
 def sanitize_for_tts(text: str) -> str:
@@ -44,4 +45,4 @@ def sanitize_for_tts(text: str) -> str:
             continue
         else:
             out.append(ch)
-    return " ".join("".join(out).split())
+    return _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join("".join(out).split()))
