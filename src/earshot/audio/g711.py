@@ -40,15 +40,15 @@ def _build_ulaw_encoder() -> Codes:
     magnitude = np.minimum(np.abs(value), _ULAW_CLIP) + (_ULAW_BIAS >> 2)
     seg = _segment(magnitude, (0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF))
     code = (np.minimum(seg, 7) << 4) | ((magnitude >> (np.minimum(seg, 7) + 1)) & 0xF)
-    code = np.where(seg >= 8, 0x7F, code) ^ mask
+    packed = np.where(seg >= 8, 0x7F, code) ^ mask
     # Index by the int16 bit pattern viewed as uint16: 0..32767, then -32768..-1.
-    return np.roll(code.astype(np.uint8), -32768)
+    return np.roll(packed.astype(np.uint8), -32768)
 
 
 def _build_ulaw_decoder() -> npt.NDArray[np.int16]:
     code = ~np.arange(256, dtype=np.int64) & 0xFF
     t = (((code & 0x0F) << 3) + _ULAW_BIAS) << ((code & 0x70) >> 4)
-    return np.where(code & 0x80, _ULAW_BIAS - t, t - _ULAW_BIAS).astype(np.int16)
+    return np.where((code & 0x80) != 0, _ULAW_BIAS - t, t - _ULAW_BIAS).astype(np.int16)
 
 
 def _build_alaw_encoder() -> Codes:
@@ -59,16 +59,16 @@ def _build_alaw_encoder() -> Codes:
     seg = _segment(magnitude, (0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF))
     shift = np.where(seg < 2, 1, np.minimum(seg, 7))
     code = (np.minimum(seg, 7) << 4) | ((magnitude >> shift) & 0xF)
-    code = np.where(seg >= 8, 0x7F, code) ^ mask
-    return np.roll(code.astype(np.uint8), -32768)
+    packed = np.where(seg >= 8, 0x7F, code) ^ mask
+    return np.roll(packed.astype(np.uint8), -32768)
 
 
 def _build_alaw_decoder() -> npt.NDArray[np.int16]:
     code = np.arange(256, dtype=np.int64) ^ 0x55
     t = (code & 0x0F) << 4
     seg = (code & 0x70) >> 4
-    t = np.where(seg == 0, t + 8, (t + 0x108) << np.maximum(seg - 1, 0))
-    return np.where(code & 0x80, t, -t).astype(np.int16)
+    level = np.where(seg == 0, t + 8, (t + 0x108) << np.maximum(seg - 1, 0))
+    return np.where((code & 0x80) != 0, level, -level).astype(np.int16)
 
 
 _ULAW_ENCODE = _build_ulaw_encoder()
