@@ -13,7 +13,7 @@ import soxr
 from earshot.audio.frames import Pcm16
 from earshot.audio.io import read_audio
 from earshot.server.app import ServerConfig, build_app
-from earshot.server.run import start_server
+from earshot.server.run import serving
 
 SPEECH = Path(__file__).parents[2] / "src" / "earshot" / "data" / "speech"
 
@@ -28,11 +28,8 @@ def free_port() -> int:
 async def running_server(out_dir: Path) -> AsyncIterator[int]:
     """Start the real app (page, call and protocol routes) and yield its port."""
     config = ServerConfig(port=free_port(), out_dir=out_dir)
-    runner = await start_server(config, build_app(config))
-    try:
+    async with serving(config, build_app(config)):
         yield config.port
-    finally:
-        await runner.cleanup()
 
 
 def speech(name: str, rate_hz: int = 16_000) -> Pcm16:
