@@ -115,7 +115,8 @@ class ProtocolEngine:
         self._turn: TurnSettings | None = None
         self._segmenter = VadSegmenter()
         self._detector = TurnDetector(FixedEndpointer())
-        self._pre_roll: deque[Pcm16] = deque(maxlen=15)
+        self._pre_roll: deque[tuple[float, Pcm16]] = deque(maxlen=25)
+        self._prefix_ms = 300.0
         self._carry = np.zeros(0, dtype=np.int16)
         self._frames_done = 0
         self._arrivals: deque[tuple[float, float]] = deque(maxlen=4096)
@@ -141,7 +142,8 @@ class ProtocolEngine:
                     task.cancel()
             case AppendAudio():
                 self._audio_in_ms += samples_to_ms(len(cmd.pcm))
-                self._arrivals.append((self._audio_in_ms, cmd.arrival_ms))
+                end_ms = self._audio_in_ms if cmd.audio_end_ms is None else cmd.audio_end_ms
+                self._arrivals.append((end_ms, cmd.arrival_ms))
                 self._input.put_nowait(cmd)
             case _:
                 self._input.put_nowait(cmd)
@@ -184,7 +186,10 @@ class ProtocolEngine:
         )
         self._segmenter = VadSegmenter(threshold=turn.threshold)
         self._detector = TurnDetector(endpointer)
-        frames = max(1, round(turn.prefix_padding_ms / self.frame_ms))
+        # Keep the prefix padding before a speech start plus the frames the VAD needs to
+        # confirm that start (its run of voiced frames is dated from the run's first frame).
+        self._prefix_ms = turn.prefix_padding_ms
+        frames = round(turn.prefix_padding_ms / self.frame_ms) + 10
         self._pre_roll = deque(self._pre_roll, maxlen=frames)
 
     async def _append(self, pcm: Pcm16) -> None:
@@ -218,10 +223,14 @@ class ProtocolEngine:
         for event in events:
             match event:
                 case TurnStarted():
-                    padding = list(self._pre_roll)
-                    await self._open_segment([*padding, frame])
-                    padding_ms = samples_to_ms(sum(len(f) for f in padding))
-                    self.emit(SpeechStarted(max(0.0, event.start_ms - padding_ms), event.start_ms))
+                    # The VAD dates speech from the first frame of its voiced run.
+                    speech_ms = self._segmenter.speech_start_ms
+                    speech_ms = event.start_ms if speech_ms is None else speech_ms
+                    first_ms = speech_ms - self._prefix_ms - 1e-6
+                    padding = [(t, f) for t, f in self._pre_roll if t >= first_ms]
+                    await self._open_segment([*(f for _, f in padding), frame])
+                    audio_start_ms = padding[0][0] if padding else start_ms
+                    self.emit(SpeechStarted(audio_start_ms, speech_ms))
                 case EndOfTurn():
                     self.emit(
                         SpeechStopped(
@@ -239,7 +248,7 @@ class ProtocolEngine:
                     self.emit(SpeechDiscarded(event.end_ms))
                 case _:
                     pass
-        self._pre_roll.append(frame)
+        self._pre_roll.append((start_ms, frame))
 
     def _arrival_of(self, audio_ms: float) -> float:
         for end_ms, arrival_ms in self._arrivals:
@@ -340,9 +349,10 @@ class ProtocolEngine:
             sentences.put_nowait(None)
 
         async def synthesize() -> None:
-            offset = 0
+            total = 0  # samples of the reply so far
             while (sentence := await sentences.get()) is not None:
                 first = True
+                offset = total  # word timings are per synthesize() call: shift by what came before
                 async for chunk in stream_tts(self.c.tts, sentence):
                     if chunk.audio.size == 0 and not chunk.words:
                         continue
@@ -352,7 +362,7 @@ class ProtocolEngine:
                         first = False
                     words = tuple(offset_words(chunk.words, offset))
                     self.emit(ResponseAudio(cmd.response_id, chunk.audio, words, dict(marks)))
-                    offset += len(chunk.audio)
+                    total += len(chunk.audio)
 
         try:
             async with asyncio.TaskGroup() as tg:

@@ -49,10 +49,15 @@ class Configure:
 
 @dataclass(frozen=True, slots=True)
 class AppendAudio:
-    """Input audio (int16 16 kHz), received at ``arrival_ms``."""
+    """Input audio (int16 16 kHz), received at ``arrival_ms``.
+
+    ``audio_end_ms`` is the input-audio time at the end of this chunk as the wire counts it
+    (the resampler may still hold a few samples of it), or None to count ``pcm``.
+    """
 
     pcm: Pcm16
     arrival_ms: float
+    audio_end_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -242,7 +242,7 @@ class RealtimeProtocol:
         duration_ms = InputDecoder.duration_ms(self.session.input_format, len(data))
         self.buffer.buffered_ms += duration_ms
         self.buffer.total_ms += duration_ms
-        return [AppendAudio(pcm, now_ms)] if pcm.size else []
+        return [AppendAudio(pcm, now_ms, self.buffer.total_ms)] if pcm.size else []
 
     def _commit(self, event: ev.InputAudioBufferCommit) -> list[Output]:
         if self.buffer.buffered_ms < MIN_COMMIT_MS:

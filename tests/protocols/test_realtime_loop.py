@@ -1,0 +1,155 @@
+"""The Realtime endpoint's whole loop (protocol + engine) on the shipped fakes, simulated clock.
+
+Layer 2: no socket, no model (fakes on purpose), virtual time with free compute, so marks
+are exact. A scripted caller appends 100 ms chunks in real (virtual) time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from earshot.clock import SimulatedClock
+from earshot.llm import FALLBACK_LINE
+from earshot.protocols.engine import EngineComponents
+from earshot.protocols.realtime.handler import RealtimeConnection
+from earshot.testing import FakeLlm, FakeStt, FakeTts, LlmScript, ScriptedVad
+
+CHUNK_MS = 100
+
+
+@dataclass
+class Run:
+    events: list[dict[str, Any]]
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["type"] == kind]
+
+
+def run(
+    speech_ms: Sequence[tuple[float, float]],
+    duration_ms: float,
+    *,
+    scripts: Sequence[LlmScript] = (),
+    tts: FakeTts | None = None,
+    transcripts: Sequence[str] = ("what time is it",),
+    session: dict[str, Any] | None = None,
+) -> Run:
+    clock = SimulatedClock(charge_compute=False)
+
+    async def main() -> Run:
+        components = EngineComponents(
+            vad=ScriptedVad(speech_ms),
+            stt=FakeStt(transcripts),
+            llm=FakeLlm(clock, list(scripts)),
+            tts=tts or FakeTts(),
+        )
+        conn = RealtimeConnection("m", components, clock)
+        conn.open()
+        if session is not None:
+            conn.client_text(json.dumps({"type": "session.update", "session": session}))
+        events: list[dict[str, Any]] = []
+
+        async def caller() -> None:
+            chunk = base64.b64encode(np.zeros(24 * CHUNK_MS, dtype="<i2").tobytes()).decode()
+            for _ in range(int(duration_ms // CHUNK_MS)):
+                await clock.sleep_ms(CHUNK_MS)
+                conn.client_text(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
+            await clock.sleep_ms(3000)
+
+        async def drain() -> None:
+            while True:
+                events.append(json.loads(await conn.outbox.get()))
+
+        async with asyncio.TaskGroup() as tg:
+            engine = tg.create_task(conn.engine.run())
+            reader = tg.create_task(drain())
+            await caller()
+            engine.cancel()
+            reader.cancel()
+        while not conn.outbox.empty():
+            events.append(json.loads(conn.outbox.get_nowait()))
+        return Run(events)
+
+    return clock.run(main)
+
+
+def test_a_turn_is_answered_with_exact_marks() -> None:
+    r = run([(400, 1400)], 2500)
+    started = r.of("input_audio_buffer.speech_started")[0]
+    stopped = r.of("input_audio_buffer.speech_stopped")[0]
+    assert started["audio_start_ms"] == 100  # 400 ms minus the 300 ms prefix padding
+    assert stopped["audio_end_ms"] == 1900  # speech end 1400 + 500 ms of silence
+    assert r.of("conversation.item.input_audio_transcription.completed")[0]["transcript"] == (
+        "what time is it"
+    )
+    done = r.of("response.done")[0]["response"]
+    assert done["status"] == "completed"
+    spoken = r.of("response.output_audio_transcript.done")[0]["transcript"]
+    assert spoken.split() == LlmScript().text.split()
+    audio = b"".join(base64.b64decode(e["delta"]) for e in r.of("response.output_audio.delta"))
+    assert len(audio) > 2 * 24_000  # seconds of 24 kHz PCM16
+    lat = r.of("earshot.latency")[0]
+    m = lat["marks_ms"]
+    assert m["speech_end"] == 1400.0  # the chunk carrying audio up to 1400 ms arrived at 1400
+    assert m["end_of_turn"] == 2000.0  # decided when the chunk with the 1900 ms frame arrived
+    assert m["llm_first_token"] - m["llm_request"] == 200.0  # the fake's TTFT, exactly
+    assert lat["ttfat_ms"] == m["playout_start"] - m["speech_end"]
+    assert abs(sum(lat["terms_ms"].values()) - lat["ttfat_ms"]) < 1e-6
+
+
+def test_tts_failure_fails_that_response_and_the_next_turn_is_answered() -> None:
+    tts = FakeTts(fail=lambda i, text: i == 0)
+    r = run([(400, 1400), (4000, 5000)], 6500, tts=tts, transcripts=("first", "second"))
+    statuses = [e["response"]["status"] for e in r.of("response.done")]
+    assert statuses == ["failed", "completed"]
+    failed = r.of("response.done")[0]["response"]["status_details"]
+    assert "fake TTS failure" in failed["error"]["message"]
+    assert [
+        e["transcript"] for e in r.of("conversation.item.input_audio_transcription.completed")
+    ] == ["first", "second"]
+
+
+def test_llm_failure_speaks_the_fallback_line() -> None:
+    r = run([(400, 1400)], 2500, scripts=[LlmScript(fail_after_tokens=0)])
+    assert r.of("response.done")[0]["response"]["status"] == "completed"
+    assert r.of("response.output_audio_transcript.done")[0]["transcript"].strip() == FALLBACK_LINE
+
+
+def test_speech_during_a_reply_interrupts_it() -> None:
+    # The reply's audio starts ~2.2 s; the caller speaks again at 3.0 s.
+    slow = LlmScript(text="This is a long story. " * 10, ttft_ms=200.0, token_ms=50.0)
+    r = run(
+        [(400, 1400), (3000, 4000)], 5500, scripts=[slow], transcripts=("tell me a story", "stop")
+    )
+    first = r.of("response.done")[0]["response"]
+    assert first["status"] == "cancelled"
+    assert first["status_details"]["reason"] == "turn_detected"
+    truncated = r.of("conversation.item.truncated")[0]
+    assert truncated["item_id"] == first["output"][0]["id"]
+    lat = r.of("earshot.latency")[0]
+    assert lat["interrupted"]
+    # Played estimate: real-time playback from the first delta (2400 ms: EOT 2000 + TTFT 200 +
+    # 4 tokens of 50 ms) to the speech start's detection (the chunk ending 3100 ms): 700 ms.
+    assert lat["marks_ms"]["playout_start"] == 2400.0
+    assert truncated["audio_end_ms"] == 700
+    # FakeTts: 60 ms per character + 1: "This" ends 262 ms, "is" 458, "a" 585, "long" 863.
+    assert lat["heard_text"] == "This is a"
+    # The second turn is answered with the interrupted reply cut to what was heard.
+    assert len(r.of("response.created")) == 2
+
+
+def test_turn_detection_off_waits_for_commit() -> None:
+    r = run(
+        [(400, 1400)],
+        2500,
+        session={"type": "realtime", "audio": {"input": {"turn_detection": None}}},
+    )
+    assert not r.of("input_audio_buffer.speech_started")
+    assert not r.of("response.created")
