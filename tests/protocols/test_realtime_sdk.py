@@ -109,6 +109,21 @@ async def _conversation(tmp: Path) -> dict[str, Any]:
             errors += await _events_until(conn, {"error"}, 10)
             await conn.send({"type": "conversation.item.retrieve", "item_id": reply_item})
             retrieved = await _events_until(conn, {"conversation.item.retrieved"}, 10)
+
+            # Barge-in: speech while the client is still playing a reply (server_vad).
+            await conn.conversation.item.create(
+                item={
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "Tell me about your weekend."}],
+                }
+            )
+            await conn.response.create()
+            barge = await _events_until(conn, {"response.output_audio.delta"}, 30)
+            speech2 = speech("realtimestt_ljspeech_LJ001-0008.wav", 24_000)
+            sender = asyncio.create_task(_send_audio(conn, speech2, CHUNK_MS / 1000 / 2))
+            barge += await _events_until(conn, {"conversation.item.truncated"}, 30)
+            await sender
         return {
             "first": first,
             "updated": updated,
@@ -117,6 +132,7 @@ async def _conversation(tmp: Path) -> dict[str, Any]:
             "turn2": turn2,
             "truncated": truncated,
             "retrieved": retrieved,
+            "barge": barge,
         }
 
 
@@ -191,3 +207,21 @@ def test_openai_sdk_against_earshot_serve(tmp_path: Path) -> None:
     heard_words = [w.strip(",.?!").lower() for w in heard.split()]
     assert 0 < len(heard_words) < len(spoken_words)
     assert heard_words == spoken_words[: len(heard_words)]
+
+    barge = r["barge"]
+    kinds = [e.type for e in barge]
+    assert "input_audio_buffer.speech_started" in kinds
+    reply = next(e.item_id for e in barge if e.type == "response.output_audio.delta")
+    cut = barge[-1]
+    assert cut.item_id == reply
+    sent_ms = (
+        sum(
+            len(base64.b64decode(e.delta)) for e in barge if e.type == "response.output_audio.delta"
+        )
+        / 48
+    )
+    # Cut at the estimated played position: well before the end of the reply's audio.
+    assert 0 < cut.audio_end_ms < sent_ms
+    done = [e for e in barge if e.type == "response.done"]
+    if done and done[0].response.status == "cancelled":  # still generating when speech began
+        assert done[0].response.status_details.reason == "turn_detected"
