@@ -60,6 +60,24 @@ STACK_KEY = web.AppKey("earshot_stack", CallStack)
 
 def default_stack() -> CallStack:
     """The embedded stack with its default settings."""
-    from earshot.server.embedded import EmbeddedStack
+    return make_stack("embedded")
 
-    return EmbeddedStack()
+
+def make_stack(
+    name: str, *, frame_ms: int = 20, eot_silence_ms: float = 500.0, quiet: bool = False
+) -> CallStack:
+    """``embedded`` or ``fake`` with these settings (``earshot serve --stack``).
+
+    Raises:
+        ValueError: an unknown stack name.
+    """
+    from earshot.server.embedded import EmbeddedStack, FakeStack
+    from earshot.session.config import SessionConfig
+
+    config = SessionConfig(frame_ms=frame_ms)
+    del quiet
+    if name == "embedded":
+        return EmbeddedStack(config, eot_silence_ms=eot_silence_ms)
+    if name == "fake":
+        return FakeStack(config)
+    raise ValueError(f"unknown stack {name!r}: use embedded or fake")

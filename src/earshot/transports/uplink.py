@@ -89,7 +89,7 @@ class AdaptiveJitterBuffer(Generic[P]):
         max_delay_ms: float = 200.0,
         quantile: float = 0.95,
         window: int = 100,
-        decay_ms_per_frame: float = 0.5,
+        decay_ms_per_frame: float = 1.0,
     ) -> None:
         if frame_ms <= 0:
             raise ValueError(f"frame duration must be > 0 ms, got {frame_ms}")

@@ -37,8 +37,10 @@ from pydantic import BaseModel
 from earshot.audio.frames import SAMPLE_RATE_HZ, Pcm16, samples_per_frame
 from earshot.clock import Clock
 from earshot.server import protocol as proto
-from earshot.transports.base import InputFrame, PlayoutReport, SessionPort
+from earshot.server.recording import TimelineRecorder
+from earshot.transports.base import InputFrame, SessionPort
 from earshot.transports.clocksync import ClockEstimate, ClockSync, ClockSyncError, ProbeBook
+from earshot.transports.websocket import playout_report
 
 log = logging.getLogger(__name__)
 
@@ -168,12 +170,15 @@ class WebRtcTransport:
         self.connect_timeout_ms = connect_timeout_ms
         self.stats = RtcStats()
         self.ended = ""
+        self.recorder: TimelineRecorder | None = None
+        """Set by the call to record both tracks (``conversation.wav``)."""
         self._channel: Any = None
         self._incoming: Any = None
         self._connected = asyncio.Event()
         self._closed = asyncio.Event()
         self._port: SessionPort | None = None
         self._cleared: set[int] = set()
+        self._first_sent_ms: dict[int, float] = {}
         self.outgoing = make_session_track(self)
         pc.addTrack(self.outgoing)
 
@@ -221,7 +226,10 @@ class WebRtcTransport:
         if port is None:
             return np.zeros(num_samples, np.int16)
         out = port.pull_output(num_samples, self.clock.now_ms())
+        if self.recorder is not None:
+            self.recorder.agent(out.sent_ms, out.pcm)
         if out.response_id is not None and out.agent_samples > 0 and out.response_samples == 0:
+            self._first_sent_ms.setdefault(out.response_id, out.sent_ms)
             self.send(proto.ResponseStart(response_id=out.response_id, sent_ms=out.sent_ms))
         return out.pcm
 
@@ -286,19 +294,7 @@ class WebRtcTransport:
                 if est is None or self._port is None:
                     return
                 self._port.report_playout(
-                    PlayoutReport(
-                        response_id=msg.response_id,
-                        played_samples=msg.played_samples,
-                        at_ms=est.to_session_ms(msg.at_ms),
-                        first_sample_ms=None
-                        if msg.first_sample_ms is None
-                        else est.to_session_ms(msg.first_sample_ms),
-                        first_received_ms=None
-                        if msg.first_received_ms is None
-                        else est.to_session_ms(msg.first_received_ms),
-                        client_ms=msg.at_ms,
-                        sync_error_ms=est.error_bound_ms,
-                    )
+                    playout_report(msg, est, self._first_sent_ms.get(msg.response_id))
                 )
             case proto.End():
                 self.ended = "end"
@@ -327,10 +323,13 @@ class WebRtcTransport:
             bound = est.error_bound_ms if est is not None else 0.0
             one_way = est.rtt_ms / 2.0 if est is not None else 0.0
             while (pcm := down.pop(self.frame_samples)) is not None:
+                capture_ms = now - self.frame_ms - one_way
+                if self.recorder is not None:
+                    self.recorder.user(capture_ms, pcm)
                 port.push_input(
                     InputFrame(
                         pcm=pcm,
-                        capture_ms=now - self.frame_ms - one_way,
+                        capture_ms=capture_ms,
                         arrival_ms=now,
                         release_ms=now,
                         sync_error_ms=bound,

@@ -36,6 +36,7 @@ from pydantic import BaseModel
 from earshot.audio.frames import Pcm16, samples_per_frame
 from earshot.clock import Clock
 from earshot.server import protocol as proto
+from earshot.server.recording import TimelineRecorder
 from earshot.transports.base import InputFrame, PlayoutReport, SessionPort
 from earshot.transports.clocksync import ClockEstimate, ClockSync, ClockSyncError, ProbeBook
 from earshot.transports.opus import OpusDecoder, OpusEncoder
@@ -52,6 +53,36 @@ OUTGOING_QUEUE_LIMIT = 2_000
 class _Packet:
     payload: bytes
     capture_client_ms: float
+
+
+class LatenessStats:
+    """Frame-tick lateness (ms) in a fixed histogram: bounded memory for any call length.
+
+    Bins are 1 ms wide up to 1 s (later ticks go in the last bin), enough for p50/p99.
+    """
+
+    def __init__(self, max_ms: int = 1000) -> None:
+        self.counts = np.zeros(max_ms + 1, dtype=np.int64)
+        self.n = 0
+        self.max_ms = 0.0
+
+    def add(self, lateness_ms: float) -> None:
+        v = max(0.0, lateness_ms)
+        self.counts[min(int(v), len(self.counts) - 1)] += 1
+        self.n += 1
+        self.max_ms = max(self.max_ms, v)
+
+    def merge(self, other: LatenessStats) -> None:
+        self.counts += other.counts
+        self.n += other.n
+        self.max_ms = max(self.max_ms, other.max_ms)
+
+    def quantile_ms(self, q: float) -> float:
+        """Upper edge of the bin holding quantile ``q`` (0–1); 0 with no ticks."""
+        if self.n == 0:
+            return 0.0
+        idx = int(np.searchsorted(np.cumsum(self.counts), q * self.n))
+        return float(idx + 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +142,10 @@ class WebSocketTransport:
         self.end_tail_ms = end_tail_ms
         self.on_ready = on_ready
         self.ended: CallEnd | None = None
+        self.recorder: TimelineRecorder | None = None
+        """Set by the call to record both tracks (``conversation.wav``)."""
+        self.tick_lateness = LatenessStats()
+        """How late each frame tick ran (ms): the server's own contribution to frame timing."""
         self._out: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         self._probes = ProbeBook(self.sync)
         self._synced = asyncio.Event()
@@ -121,6 +156,7 @@ class WebSocketTransport:
         self._last_capture_ms: float | None = None
         self._down_seq = 0
         self._cleared: set[int] = set()
+        self._first_sent_ms: dict[int, float] = {}
         self._decoder = OpusDecoder(hello.frame_ms) if self.codec == proto.CODEC_OPUS else None
         self._encoder = OpusEncoder(hello.frame_ms) if self.codec == proto.CODEC_OPUS else None
 
@@ -236,21 +272,10 @@ class WebSocketTransport:
                     raise proto.ProtocolError(str(exc)) from None
             case proto.Playback():
                 est = self.estimate()
-                assert est is not None  # playback only after ready
+                if est is None:
+                    raise proto.ProtocolError("playback before 'ready'")
                 port.report_playout(
-                    PlayoutReport(
-                        response_id=msg.response_id,
-                        played_samples=msg.played_samples,
-                        at_ms=est.to_session_ms(msg.at_ms),
-                        first_sample_ms=None
-                        if msg.first_sample_ms is None
-                        else est.to_session_ms(msg.first_sample_ms),
-                        first_received_ms=None
-                        if msg.first_received_ms is None
-                        else est.to_session_ms(msg.first_received_ms),
-                        client_ms=msg.at_ms,
-                        sync_error_ms=est.error_bound_ms,
-                    )
+                    playout_report(msg, est, self._first_sent_ms.get(msg.response_id))
                 )
             case proto.End():
                 self._finish(CallEnd("end"))
@@ -286,8 +311,10 @@ class WebSocketTransport:
         k = 0
         while True:
             k += 1
-            await self.clock.sleep_until_ms(start + k * self.frame_ms)
+            due = start + k * self.frame_ms
+            await self.clock.sleep_until_ms(due)
             now = self.clock.now_ms()
+            self.tick_lateness.add(now - due)
             if not self._input_done:
                 for r in self.uplink.pop_due(now):
                     self._push(port, r.payload, r.arrival_ms, r.release_ms)
@@ -296,6 +323,8 @@ class WebSocketTransport:
                     await self.ws.close()
                     return
             out = port.pull_output(self.frame_samples, now)
+            if self.recorder is not None:
+                self.recorder.agent(out.sent_ms, out.pcm)
             if out.response_id is not None and out.agent_samples > 0:
                 self._send_audio(out.pcm, out.response_id, out.response_samples, out.sent_ms)
 
@@ -324,10 +353,14 @@ class WebSocketTransport:
                     return
             else:
                 pcm = np.frombuffer(packet.payload, dtype="<i2").astype(np.int16)
-            capture = est.to_session_ms(packet.capture_client_ms)
             arrival = arrival_ms if arrival_ms is not None else release_ms
+            # Causality: a frame cannot arrive before it was captured; a mapped capture time
+            # past that is sync error, and the bound is the nearer value to the truth.
+            capture = min(est.to_session_ms(packet.capture_client_ms), arrival - self.frame_ms)
         self._last_pcm = pcm
         self._last_capture_ms = capture
+        if self.recorder is not None:
+            self.recorder.user(capture, pcm)
         port.push_input(
             InputFrame(
                 pcm=pcm,
@@ -342,6 +375,7 @@ class WebSocketTransport:
     def _send_audio(self, pcm: Pcm16, response_id: int, position: int, sent_ms: float) -> None:
         if response_id in self._cleared:
             return
+        self._first_sent_ms.setdefault(response_id, sent_ms)
         payload = self._encoder.encode(pcm) if self._encoder is not None else pcm.tobytes()
         self._enqueue(
             proto.pack_downlink(
@@ -361,3 +395,30 @@ class WebSocketTransport:
                     await self.ws.send_str(item)
             except (ConnectionResetError, RuntimeError):
                 self._finish(CallEnd("closed"))
+
+
+def playout_report(
+    msg: proto.Playback, est: ClockEstimate, first_sent_ms: float | None
+) -> PlayoutReport:
+    """A client's ``playback`` message on the session clock.
+
+    Client times are mapped with the clock-sync estimate, then held to causality: the first
+    audio cannot be received before the server sent it, nor played before it was received.
+    When sync error would put a mapped time on the wrong side of such a bound, the bound is
+    closer to the truth (the true time satisfies it and the mapping is within the error).
+    """
+    received = None if msg.first_received_ms is None else est.to_session_ms(msg.first_received_ms)
+    if received is not None and first_sent_ms is not None:
+        received = max(received, first_sent_ms)
+    first = None if msg.first_sample_ms is None else est.to_session_ms(msg.first_sample_ms)
+    if first is not None and received is not None:
+        first = max(first, received)
+    return PlayoutReport(
+        response_id=msg.response_id,
+        played_samples=msg.played_samples,
+        at_ms=est.to_session_ms(msg.at_ms),
+        first_sample_ms=first,
+        first_received_ms=received,
+        client_ms=msg.at_ms,
+        sync_error_ms=est.error_bound_ms,
+    )
