@@ -194,6 +194,8 @@ def test_openai_sdk_against_earshot_serve(tmp_path: Path) -> None:
     assert lat["ttfat_ms"] > 0
     assert abs(sum(lat["terms_ms"].values()) - lat["ttfat_ms"]) < 0.01
 
+    records = [line for f in tmp_path.rglob("turns.jsonl") for line in f.read_text().splitlines()]
+    assert len(records) >= 3  # one latency record per response, written when the call ended
     cancelled = r["turn2"][-1]
     assert cancelled.response.status == "cancelled"
     assert cancelled.response.status_details.reason == "client_cancelled"

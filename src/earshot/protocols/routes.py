@@ -1,24 +1,32 @@
 """Mount the protocol endpoints on the `earshot serve` app.
 
 * ``GET /v1/realtime?model=...`` — OpenAI-Realtime-compatible WebSocket (GA protocol);
-* ``GET /twilio/media`` — Twilio Media Streams WebSocket (the ``<Stream url>`` of TwiML).
+* ``GET /twilio/media`` — Twilio Media Streams WebSocket (the ``<Stream url>`` of TwiML): a
+  `earshot.transports.twilio.TwilioTransport` under the server's call stack, so a phone call
+  runs the same session as a browser call and writes the same per-call outputs.
 
 Both go through the server's admission control (``CALLS_KEY``) and its token/origin check
 (``/v1/realtime`` and ``/twilio`` are in `earshot.server.app.CALL_PATH_PREFIXES`). The
-per-connection backends come from the factory stored under `COMPONENTS_KEY` (default:
-`embedded_components`), the Twilio settings from `TWILIO_OPTIONS_KEY`.
+Realtime endpoint's per-connection backends come from the factory stored under
+`COMPONENTS_KEY` (default: `embedded_components`); the Twilio settings from
+`TWILIO_OPTIONS_KEY`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from aiohttp import web
 
-from earshot.clock import Clock
+from earshot.clock import Clock, SystemClock
 from earshot.protocols.engine import EngineComponents
 from earshot.protocols.realtime.handler import ComponentsFactory, serve_realtime
-from earshot.protocols.twilio import TwilioOptions, serve_twilio
 from earshot.server.app import CALLS_KEY
-from earshot.server.registry import ServerFullError
+from earshot.server.registry import Admission, ServerFullError
+from earshot.transports.twilio import TwilioOptions, TwilioTransport
+
+log = logging.getLogger(__name__)
 
 COMPONENTS_KEY: web.AppKey[ComponentsFactory] = web.AppKey("earshot_protocol_components")
 TWILIO_OPTIONS_KEY = web.AppKey("earshot_twilio_options", TwilioOptions)
@@ -54,16 +62,36 @@ def _factory(app: web.Application) -> ComponentsFactory:
 
 async def _realtime(request: web.Request) -> web.StreamResponse:
     try:
-        with request.app[CALLS_KEY].admit("realtime"):
-            return await serve_realtime(request, _factory(request.app))
+        with request.app[CALLS_KEY].admit("realtime") as admission:
+            return await serve_realtime(request, _factory(request.app), admission.out_dir)
     except ServerFullError as exc:
         raise web.HTTPServiceUnavailable(text=str(exc)) from None
 
 
 async def _twilio(request: web.Request) -> web.StreamResponse:
-    options = request.app.get(TWILIO_OPTIONS_KEY) or TwilioOptions()
     try:
         with request.app[CALLS_KEY].admit("twilio") as admission:
-            return await serve_twilio(request, _factory(request.app), options, admission.out_dir)
+            return await _twilio_call(request, admission)
     except ServerFullError as exc:
         raise web.HTTPServiceUnavailable(text=str(exc)) from None
+
+
+async def _twilio_call(request: web.Request, admission: Admission) -> web.WebSocketResponse:
+    from earshot.server.routes import stack_of
+
+    options = request.app.get(TWILIO_OPTIONS_KEY) or TwilioOptions()
+    stack = stack_of(request.app)
+    ws = web.WebSocketResponse(max_msg_size=1024 * 1024, heartbeat=None)
+    await ws.prepare(request)
+    clock = SystemClock()
+    frame_ms = getattr(getattr(stack, "config", None), "frame_ms", 20)
+    transport = TwilioTransport(ws, clock, frame_ms, options)
+    try:
+        await stack.run_call(transport, clock, admission, lambda _msg: None)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # a broken call ends itself, never the server
+        log.exception("twilio call %s failed", admission.call_id)
+    if not ws.closed:
+        await ws.close()
+    return ws

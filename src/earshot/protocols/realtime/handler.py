@@ -10,13 +10,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from aiohttp import WSMsgType, web
 
+from earshot.audio.io import write_text_atomic
 from earshot.clock import Clock, SystemClock
 from earshot.protocols.engine import EngineComponents, ProtocolEngine
 from earshot.protocols.engine_types import EngineEvent
-from earshot.protocols.realtime.events import ServerEvent
+from earshot.protocols.realtime.events import EarshotLatencyEvent, ServerEvent
 from earshot.protocols.realtime.machine import Output, RealtimeProtocol
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ class RealtimeConnection:
         self.protocol = RealtimeProtocol(model)
         self.engine = ProtocolEngine(components, clock, self._on_engine_event, frame_ms)
         self.outbox: asyncio.Queue[str] = asyncio.Queue()
+        self.latency: list[EarshotLatencyEvent] = []
 
     def open(self) -> None:
         self._dispatch(self.protocol.open(self.clock.now_ms()))
@@ -51,15 +54,22 @@ class RealtimeConnection:
     def _dispatch(self, outputs: Sequence[Output]) -> None:
         for out in outputs:
             if isinstance(out, ServerEvent):
+                if isinstance(out, EarshotLatencyEvent):
+                    self.latency.append(out)
                 self.outbox.put_nowait(out.model_dump_json())
             else:
                 self.engine.submit(out)
 
 
 async def serve_realtime(
-    request: web.Request, factory: ComponentsFactory, frame_ms: int = 20
+    request: web.Request,
+    factory: ComponentsFactory,
+    out_dir: Path | None = None,
+    frame_ms: int = 20,
 ) -> web.WebSocketResponse:
-    """Accept a Realtime WebSocket and run the call until the client closes it."""
+    """Accept a Realtime WebSocket and run the call until the client closes it; then write
+    each response's latency record (the ``earshot.latency`` events) to
+    ``out_dir/turns.jsonl`` if ``out_dir`` is given."""
     model = request.query.get("model", "")
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=None)
     await ws.prepare(request)
@@ -117,4 +127,8 @@ async def serve_realtime(
     finally:
         if not ws.closed:
             await ws.close()
+        if out_dir is not None and conn.latency:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            lines = "".join(record.model_dump_json() + "\n" for record in conn.latency)
+            write_text_atomic(out_dir / "turns.jsonl", lines)
     return ws
