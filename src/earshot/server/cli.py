@@ -13,6 +13,9 @@ from pathlib import Path
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``serve``, ``call`` and ``loadtest``."""
     _add_serve(sub)
+    from earshot.server.cli_client import add_client_parsers
+
+    add_client_parsers(sub)
 
 
 def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -113,7 +113,7 @@ class FakeStack(SessionStack):
         return SessionParts(
             vad=fakes.EnergyVad(),
             stt=fakes.FakeStt(),
-            llm=fakes.FakeLlm(clock, [fakes.LlmScript(self.reply, ttft_ms=self.llm_ttft_ms)]),
+            llm=fakes.FakeLlm(clock, default=fakes.LlmScript(self.reply, ttft_ms=self.llm_ttft_ms)),
             tts=fakes.FakeTts(),
             endpointer=make_endpointer("fixed", silence_ms=500.0),
             bargein=self.bargein,

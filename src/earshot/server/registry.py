@@ -16,8 +16,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from earshot.transports.websocket import LatenessStats
 
 
 class ServerFullError(RuntimeError):
@@ -25,13 +29,26 @@ class ServerFullError(RuntimeError):
 
 
 class RegistryStatus(BaseModel):
-    """What ``GET /healthz`` reports."""
+    """What ``GET /healthz`` reports.
+
+    Attributes:
+        process_cpu_percent: the server process's CPU since the previous status (100 = one
+            core), from psutil.
+        process_rss_mb: its resident memory (MiB).
+        tick_lateness_p50_ms, tick_lateness_p99_ms: how late call frame ticks ran, over the
+            calls finished so far (ms; 1 ms bins).
+    """
 
     active_calls: int
     max_calls: int
     admitted_total: int
     refused_total: int
     pool_workers: int
+    process_cpu_percent: float | None = None
+    process_rss_mb: float | None = None
+    ticks: int = 0
+    tick_lateness_p50_ms: float = 0.0
+    tick_lateness_p99_ms: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +94,11 @@ class CallRegistry:
         self._ids = itertools.count(1)
         self.admitted_total = 0
         self.refused_total = 0
+        from earshot.transports.websocket import LatenessStats
+
+        self.lateness = LatenessStats()
+        """Frame-tick lateness of every finished call, merged (`record_lateness`)."""
+        self._process: Any = None
 
     @property
     def active_calls(self) -> int:
@@ -105,11 +127,31 @@ class CallRegistry:
         finally:
             self._active.discard(call_id)
 
+    def record_lateness(self, stats: LatenessStats) -> None:
+        """Fold one finished call's tick lateness into the server's."""
+        self.lateness.merge(stats)
+
     def status(self) -> RegistryStatus:
+        cpu = rss = None
+        try:
+            import psutil
+
+            if self._process is None:
+                self._process = psutil.Process()
+                self._process.cpu_percent(None)
+            cpu = float(self._process.cpu_percent(None))
+            rss = self._process.memory_info().rss / 2**20
+        except ImportError:  # psutil comes with the server extra; without it, no figures
+            pass
         return RegistryStatus(
             active_calls=len(self._active),
             max_calls=self.max_calls,
             admitted_total=self.admitted_total,
             refused_total=self.refused_total,
             pool_workers=self.pool_workers,
+            process_cpu_percent=cpu,
+            process_rss_mb=rss,
+            ticks=self.lateness.n,
+            tick_lateness_p50_ms=self.lateness.quantile_ms(0.5),
+            tick_lateness_p99_ms=self.lateness.quantile_ms(0.99),
         )

@@ -88,6 +88,8 @@ async def ws_call(request: web.Request) -> web.WebSocketResponse:
                 if not ws.closed:
                     await _refuse(ws, "internal", f"the call failed: {exc}")
                 return ws
+            finally:
+                registry.record_lateness(transport.tick_lateness)
             if not ws.closed:
                 bye = proto.Bye(
                     call_id=admission.call_id, out_dir=str(admission.out_dir), turns=summary.turns

@@ -149,6 +149,7 @@ class WebSocketTransport:
         self._out: asyncio.Queue[str | bytes | None] = asyncio.Queue()
         self._probes = ProbeBook(self.sync)
         self._synced = asyncio.Event()
+        self._end = asyncio.Event()
         self._input_done = False
         self._last_audio_ms = 0.0
         self._last_pcm: Pcm16 | None = None
@@ -193,12 +194,13 @@ class WebSocketTransport:
             writer = tg.create_task(self._writer())
             syncer = tg.create_task(self._syncer())
             ticker = tg.create_task(self._ticker(port))
+            reader = tg.create_task(self._reader(port))
             try:
-                await self._reader(port)
+                await self._end.wait()
                 if self.ended is not None and self.ended.reason == "end":
-                    await self._drain(port)
+                    await self._drain(port)  # the reader goes on taking playback reports
             finally:
-                for task in (syncer, ticker):
+                for task in (syncer, ticker, reader):
                     task.cancel()
                 if self.ended is not None and self.ended.reason == "error":
                     self._out.put_nowait(
@@ -219,6 +221,7 @@ class WebSocketTransport:
             await self.clock.sleep_ms(self.frame_ms)
 
     def _finish(self, end: CallEnd) -> None:
+        self._end.set()
         if self.ended is None:
             self.ended = end
             if end.reason == "error":
@@ -243,7 +246,7 @@ class WebSocketTransport:
             except proto.ProtocolError as exc:
                 self._finish(CallEnd("error", str(exc)))
                 return
-            if self.ended is not None:
+            if self.ended is not None and self.ended.reason != "end":
                 return
         close = self.ws.close_code
         if close == 1009:  # aiohttp closed it: message too big
