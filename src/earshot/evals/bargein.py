@@ -236,9 +236,7 @@ def _session_run(
         return await session.run(transport)
 
     state = clock.run(main)
-    return ScenarioOutcome(
-        state, state.responses, log, holder[0].jitter.underrun_samples, recorder
-    )
+    return ScenarioOutcome(state, state.responses, log, holder[0].jitter.underrun_samples, recorder)
 
 
 def _reply_info(tts: Synthesizer) -> tuple[str, float]:

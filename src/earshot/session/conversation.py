@@ -19,6 +19,7 @@ from earshot.turns.bargein import (
     BargeInDetected,
     BargeInResolution,
     InterruptionConfirmed,
+    reaction_ms,
 )
 
 
@@ -121,7 +122,9 @@ class Conversation:
             stopped_at_ms=stopped_at_ms,
             last_agent_sample_ms=last_agent_sample_ms,
             reaction_ms=(
-                None if last_agent_sample_ms is None else last_agent_sample_ms - detection.onset_ms
+                None
+                if last_agent_sample_ms is None
+                else reaction_ms(detection.onset_ms, last_agent_sample_ms)
             ),
             while_state="playing" if played else "preparing",
             heard_words=len(handle.heard_text(played).split()) - len(handle.heard_prefix.split()),

@@ -124,6 +124,7 @@ class ResponseRunner:
         no_audio_timeout_ms: a response with no audio this long after it started is failed
             and the fallback line is spoken.
         chunker: factory of the sentence chunker (one per response).
+        on_text: called with each chunk of text as it is handed to TTS (after sanitizing).
     """
 
     def __init__(
@@ -137,6 +138,7 @@ class ResponseRunner:
         max_lookahead_ms: float = 10_000.0,
         no_audio_timeout_ms: float = 8_000.0,
         chunker: Callable[[], SentenceChunker] = SentenceChunker,
+        on_text: Callable[[ResponseHandle, str], None] | None = None,
     ) -> None:
         self.clock = clock
         self.llm = llm
@@ -146,6 +148,7 @@ class ResponseRunner:
         self.max_lookahead_ms = max_lookahead_ms
         self.no_audio_timeout_ms = no_audio_timeout_ms
         self.chunker = chunker
+        self.on_text = on_text
 
     def _mark(self, handle: ResponseHandle, name: str) -> None:
         handle.turn.marks_ms.setdefault(name, self.clock.now_ms())
@@ -157,8 +160,6 @@ class ResponseRunner:
         )
         key = {"llm": "llm_error", "tts": "tts_error"}.get(stage, "response_error")
         handle.turn.extra.setdefault(key, error)
-        if handle.turn.failed is None and not (stage == "tts" and recovered):
-            handle.turn.failed = f"{stage}: {error}"
         if self.on_failure is not None:
             self.on_failure(event)
 
@@ -295,6 +296,8 @@ class ResponseRunner:
         clean = sanitize_for_tts(sentence)
         if not clean:
             return
+        if self.on_text is not None:
+            self.on_text(handle, clean)
         offset = handle.synthesized_samples
         async for chunk in stream_tts(self.tts, clean):
             if chunk.audio.size == 0 and not chunk.words:

@@ -39,6 +39,16 @@ from earshot.metrics.turn import BargeInRecord, NetworkTiming, TurnRecord
 from earshot.playout.jitter import JitterBuffer
 from earshot.session.config import SessionConfig
 from earshot.session.conversation import Conversation, Resume
+from earshot.session.events import (
+    ResponseInterrupted,
+    ResponseText,
+    SessionEvent,
+    TurnCompleted,
+    UserSpeechStarted,
+    UserTranscriptFinal,
+    UserTranscriptPartial,
+)
+from earshot.session.events import UserTurnEnded as TurnEndedEvent
 from earshot.session.listener import (
     BargeIn,
     BargeInSettled,
@@ -55,7 +65,14 @@ from earshot.session.response import ResponseFailed, ResponseHandle, ResponseRun
 from earshot.session.scheduler import Scheduler
 from earshot.session.stt_worker import SttAudio, SttFinish, SttPause, SttResume, SttStart, SttWorker
 from earshot.stt.base import StreamingRecognizer, Transcript
-from earshot.transports.base import InputFrame, OutputFrame, PlayoutReport, Transport
+from earshot.transports.base import (
+    InputFrame,
+    OutputFrame,
+    PlayoutReport,
+    SessionEventSink,
+    Transport,
+    TransportError,
+)
 from earshot.tts.base import Synthesizer
 from earshot.turns.bargein import (
     BargeInConfig,
@@ -85,6 +102,7 @@ class SessionState:
         input_frames_done: input frames pushed by the transport.
         output_frames_done: output frames pulled by the transport.
         unfinished: turns written as unfinished when the run ended.
+        transport_error: why the transport failed, if it did.
     """
 
     turns: list[TurnRecord] = field(default_factory=list)
@@ -95,6 +113,7 @@ class SessionState:
     input_frames_done: int = 0
     output_frames_done: int = 0
     unfinished: list[TurnRecord] = field(default_factory=list)
+    transport_error: str | None = None
 
 
 class Session:
@@ -111,6 +130,8 @@ class Session:
             unfinished at the end).
         on_tick: called after every output frame with the session time and the state.
         on_failure: called with every `ResponseFailed`.
+        on_event: called with every `earshot.session.events.SessionEvent` (a transport that
+            is a `SessionEventSink` gets them too).
     """
 
     def __init__(
@@ -128,8 +149,11 @@ class Session:
         on_turn: Callable[[TurnRecord], None] | None = None,
         on_tick: Callable[[float, SessionState], None] | None = None,
         on_failure: Callable[[ResponseFailed], None] | None = None,
+        on_event: Callable[[SessionEvent], None] | None = None,
     ) -> None:
         self.config = config
+        self.on_event = on_event
+        self._on_turn = on_turn
         self.clock = clock
         self.stt = stt
         self.on_tick = on_tick
@@ -155,10 +179,11 @@ class Session:
             on_failure=self._failed,
             max_lookahead_ms=config.max_lookahead_ms,
             no_audio_timeout_ms=config.no_audio_timeout_ms,
+            on_text=self._text_out,
         )
         self.state = SessionState()
         self.conversation = Conversation(
-            self.state.turns, self.state.history, self.state.barge_ins, on_turn=on_turn
+            self.state.turns, self.state.history, self.state.barge_ins, on_turn=self._turn_done
         )
         self.stt_worker = SttWorker(stt, self._on_partial)
         self.transport: Transport | None = None
@@ -175,6 +200,7 @@ class Session:
         self._last_input: InputFrame | None = None
         self._turn_during_agent = False
         self._closed = False
+        self._partial = ""
 
     # -- SessionPort -----------------------------------------------------------------------
 
@@ -260,7 +286,8 @@ class Session:
 
         Raises:
             ValueError: a bare array that is not 1-D int16.
-            TransportError: the transport's medium failed.
+            TransportError: the transport's medium failed (also kept in
+                ``state.transport_error``); the turns so far are written as usual.
         """
         if not isinstance(transport, Transport):
             from earshot.transports.file import ArraySource, FileTransport
@@ -269,6 +296,7 @@ class Session:
                 ArraySource(transport), self.clock, max_tail_ms=self.config.max_tail_ms
             )
         self.transport = transport
+        failure: TransportError | None = None
         try:
             async with asyncio.TaskGroup() as tg, Scheduler(self._failed) as scheduler:
                 self._scheduler = scheduler
@@ -276,6 +304,10 @@ class Session:
                 tg.create_task(self.stt_worker.run())
                 try:
                     await transport.run(self)
+                except TransportError as exc:  # raised below, outside the TaskGroup
+                    failure = exc
+                    self.state.transport_error = str(exc)
+                    log.error("transport %s failed: %s", transport.name, exc)
                 finally:
                     self._input_q.put_nowait(None)
                     self.stt_worker.queue.put_nowait(None)
@@ -283,6 +315,8 @@ class Session:
         finally:
             self._scheduler = None
             self.close_open_turns()
+        if failure is not None:
+            raise failure
         return self.state
 
     def close_open_turns(self) -> list[TurnRecord]:
@@ -332,6 +366,7 @@ class Session:
         match event:
             case UserTurnStarted():
                 self._turn_during_agent = event.during_agent
+                self._emit(UserSpeechStarted(event.start_ms))
                 q.put_nowait(SttStart())
                 for pcm in event.pre_roll:
                     q.put_nowait(SttAudio(pcm))
@@ -351,7 +386,33 @@ class Session:
                 self._settle(event.resolution)
 
     def _on_partial(self, text: str) -> None:
-        self.listener.on_partial(text, self.clock.now_ms())
+        now_ms = self.clock.now_ms()
+        self.listener.on_partial(text, now_ms)
+        if text != self._partial:
+            self._partial = text
+            self._emit(UserTranscriptPartial(text, now_ms))
+
+    # -- events ----------------------------------------------------------------------------
+
+    def _emit(self, event: SessionEvent) -> None:
+        sinks: list[Callable[[SessionEvent], None]] = []
+        if self.on_event is not None:
+            sinks.append(self.on_event)
+        if isinstance(self.transport, SessionEventSink):
+            sinks.append(self.transport.on_session_event)
+        for sink in sinks:
+            try:
+                sink(event)
+            except Exception as exc:  # a broken listener never ends the call
+                log.warning("session event handler failed on %s: %s", type(event).__name__, exc)
+
+    def _turn_done(self, turn: TurnRecord) -> None:
+        if self._on_turn is not None:
+            self._on_turn(turn)
+        self._emit(TurnCompleted(turn))
+
+    def _text_out(self, handle: ResponseHandle, text: str) -> None:
+        self._emit(ResponseText(handle.response_id, text, self.clock.now_ms()))
 
     # -- barge-in ------------------------------------------------------------------------------
 
@@ -367,6 +428,7 @@ class Session:
         rid = handle.response_id
         self.jitter.clear(rid)
         self._finished.pop(rid, None)
+        self._sent.pop(rid, None)
         if self.transport is not None:
             self.transport.clear(rid)
         return self._played(rid)
@@ -382,7 +444,8 @@ class Session:
         played = handle.interrupt()
         report = self._reports.get(handle.response_id)
         last_ms = report.at_ms if report is not None and report.played_samples else None
-        self.conversation.stopped(handle, det, played, self.clock.now_ms(), last_ms)
+        record = self.conversation.stopped(handle, det, played, self.clock.now_ms(), last_ms)
+        self._emit(ResponseInterrupted(handle.response_id, played, record))
 
     def _settle(self, resolution: BargeInResolution | None) -> None:
         if resolution is None:
@@ -392,6 +455,7 @@ class Session:
             return
         handle, resume = settled
         self._responses.pop(handle.response_id, None)
+        self._reports.pop(handle.response_id, None)
         if resume is not None:
             self._resume(resume)
 
@@ -430,6 +494,7 @@ class Session:
         final: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
         self.stt_worker.queue.put_nowait(SttFinish(final))
         handle = self._new_handle(turn)
+        self._emit(TurnEndedEvent(handle.response_id, ev.eot.speech_end_ms, self.clock.now_ms()))
         self._start(handle, self._respond(handle, final, self._turn_during_agent))
 
     def _uplink_timing(self) -> NetworkTiming:
@@ -475,6 +540,7 @@ class Session:
         self.state.failures.append(event)
         if self.on_failure is not None:
             self.on_failure(event)
+        self._emit(event)
 
     async def _respond(
         self, handle: ResponseHandle, final: asyncio.Future[Transcript], during_agent: bool
@@ -506,4 +572,5 @@ class Session:
                 self._drop(handle)  # "mm-hmm" under the agent's speech is not a turn
                 return
         self.conversation.answer(turn, text)
+        self._emit(UserTranscriptFinal(handle.response_id, turn.turn, text, self.clock.now_ms()))
         await self.runner.run(handle, list(self.state.history))
