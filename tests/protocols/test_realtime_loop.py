@@ -153,3 +153,22 @@ def test_turn_detection_off_waits_for_commit() -> None:
     )
     assert not r.of("input_audio_buffer.speech_started")
     assert not r.of("response.created")
+
+
+def _stop_after_speech_ms(eagerness: str) -> float:
+    r = run(
+        [(400, 1400)],
+        3500,
+        session={
+            "type": "realtime",
+            "audio": {
+                "input": {"turn_detection": {"type": "semantic_vad", "eagerness": eagerness}}
+            },
+        },
+    )
+    return float(r.of("input_audio_buffer.speech_stopped")[0]["audio_end_ms"]) - 1400.0
+
+
+def test_semantic_vad_eagerness_scales_the_smart_end_pointer() -> None:
+    waits = {e: _stop_after_speech_ms(e) for e in ("low", "auto", "high")}
+    assert 0 < waits["high"] < waits["auto"] < waits["low"]

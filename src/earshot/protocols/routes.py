@@ -7,8 +7,8 @@
 
 Both go through the server's admission control (``CALLS_KEY``) and its token/origin check
 (``/v1/realtime`` and ``/twilio`` are in `earshot.server.app.CALL_PATH_PREFIXES`). The
-Realtime endpoint's per-connection backends come from the factory stored under
-`COMPONENTS_KEY` (default: `embedded_components`); the Twilio settings from
+Realtime endpoint's per-connection backends are the server call stack's (``--stack``), or
+those of a factory stored under `COMPONENTS_KEY`; the Twilio settings come from
 `TWILIO_OPTIONS_KEY`.
 """
 
@@ -57,7 +57,22 @@ def add_protocol_routes(app: web.Application) -> None:
 
 
 def _factory(app: web.Application) -> ComponentsFactory:
-    return app.get(COMPONENTS_KEY) or embedded_components
+    """The Realtime backends: `COMPONENTS_KEY` if set, else the server's own call stack's
+    (``earshot serve --stack embedded|fake`` and its LLM options), else `embedded_components`."""
+    custom = app.get(COMPONENTS_KEY)
+    if custom is not None:
+        return custom
+    from earshot.server.routes import stack_of
+
+    build = getattr(stack_of(app), "build_parts", None)
+    if not callable(build):
+        return embedded_components
+
+    def from_stack(clock: Clock) -> EngineComponents:
+        parts = build(clock)
+        return EngineComponents(vad=parts.vad, stt=parts.stt, llm=parts.llm, tts=parts.tts)
+
+    return from_stack
 
 
 async def _realtime(request: web.Request) -> web.StreamResponse:
