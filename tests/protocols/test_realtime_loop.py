@@ -40,6 +40,7 @@ def run(
     tts: FakeTts | None = None,
     transcripts: Sequence[str] = ("what time is it",),
     session: dict[str, Any] | None = None,
+    then: Sequence[dict[str, Any]] = (),
 ) -> Run:
     clock = SimulatedClock(charge_compute=False)
 
@@ -61,6 +62,8 @@ def run(
             for _ in range(int(duration_ms // CHUNK_MS)):
                 await clock.sleep_ms(CHUNK_MS)
                 conn.client_text(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
+            for event in then:
+                conn.client_text(json.dumps(event))
             await clock.sleep_ms(3000)
 
         async def drain() -> None:
@@ -150,9 +153,14 @@ def test_turn_detection_off_waits_for_commit() -> None:
         [(400, 1400)],
         2500,
         session={"type": "realtime", "audio": {"input": {"turn_detection": None}}},
+        then=[{"type": "input_audio_buffer.commit"}],
     )
     assert not r.of("input_audio_buffer.speech_started")
-    assert not r.of("response.created")
+    assert len(r.of("input_audio_buffer.committed")) == 1
+    done = r.of("conversation.item.input_audio_transcription.completed")
+    assert [e["transcript"] for e in done] == ["what time is it"]
+    assert done[0]["usage"]["seconds"] == 2.5  # every appended frame was transcribed
+    assert not r.of("response.created")  # a manual commit does not answer by itself
 
 
 def _stop_after_speech_ms(eagerness: str) -> float:
