@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.loop.conftest import run_call
+from loop_helpers import run_call
 
+from earshot.audio.frames import samples_per_frame
 from earshot.clock import SimulatedClock
 from earshot.metrics.report import TurnLog
 from earshot.metrics.turn import TurnRecord
@@ -24,7 +25,7 @@ from earshot.testing import (
     FakeTts,
     SyntheticCaller,
 )
-from earshot.transports.base import Transport
+from earshot.transports.base import InputFrame, SessionPort, Transport
 from earshot.transports.file import FileTransport
 from earshot.turns.bargein import BargeInConfig
 from earshot.turns.endpointer import FixedEndpointer
@@ -239,7 +240,7 @@ def test_two_sessions_in_one_loop_share_no_state() -> None:
 
 def test_session_events_reach_a_transport_that_listens_in_order() -> None:
     from earshot.session import events as ev
-    from earshot.transports.base import SessionEventSink
+    from earshot.session.events import SessionEventSink
 
     transport = _network(downlink_ms=20.0)
     call = run_call([(1000.0, 2500.0)], 6000.0, transport=transport)  # type: ignore[arg-type]
@@ -286,3 +287,38 @@ def test_a_transport_failure_is_recorded_and_the_open_turn_written_unfinished() 
         clock.run(lambda: session.run(transport))
     assert session.state.transport_error is not None
     assert [t.unfinished for t in logged] == [True]
+
+
+class _HangsUpAtOnce:
+    """A caller whose whole turn arrives in one burst, after which the connection closes:
+    the transport returns while the input worker still has the end-of-turn frames queued."""
+
+    name = "burst"
+    reports_device_playout = False
+
+    def __init__(self, caller: SyntheticCaller) -> None:
+        self.caller = caller
+
+    def clear(self, response_id: int) -> None:
+        pass
+
+    async def run(self, port: SessionPort) -> None:
+        n = samples_per_frame(port.frame_ms)
+        k = 0
+        while not self.caller.exhausted:
+            pcm = self.caller.read(n)
+            pcm = np.pad(pcm, (0, n - len(pcm)))
+            port.push_input(InputFrame(pcm, capture_ms=k * port.frame_ms))
+            k += 1
+
+
+def test_a_caller_who_hangs_up_with_a_turn_still_queued_ends_the_call_cleanly() -> None:
+    # The end of turn is decided while the input worker drains its queue after the transport
+    # returned; the response it starts must find the scheduler still open.
+    call = run_call(
+        [(200.0, 1500.0)],
+        2600.0,
+        transport=lambda clock, caller: _HangsUpAtOnce(caller),  # type: ignore[arg-type,return-value]
+    )
+    (turn,) = call.state.turns
+    assert turn.unfinished and call.logged == [turn]

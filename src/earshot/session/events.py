@@ -1,6 +1,6 @@
 """What a session tells the outside world as a call goes: typed, in order, on the event loop.
 
-A transport that implements `earshot.transports.base.SessionEventSink` receives them (a web
+A transport that implements `SessionEventSink` receives them (a web
 page shows live transcripts and latency bars from them; an OpenAI-Realtime or Twilio endpoint
 maps them onto its protocol's messages); ``Session(on_event=...)`` receives them too. Handlers
 must not block and must not raise (an exception is logged and dropped).
@@ -11,6 +11,7 @@ All times are ms on the session clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from earshot.metrics.turn import BargeInRecord, TurnRecord
 from earshot.session.response import ResponseFailed
@@ -86,3 +87,15 @@ SessionEvent = (
     | ResponseFailed
     | TurnCompleted
 )
+
+
+@runtime_checkable
+class SessionEventSink(Protocol):
+    """Optional, for a transport that wants the session's events (transcripts, reply text,
+    barge-ins, failures, finished turns), e.g. to show them on a page or map them onto a
+    protocol's messages. The session checks its transport with ``isinstance``."""
+
+    def on_session_event(self, event: SessionEvent) -> None:
+        """Called on the event loop, in order; must not block. An exception is logged and
+        dropped (it never ends the call)."""
+        ...

@@ -16,13 +16,13 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
+from earshot.audio.frames import Pcm16
 from earshot.clock import Clock
 from earshot.llm import FALLBACK_LINE
 from earshot.llm.base import ChatMessage, LanguageModel
 from earshot.metrics.turn import TurnRecord
-from earshot.playout.jitter import JitterBuffer
 from earshot.session.tts_stream import stream_tts
 from earshot.text.chunker import SentenceChunker
 from earshot.text.sanitize import sanitize_for_tts
@@ -32,6 +32,23 @@ from earshot.tts.heard import heard_text, offset_words
 log = logging.getLogger("earshot.session")
 
 Stage = Literal["llm", "tts", "no_audio", "internal"]
+
+
+class AudioSink(Protocol):
+    """Where a response's audio goes: the session's `earshot.playout.jitter.JitterBuffer`, or
+    an endpoint that streams it to a client that owns playout (OpenAI Realtime, Twilio)."""
+
+    def push(self, response_id: int, audio: Pcm16, now_ms: float) -> bool:
+        """Queue int16 16 kHz audio of a response; False if it was dropped (cleared id)."""
+        ...
+
+    def end(self, response_id: int) -> None:
+        """No more audio will come for the response."""
+        ...
+
+    def buffered_ms_of(self, response_id: int) -> float:
+        """Audio of the response queued and not yet played (ms), for the look-ahead bound."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +134,7 @@ class ResponseRunner:
     Args:
         clock: the session clock.
         llm, tts: the backends.
-        jitter: the playout buffer the audio goes into.
+        jitter: where the audio goes (the session's jitter buffer, or any `AudioSink`).
         on_failure: called with every `ResponseFailed` (the session logs and records it).
         max_lookahead_ms: TTS pauses while more than this much of the response's audio waits
             in the jitter buffer (TTS must not run unboundedly ahead of playout).
@@ -132,7 +149,7 @@ class ResponseRunner:
         clock: Clock,
         llm: LanguageModel,
         tts: Synthesizer,
-        jitter: JitterBuffer,
+        jitter: AudioSink,
         *,
         on_failure: Callable[[ResponseFailed], None] | None = None,
         max_lookahead_ms: float = 10_000.0,

@@ -101,7 +101,7 @@ class FakeNetworkTransport:
     """(session time played, response id) of every output frame with agent audio the client
     played (after clears)."""
     events: list[object] = field(default_factory=list)
-    """Every session event it was sent (it is a `SessionEventSink`)."""
+    """Every session event it was sent (it is a `earshot.session.events.SessionEventSink`)."""
     _pending: deque[tuple[float, int, int, int, float]] = field(default_factory=deque)
     _played: dict[int, _Played] = field(default_factory=dict)
 

@@ -41,12 +41,9 @@ Three shapes this fits:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from earshot.audio.frames import Pcm16
-
-if TYPE_CHECKING:
-    from earshot.session.events import SessionEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +209,8 @@ class Transport(Protocol):
 
         Raises:
             TransportError: the medium failed in a way that is not the caller's doing (a file
-                that cannot be read mid-call); the session records it and ends the call.
+                that cannot be read mid-call); the session records it, writes the open turns
+                as unfinished and raises it to its caller.
         """
         ...
 
@@ -224,18 +222,6 @@ class Transport(Protocol):
         the response may still arrive afterwards (what was played before the clear took
         effect); the session keeps it.
         """
-        ...
-
-
-@runtime_checkable
-class SessionEventSink(Protocol):
-    """Optional: a transport that wants the session's events (transcripts, reply text,
-    barge-ins, failures, finished turns; see `earshot.session.events`), e.g. to show them on
-    a page or map them onto a protocol's messages. The session checks with ``isinstance``."""
-
-    def on_session_event(self, event: SessionEvent) -> None:
-        """Called on the event loop, in order; must not block. An exception is logged and
-        dropped (it never ends the call)."""
         ...
 
 
