@@ -34,7 +34,6 @@ _KNOWN = {
     "heard_text",
     "interrupted",
     "unfinished",
-    "failed",
     "barge_ins",
     "terms_measured",
     "terms_estimated",
@@ -56,7 +55,6 @@ def record_from_json(obj: dict[str, Any]) -> TurnRecord:
         heard_text=obj.get("heard_text", ""),
         interrupted=bool(obj.get("interrupted", False)),
         unfinished=bool(obj.get("unfinished", False)),
-        failed=obj.get("failed"),
     )
     terms = obj.get("terms_ms") or {}
     measured = obj.get("terms_measured")
