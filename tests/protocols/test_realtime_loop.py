@@ -41,6 +41,7 @@ def run(
     transcripts: Sequence[str] = ("what time is it",),
     session: dict[str, Any] | None = None,
     then: Sequence[dict[str, Any]] = (),
+    tail_ms: float = 3000.0,
 ) -> Run:
     clock = SimulatedClock(charge_compute=False)
 
@@ -64,7 +65,7 @@ def run(
                 conn.client_text(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
             for event in then:
                 conn.client_text(json.dumps(event))
-            await clock.sleep_ms(3000)
+            await clock.sleep_ms(tail_ms)
 
         async def drain() -> None:
             while True:
@@ -180,3 +181,84 @@ def _stop_after_speech_ms(eagerness: str) -> float:
 def test_semantic_vad_eagerness_scales_the_smart_end_pointer() -> None:
     waits = {e: _stop_after_speech_ms(e) for e in ("low", "auto", "high")}
     assert 0 < waits["high"] < waits["auto"] < waits["low"]
+
+
+def _audio_bytes(r: Run) -> bytes:
+    return b"".join(base64.b64decode(e["delta"]) for e in r.of("response.output_audio.delta"))
+
+
+def test_control_characters_from_the_llm_are_spoken_around() -> None:
+    # FakeTts raises on any control character, as espeak-ng's C API does with a NUL.
+    text = "Sure\x00, it is\x07 noon.\x1b Anything else?"
+    r = run([(400, 1400)], 2500, scripts=[LlmScript(text=text)])
+    assert not r.of("error")
+    done = r.of("response.done")[0]["response"]
+    assert done["status"] == "completed"
+    assert len(_audio_bytes(r)) > 24_000
+    spoken = r.of("response.output_audio_transcript.done")[0]["transcript"]
+    assert spoken.split() == ["Sure,", "it", "is", "noon.", "Anything", "else?"]
+    assert not any(ord(c) < 32 for c in spoken)
+
+
+def test_a_trickle_without_punctuation_is_spoken_before_the_llm_ends() -> None:
+    # Twelve words, 100 ms apart, no boundary, then the LLM stalls forever: the chunker's
+    # 1.5 s bound speaks what it has (long before the 8 s no-audio fallback).
+    trickle = LlmScript(
+        text="so I was thinking that we could maybe go there on the ", token_ms=100.0, stall=True
+    )
+    r = run([(400, 1400)], 2500, scripts=[trickle], tail_ms=3000.0)
+    assert not r.of("error")
+    assert len(_audio_bytes(r)) > 24_000
+    said = "".join(e["delta"] for e in r.of("response.output_audio_transcript.delta"))
+    assert said.split()[:4] == ["so", "I", "was", "thinking"]
+    assert FALLBACK_LINE not in said
+    assert not r.of("response.done")  # the LLM is still "streaming"
+
+
+def test_a_silent_llm_is_replaced_by_the_fallback_after_the_no_audio_bound() -> None:
+    silent = LlmScript(fail_after_tokens=0, stall=True)
+    short = run([(400, 1400)], 2500, scripts=[silent], tail_ms=7000.0)
+    assert not short.of("response.output_audio.delta")  # within 8 s: nothing yet
+    r = run([(400, 1400)], 2500, scripts=[silent], tail_ms=9000.0)
+    done = r.of("response.done")[0]["response"]
+    assert done["status"] == "completed"
+    assert r.of("response.output_audio_transcript.done")[0]["transcript"].strip() == FALLBACK_LINE
+    assert len(_audio_bytes(r)) > 24_000
+
+
+def test_a_text_only_response_streams_the_llm_text() -> None:
+    r = run([(400, 1400)], 2500, session={"type": "realtime", "output_modalities": ["text"]})
+    deltas = r.of("response.output_text.delta")
+    assert len(deltas) > 3  # streamed as the LLM produced it, not in one piece
+    assert "".join(e["delta"] for e in deltas).split() == LlmScript().text.split()
+    assert r.of("response.output_text.done")[0]["text"].split() == LlmScript().text.split()
+    assert not r.of("response.output_audio.delta")
+    assert r.of("response.done")[0]["response"]["status"] == "completed"
+
+
+def test_response_cancel_stops_the_reply_through_its_handle() -> None:
+    tts = FakeTts()
+    slow = LlmScript(text="This is a long story. " * 10, ttft_ms=1000.0)
+    r = run(
+        [],
+        200,
+        scripts=[slow],
+        tts=tts,
+        then=[
+            {
+                "type": "conversation.item.create",
+                "item": {
+                    "type": "message",
+                    "role": "user",
+                    "content": [{"type": "input_text", "text": "tell me a story"}],
+                },
+            },
+            {"type": "response.create"},
+            {"type": "response.cancel"},
+        ],
+    )
+    done = r.of("response.done")
+    assert [d["response"]["status"] for d in done] == ["cancelled"]
+    assert done[0]["response"]["status_details"]["reason"] == "client_cancelled"
+    assert not r.of("response.output_audio.delta")
+    assert tts.texts == []  # the LLM stream was cancelled before any sentence reached TTS

@@ -1,38 +1,45 @@
-"""The audio/model engine behind a protocol endpoint (OpenAI Realtime, Twilio Media Streams).
+"""The audio/model engine behind the OpenAI Realtime endpoint, on the session's shared parts.
 
-It takes `earshot.protocols.engine_types` commands and answers with engine events:
+It takes `earshot.protocols.engine_types` commands and answers with engine events. It owns no
+orchestration of its own: every decision is made by the same pieces a `earshot.session`
+call runs on.
 
-* **input**: audio of any chunk size is cut into frames; with turn detection on, each frame
-  goes through the VAD (off the loop), the `VadSegmenter` and the `TurnDetector` with the
-  configured end-pointer (fixed silence or earshot's smart end-pointer); the turn's audio,
-  with ``prefix_padding_ms`` of audio before the speech start, streams into the recognizer
-  while the user talks. With turn detection off, every appended frame streams into the
-  recognizer until the client commits. Times are input-audio ms from sample counts; the
-  session-clock ``speech_end`` is the arrival of the chunk that carried the last voiced sample.
-* **responses**: one task per response in the engine's TaskGroup: LLM → sentence chunker →
-  TTS, streamed; cancelling the task stops the LLM stream and the synthesis together. A
-  failure becomes a `ResponseFinished` with the error (an LLM failure speaks the fallback
-  line); it never ends the connection.
+* **input**: audio of any chunk size is cut into frames. With turn detection on, each frame
+  goes through `earshot.session.listener.Listener` (VAD off the loop, then the pure segmenter
+  → turn detector with the configured end-pointer: fixed silence for ``server_vad``, earshot's
+  smart end-pointer for ``semantic_vad``); the turn's audio, with ``prefix_padding_ms`` of audio
+  before the speech start, streams into the recognizer through
+  `earshot.session.stt_worker.SttWorker` while the user talks, and its partials go back to the
+  listener. With turn detection off, every appended frame streams into the recognizer until the
+  client commits. Times are input-audio ms from sample counts; the session-clock
+  ``speech_end`` is the arrival of the chunk that carried the last voiced sample.
+* **responses**: each is a `earshot.session.response.ResponseRunner` run (LLM → sentence
+  chunker with its time/length bound → `earshot.text.sanitize` → TTS, the look-ahead bound and
+  the no-audio timeout) owned by a `earshot.session.scheduler.Scheduler`; its audio goes to
+  `_ClientOutlet`, an `AudioSink` whose "playout" is the client's. Every cancellation
+  (``response.cancel``, server-VAD barge-in, truncation of the active item) is
+  `ResponseHandle.interrupt`. A failure becomes a `ResponseFinished` with the error; it never
+  ends the connection.
 
-This is the endpoint-side counterpart of the session loop: the client owns playout (a Realtime
-client plays the deltas itself; Twilio plays the media it is sent), so there is no server-side
-jitter buffer here, and the conversation lives in the protocol state machine.
+Interruption *policy* stays with the protocol state machine: the API cancels on the speech
+start itself (no barge-in thresholds), so the listener runs without a barge-in policy and the
+machine answers `SpeechStarted` with `CancelResponse`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from earshot.audio.frames import SAMPLE_RATE_HZ, Pcm16, samples_per_frame, samples_to_ms
 from earshot.clock import Clock, run_blocking
-from earshot.llm import FALLBACK_LINE
-from earshot.llm.base import LanguageModel, LlmError
+from earshot.llm.base import LanguageModel
+from earshot.metrics.turn import TurnRecord
 from earshot.protocols.engine_types import (
     AppendAudio,
     CancelResponse,
@@ -51,15 +58,28 @@ from earshot.protocols.engine_types import (
     Transcribed,
     TurnSettings,
 )
-from earshot.session.tts_stream import stream_tts
-from earshot.stt.base import StreamingRecognizer
-from earshot.text.chunker import SentenceChunker
+from earshot.session.listener import (
+    Listener,
+    SpeechPaused,
+    SpeechResumed,
+    UserAudio,
+    UserTurnDiscarded,
+    UserTurnEnded,
+    UserTurnStarted,
+)
+from earshot.session.response import ResponseFailed, ResponseHandle, ResponseRunner
+from earshot.session.scheduler import Scheduler
+from earshot.session.stt_worker import SttAudio, SttFinish, SttPause, SttResume, SttStart, SttWorker
+from earshot.stt.base import StreamingRecognizer, Transcript
 from earshot.tts.base import Synthesizer
-from earshot.tts.heard import offset_words
-from earshot.turns.detector import EndOfTurn, TurnDetector, TurnDiscarded, TurnStarted
 from earshot.turns.endpointer import Endpointer, FixedEndpointer
 from earshot.vad.base import VoiceActivityDetector
-from earshot.vad.segmenter import SpeechEnded, VadSegmenter
+
+log = logging.getLogger(__name__)
+
+CONFIRM_FRAMES = 10
+"""Frames kept before a speech start beyond ``prefix_padding_ms``: the VAD confirms a start a
+few frames after the run's first voiced frame, and the padding is counted from that frame."""
 
 
 @dataclass(slots=True)
@@ -83,6 +103,91 @@ def smart_endpointer(scale: float) -> Endpointer:
     return SmartEndpointer(rules.model_copy(update={"bounds_ms": bounds}))
 
 
+@dataclass(slots=True)
+class _Stream:
+    """What the outlet knows of one response on its way to the client."""
+
+    wire_id: str
+    handle: ResponseHandle
+    audio: bool
+    words_sent: int = 0
+    sent_samples: int = 0
+    first_send_ms: float | None = None
+    pending_text: str = ""
+    cleared: bool = False
+
+
+@dataclass(slots=True)
+class _ClientOutlet:
+    """The `AudioSink` of the Realtime endpoint: a response's audio becomes engine events
+    (audio deltas on the socket); the client plays it.
+
+    The client's playback cannot be seen, so "queued, not yet played" is estimated as real-time
+    playback from the first chunk sent; the runner's look-ahead bound keeps TTS at most
+    ``max_lookahead_ms`` ahead of that.
+    """
+
+    clock: Clock
+    emit: Callable[[EngineEvent], None]
+    streams: dict[int, _Stream] = field(default_factory=dict)
+
+    def open(self, response_id: int, stream: _Stream) -> None:
+        self.streams[response_id] = stream
+
+    def close(self, response_id: int) -> None:
+        self.streams.pop(response_id, None)
+
+    def text(self, handle: ResponseHandle, text: str) -> None:
+        """A sentence goes to TTS: its transcript delta is sent with its first audio (a
+        sentence the TTS cannot speak never reaches the transcript)."""
+        stream = self.streams.get(handle.response_id)
+        if stream is not None:
+            stream.pending_text = text
+
+    def delta(self, handle: ResponseHandle, text: str) -> None:
+        """LLM text of a text-only response, sent as it streams."""
+        stream = self.streams.get(handle.response_id)
+        if stream is not None and not stream.audio and not stream.cleared:
+            self.emit(ResponseText(stream.wire_id, text))
+
+    def push(self, response_id: int, audio: Pcm16, now_ms: float) -> bool:
+        stream = self.streams.get(response_id)
+        if stream is None or stream.cleared:
+            return False
+        if stream.pending_text:
+            self.emit(ResponseText(stream.wire_id, stream.pending_text + " "))
+            stream.pending_text = ""
+        handle = stream.handle
+        words = tuple(handle.words[stream.words_sent :])
+        stream.words_sent = len(handle.words)
+        if stream.first_send_ms is None:
+            stream.first_send_ms = now_ms
+        stream.sent_samples += len(audio)
+        self.emit(ResponseAudio(stream.wire_id, audio, words, dict(handle.turn.marks_ms)))
+        return True
+
+    def end(self, response_id: int) -> None:
+        """Nothing to flush: each chunk went out as it came."""
+
+    def buffered_ms_of(self, response_id: int) -> float:
+        stream = self.streams.get(response_id)
+        if stream is None or stream.first_send_ms is None:
+            return 0.0
+        played_ms = max(0.0, self.clock.now_ms() - stream.first_send_ms)
+        return max(0.0, samples_to_ms(stream.sent_samples) - played_ms)
+
+    def clear(self, handle: ResponseHandle) -> int:
+        """`ResponseHandle.interrupt`'s hook: drop the rest; the played-position estimate."""
+        stream = self.streams.get(handle.response_id)
+        if stream is None:
+            return handle.played_samples
+        stream.cleared = True
+        if stream.first_send_ms is None:
+            return 0
+        played_ms = max(0.0, self.clock.now_ms() - stream.first_send_ms)
+        return min(stream.sent_samples, int(played_ms * SAMPLE_RATE_HZ / 1000))
+
+
 _InputItem = AppendAudio | CommitInput | ClearInput | Configure
 
 
@@ -94,6 +199,8 @@ class ProtocolEngine:
         clock: the connection's session clock.
         emit: called (on the event loop, synchronously) with every engine event.
         frame_ms: frame size of the listener (10, 20 or 40 ms).
+        max_lookahead_ms: most of a reply (ms) sent ahead of the client's estimated playback.
+        no_audio_timeout_ms: a reply with no audio this long is failed over to the fallback.
     """
 
     def __init__(
@@ -102,29 +209,44 @@ class ProtocolEngine:
         clock: Clock,
         emit: Callable[[EngineEvent], None],
         frame_ms: int = 20,
+        *,
+        max_lookahead_ms: float = 10_000.0,
+        no_audio_timeout_ms: float = 8_000.0,
     ) -> None:
         self.c = components
         self.clock = clock
         self.emit = emit
         self.frame_ms = frame_ms
         self.frame_samples = samples_per_frame(frame_ms)
+        self.outlet = _ClientOutlet(clock, emit)
+        self.runner = ResponseRunner(
+            clock,
+            components.llm,
+            components.tts,
+            self.outlet,
+            on_failure=self._failed,
+            max_lookahead_ms=max_lookahead_ms,
+            no_audio_timeout_ms=no_audio_timeout_ms,
+            on_text=self.outlet.text,
+            on_delta=self.outlet.delta,
+        )
+        self.scheduler = Scheduler(on_failure=self._failed)
+        self.stt = SttWorker(components.stt, self._on_partial)
         self._input: asyncio.Queue[_InputItem] = asyncio.Queue()
-        self._tg: asyncio.TaskGroup | None = None
+        self._running = False
         self._pending_starts: list[StartResponse] = []
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._handles: dict[str, ResponseHandle] = {}
+        self._failures: dict[int, list[ResponseFailed]] = {}
+        self._settled: set[int] = set()
+        self._next_id = 1
+        self._listener: Listener | None = None
         self._turn: TurnSettings | None = None
-        self._segmenter = VadSegmenter()
-        self._detector = TurnDetector(FixedEndpointer())
-        self._pre_roll: deque[tuple[float, Pcm16]] = deque(maxlen=25)
-        self._prefix_ms = 300.0
         self._carry = np.zeros(0, dtype=np.int16)
         self._frames_done = 0
         self._arrivals: deque[tuple[float, float]] = deque(maxlen=4096)
         self._audio_in_ms = 0.0
         self._segment_open = False
         self._segment_samples = 0
-        self._stt_backlog: list[Pcm16] = []
-        self._partial = ""
 
     # -- commands --------------------------------------------------------------------------
 
@@ -132,14 +254,14 @@ class ProtocolEngine:
         """Take a command (non-blocking; input commands are handled in order)."""
         match cmd:
             case StartResponse():
-                if self._tg is None:
-                    self._pending_starts.append(cmd)
-                else:
+                if self._running:
                     self._start(cmd)
+                else:
+                    self._pending_starts.append(cmd)
             case CancelResponse():
-                task = self._tasks.pop(cmd.response_id, None)
-                if task is not None:
-                    task.cancel()
+                handle = self._handles.get(cmd.response_id)
+                if handle is not None:
+                    handle.interrupt()
             case AppendAudio():
                 self._audio_in_ms += samples_to_ms(len(cmd.pcm))
                 end_ms = self._audio_in_ms if cmd.audio_end_ms is None else cmd.audio_end_ms
@@ -150,12 +272,17 @@ class ProtocolEngine:
 
     async def run(self) -> None:
         """Serve commands until cancelled (the connection closed)."""
-        async with asyncio.TaskGroup() as tg:
-            self._tg = tg
-            for cmd in self._pending_starts:
-                self._start(cmd)
-            self._pending_starts.clear()
-            tg.create_task(self._input_worker())
+        async with self.scheduler:
+            self._running = True
+            try:
+                for cmd in self._pending_starts:
+                    self._start(cmd)
+                self._pending_starts.clear()
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self.stt.run())
+                    tg.create_task(self._input_worker())
+            finally:
+                self._running = False
 
     # -- input -----------------------------------------------------------------------------
 
@@ -168,29 +295,28 @@ class ProtocolEngine:
                 case CommitInput():
                     await self._commit(item.item_id)
                 case ClearInput():
-                    await self._close_segment()
+                    self._close_segment()
                     self._carry = np.zeros(0, dtype=np.int16)
                 case Configure():
                     self._configure(item.turn)
-            if self._input.empty():
-                await self._flush_stt()
 
     def _configure(self, turn: TurnSettings | None) -> None:
         self._turn = turn
         if turn is None:
+            self._listener = None
             return
         endpointer = (
             FixedEndpointer(turn.silence_ms)
             if turn.endpointer == "fixed"
             else smart_endpointer(turn.scale)
         )
-        self._segmenter = VadSegmenter(threshold=turn.threshold)
-        self._detector = TurnDetector(endpointer)
-        # Keep the prefix padding before a speech start plus the frames the VAD needs to
-        # confirm that start (its run of voiced frames is dated from the run's first frame).
-        self._prefix_ms = turn.prefix_padding_ms
-        frames = round(turn.prefix_padding_ms / self.frame_ms) + 10
-        self._pre_roll = deque(self._pre_roll, maxlen=frames)
+        self._listener = Listener(
+            self.c.vad,
+            endpointer,
+            frame_ms=self.frame_ms,
+            vad_threshold=turn.threshold,
+            pre_roll_ms=turn.prefix_padding_ms + CONFIRM_FRAMES * self.frame_ms,
+        )
 
     async def _append(self, pcm: Pcm16) -> None:
         audio = np.concatenate([self._carry, pcm]) if self._carry.size else pcm
@@ -201,54 +327,60 @@ class ProtocolEngine:
             await self._frame(audio[start : start + n])
 
     async def _frame(self, frame: Pcm16) -> None:
-        start_ms = self._frames_done * self.frame_ms
-        end_ms = start_ms + self.frame_ms
+        start_ms = float(self._frames_done * self.frame_ms)
         self._frames_done += 1
-        if self._turn is None:
+        listener = self._listener
+        if listener is None or self._turn is None:
             if not self._segment_open:
-                await self._open_segment([])
+                self._open_segment(())
             self._feed(frame)
             return
-        prob = await run_blocking(self.c.vad.speech_probability, frame)
-        voiced_end_ms: float | None = None
-        for vad_event in self._segmenter.push(prob, start_ms, self.frame_ms):
-            if isinstance(vad_event, SpeechEnded):
-                voiced_end_ms = vad_event.end_ms
-        was_in_turn = self._detector.in_turn
-        events = self._detector.push(
-            start_ms, end_ms, self._segmenter.is_speech, self._partial, frame, voiced_end_ms
-        )
-        if was_in_turn and self._detector.in_turn and self._segment_open:
-            self._feed(frame)
-        for event in events:
+        clean, prob = await run_blocking(listener.front_end, frame)
+        now_ms = self.clock.now_ms()
+        for event in listener.decide(clean, prob, start_ms, False, now_ms):
             match event:
-                case TurnStarted():
-                    # The VAD dates speech from the first frame of its voiced run.
-                    speech_ms = self._segmenter.speech_start_ms
-                    speech_ms = event.start_ms if speech_ms is None else speech_ms
-                    first_ms = speech_ms - self._prefix_ms - 1e-6
-                    padding = [(t, f) for t, f in self._pre_roll if t >= first_ms]
-                    await self._open_segment([*(f for _, f in padding), frame])
-                    audio_start_ms = padding[0][0] if padding else start_ms
-                    self.emit(SpeechStarted(audio_start_ms, speech_ms))
-                case EndOfTurn():
+                case UserTurnStarted():
+                    self._turn_started(listener, event, start_ms, self._turn.prefix_padding_ms)
+                case UserAudio() if self._segment_open:
+                    self._feed(event.pcm)
+                case SpeechPaused() if self._segment_open:
+                    self.stt.queue.put_nowait(SttPause())
+                case SpeechResumed() if self._segment_open:
+                    self.stt.queue.put_nowait(SttResume())
+                case UserTurnEnded(eot=eot):
+                    reason = getattr(listener.detector.endpointer, "last_decision_reason", "")
                     self.emit(
                         SpeechStopped(
-                            audio_end_ms=event.decided_at_ms,
-                            speech_end_audio_ms=event.speech_end_ms,
-                            speech_end_ms=self._arrival_of(event.speech_end_ms),
-                            end_of_turn_ms=self.clock.now_ms(),
-                            endpointer_reason=str(
-                                getattr(self._detector.endpointer, "last_decision_reason", "")
-                            ),
+                            audio_end_ms=eot.decided_at_ms,
+                            speech_end_audio_ms=eot.speech_end_ms,
+                            speech_end_ms=self._arrival_of(eot.speech_end_ms),
+                            end_of_turn_ms=now_ms,
+                            endpointer_reason=str(reason),
                         )
                     )
-                case TurnDiscarded():
-                    await self._close_segment()
+                case UserTurnDiscarded():
+                    self._close_segment()
                     self.emit(SpeechDiscarded(event.end_ms))
                 case _:
                     pass
-        self._pre_roll.append((start_ms, frame))
+
+    def _turn_started(
+        self, listener: Listener, event: UserTurnStarted, frame_start_ms: float, prefix_ms: float
+    ) -> None:
+        # The VAD dates speech from the first frame of its voiced run; the pre-roll ends with
+        # the frame that confirmed it. Keep ``prefix_ms`` of audio before the speech start.
+        speech_ms = listener.segmenter.speech_start_ms
+        speech_ms = event.start_ms if speech_ms is None else speech_ms
+        count = len(event.pre_roll)
+        starts = [frame_start_ms - (count - 1 - i) * self.frame_ms for i in range(count)]
+        first_ms = speech_ms - prefix_ms - 1e-6
+        kept = [(t, f) for t, f in zip(starts, event.pre_roll, strict=True) if t >= first_ms]
+        self._open_segment(tuple(f for _, f in kept))
+        self.emit(SpeechStarted(kept[0][0] if kept else frame_start_ms, speech_ms))
+
+    def _on_partial(self, text: str) -> None:
+        if self._listener is not None:
+            self._listener.on_partial(text, self.clock.now_ms())
 
     def _arrival_of(self, audio_ms: float) -> float:
         for end_ms, arrival_ms in self._arrivals:
@@ -256,137 +388,92 @@ class ProtocolEngine:
                 return arrival_ms
         return self.clock.now_ms()
 
-    async def _open_segment(self, frames: list[Pcm16]) -> None:
+    def _open_segment(self, frames: tuple[Pcm16, ...]) -> None:
         if self._segment_open:
-            await self._close_segment()
-        await run_blocking(self.c.stt.start)
+            self._close_segment()
+        self.stt.queue.put_nowait(SttStart())
         self._segment_open = True
         self._segment_samples = 0
-        self._partial = ""
         for f in frames:
             self._feed(f)
 
     def _feed(self, pcm: Pcm16) -> None:
-        self._stt_backlog.append(pcm)
+        self.stt.queue.put_nowait(SttAudio(pcm))
         self._segment_samples += len(pcm)
 
-    async def _flush_stt(self) -> None:
-        if not self._segment_open or not self._stt_backlog:
-            return
-        audio = np.concatenate(self._stt_backlog)
-        self._stt_backlog.clear()
-        self._partial = await run_blocking(self.c.stt.push_audio, audio)
-
-    async def _close_segment(self) -> None:
+    def _close_segment(self) -> None:
         if self._segment_open:
-            self._stt_backlog.clear()
-            await run_blocking(self.c.stt.finish)
+            self.stt.queue.put_nowait(SttFinish(None))
         self._segment_open = False
         self._segment_samples = 0
-        self._partial = ""
 
     async def _commit(self, item_id: str) -> None:
         if self._turn is None and self._carry.size:
             if not self._segment_open:
-                await self._open_segment([])
+                self._open_segment(())
             self._feed(self._carry)
             self._carry = np.zeros(0, dtype=np.int16)
         text, audio_ms = "", samples_to_ms(self._segment_samples)
         if self._segment_open:
-            await self._flush_stt()
-            transcript = await run_blocking(self.c.stt.finish)
-            text = transcript.text
-        self._segment_open = False
-        self._segment_samples = 0
-        self._partial = ""
+            final: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
+            self.stt.queue.put_nowait(SttFinish(final))
+            self._segment_open = False
+            self._segment_samples = 0
+            try:
+                text = (await final).text
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the recognizer failed: an empty transcript, logged
+                log.warning("realtime: transcription of %s failed: %s", item_id, exc)
+        if self._listener is not None:
+            self._listener.on_transcript(text, self.clock.now_ms())
         self.emit(Transcribed(item_id, text, audio_ms, self.clock.now_ms()))
 
     # -- responses -------------------------------------------------------------------------
 
     def _start(self, cmd: StartResponse) -> None:
-        if self._tg is None:  # unreachable: submit queues starts until run() begins
-            raise RuntimeError("engine not running")
-        self._tasks[cmd.response_id] = self._tg.create_task(self._respond(cmd))
+        handle = ResponseHandle(self._next_id, TurnRecord(turn=0))
+        self._next_id += 1
+        handle.on_interrupt = self.outlet.clear
+        self._handles[cmd.response_id] = handle
+        self.outlet.open(handle.response_id, _Stream(cmd.response_id, handle, cmd.audio))
+        self.scheduler.start(handle, self._respond(handle, cmd), cleanup=self._cleanup)
 
-    async def _respond(self, cmd: StartResponse) -> None:
-        marks: dict[str, float] = {}
-        llm_error = ""
-        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+    async def _respond(self, handle: ResponseHandle, cmd: StartResponse) -> None:
+        if cmd.speak_text is not None:
+            await self.runner.run(handle, None, cmd.speak_text, speak=cmd.audio)
+        else:
+            await self.runner.run(handle, cmd.messages, speak=cmd.audio)
+        self._settled.add(handle.response_id)
+        failures = self._failures.get(handle.response_id, [])
+        # An LLM that failed or stalled was replaced by the fallback line (the reply is
+        # complete); a stage that lost part of the reply fails the response.
+        llm = [f.error for f in failures if f.stage in ("llm", "no_audio")]
+        other = [f.error for f in failures if f.stage not in ("llm", "no_audio")]
+        marks = dict(handle.turn.marks_ms)
+        wire_id = cmd.response_id
+        self.emit(
+            ResponseFinished(wire_id, marks, error=next(iter(other), ""), llm_error=" / ".join(llm))
+        )
 
-        def mark(name: str) -> None:
-            marks.setdefault(name, self.clock.now_ms())
+    def _failed(self, failure: ResponseFailed) -> None:
+        self._failures.setdefault(failure.response_id, []).append(failure)
 
-        async def generate() -> None:
-            nonlocal llm_error
-            chunker = SentenceChunker()
-            mark("llm_request")
-            produced = False
-            try:
-                async with contextlib.aclosing(self.c.llm.stream(cmd.messages)) as stream:
-                    async for delta in stream:
-                        if not delta:
-                            continue
-                        mark("llm_first_token")
-                        produced = True
-                        if not cmd.audio:
-                            self.emit(ResponseText(cmd.response_id, delta))
-                        for sentence in chunker.push(delta):
-                            mark("first_sentence")
-                            sentences.put_nowait(sentence)
-            except LlmError as exc:
-                llm_error = str(exc)
-                if not produced:
-                    mark("llm_first_token")
-                    if not cmd.audio:
-                        self.emit(ResponseText(cmd.response_id, FALLBACK_LINE))
-                    chunker = SentenceChunker()
-                    for sentence in chunker.push(FALLBACK_LINE):
-                        mark("first_sentence")
-                        sentences.put_nowait(sentence)
-            for sentence in chunker.flush():
-                mark("first_sentence")
-                sentences.put_nowait(sentence)
-            sentences.put_nowait(None)
-
-        async def synthesize() -> None:
-            total = 0  # samples of the reply so far
-            while (sentence := await sentences.get()) is not None:
-                first = True
-                offset = total  # word timings are per synthesize() call: shift by what came before
-                async for chunk in stream_tts(self.c.tts, sentence):
-                    if chunk.audio.size == 0 and not chunk.words:
-                        continue
-                    mark("tts_first_audio")
-                    if first:
-                        self.emit(ResponseText(cmd.response_id, sentence + " "))
-                        first = False
-                    words = tuple(offset_words(chunk.words, offset))
-                    self.emit(ResponseAudio(cmd.response_id, chunk.audio, words, dict(marks)))
-                    total += len(chunk.audio)
-
-        try:
-            async with asyncio.TaskGroup() as tg:
-                if cmd.speak_text is not None:
-                    chunker = SentenceChunker()
-                    mark("first_sentence")
-                    for sentence in [*chunker.push(cmd.speak_text), *chunker.flush()]:
-                        sentences.put_nowait(sentence)
-                    sentences.put_nowait(None)
-                else:
-                    tg.create_task(generate())
-                if cmd.audio:
-                    tg.create_task(synthesize())
-            self.emit(ResponseFinished(cmd.response_id, marks, llm_error=llm_error))
-        except Exception as exc:  # a failing backend ends this response, not the connection
-            self.emit(ResponseFinished(cmd.response_id, marks, error=_describe(exc)))
-        finally:
-            self._tasks.pop(cmd.response_id, None)
-
-
-def _describe(exc: BaseException) -> str:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return f"{type(exc).__name__}: {exc}"
+    def _cleanup(self, handle: ResponseHandle) -> None:
+        rid = handle.response_id
+        stream = self.outlet.streams.get(rid)
+        self.outlet.close(rid)
+        failures = self._failures.pop(rid, [])
+        if stream is not None:
+            self._handles.pop(stream.wire_id, None)
+        if rid in self._settled:
+            self._settled.discard(rid)
+            return
+        task = handle.task
+        cancelled = handle.interrupted or (task is not None and task.cancelling() > 0)
+        if stream is not None and not cancelled:  # an error in earshot itself
+            error = next((f.error for f in failures), "internal error")
+            self.emit(ResponseFinished(stream.wire_id, dict(handle.turn.marks_ms), error=error))
 
 
 __all__ = ["SAMPLE_RATE_HZ", "EngineComponents", "ProtocolEngine", "smart_endpointer"]
