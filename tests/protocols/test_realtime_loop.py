@@ -19,6 +19,7 @@ from earshot.clock import SimulatedClock
 from earshot.llm import FALLBACK_LINE
 from earshot.protocols.engine import EngineComponents
 from earshot.protocols.realtime.handler import RealtimeConnection
+from earshot.session.config import SessionConfig
 from earshot.testing import FakeLlm, FakeStt, FakeTts, LlmScript, ScriptedVad
 
 CHUNK_MS = 100
@@ -42,6 +43,7 @@ def run(
     session: dict[str, Any] | None = None,
     then: Sequence[dict[str, Any]] = (),
     tail_ms: float = 3000.0,
+    config: SessionConfig | None = None,
 ) -> Run:
     clock = SimulatedClock(charge_compute=False)
 
@@ -52,7 +54,7 @@ def run(
             llm=FakeLlm(clock, list(scripts)),
             tts=tts or FakeTts(),
         )
-        conn = RealtimeConnection("m", components, clock)
+        conn = RealtimeConnection("m", components, clock, config=config)
         conn.open()
         if session is not None:
             conn.client_text(json.dumps({"type": "session.update", "session": session}))
@@ -224,6 +226,13 @@ def test_a_silent_llm_is_replaced_by_the_fallback_after_the_no_audio_bound() -> 
     assert done["status"] == "completed"
     assert r.of("response.output_audio_transcript.done")[0]["transcript"].strip() == FALLBACK_LINE
     assert len(_audio_bytes(r)) > 24_000
+
+
+def test_the_no_audio_bound_comes_from_the_session_config() -> None:
+    config = SessionConfig(no_audio_timeout_ms=1000.0)
+    silent = LlmScript(fail_after_tokens=0, stall=True)
+    r = run([(400, 1400)], 2500, scripts=[silent], tail_ms=1500.0, config=config)
+    assert r.of("response.output_audio_transcript.done")[0]["transcript"].strip() == FALLBACK_LINE
 
 
 def test_a_text_only_response_streams_the_llm_text() -> None:

@@ -58,6 +58,7 @@ from earshot.protocols.engine_types import (
     Transcribed,
     TurnSettings,
 )
+from earshot.session.config import SessionConfig
 from earshot.session.listener import (
     Listener,
     SpeechPaused,
@@ -199,8 +200,10 @@ class ProtocolEngine:
         clock: the connection's session clock.
         emit: called (on the event loop, synchronously) with every engine event.
         frame_ms: frame size of the listener (10, 20 or 40 ms).
-        max_lookahead_ms: most of a reply (ms) sent ahead of the client's estimated playback.
-        no_audio_timeout_ms: a reply with no audio this long is failed over to the fallback.
+        config: the session settings this endpoint shares with other calls (``min_speech_ms``;
+            ``max_lookahead_ms``: most of a reply sent ahead of the client's estimated
+            playback; ``no_audio_timeout_ms``); the defaults if None. The VAD threshold and
+            pre-roll come from the client's ``turn_detection`` instead.
     """
 
     def __init__(
@@ -210,9 +213,9 @@ class ProtocolEngine:
         emit: Callable[[EngineEvent], None],
         frame_ms: int = 20,
         *,
-        max_lookahead_ms: float = 10_000.0,
-        no_audio_timeout_ms: float = 8_000.0,
+        config: SessionConfig | None = None,
     ) -> None:
+        self.config = config or SessionConfig()
         self.c = components
         self.clock = clock
         self.emit = emit
@@ -225,8 +228,8 @@ class ProtocolEngine:
             components.tts,
             self.outlet,
             on_failure=self._failed,
-            max_lookahead_ms=max_lookahead_ms,
-            no_audio_timeout_ms=no_audio_timeout_ms,
+            max_lookahead_ms=self.config.max_lookahead_ms,
+            no_audio_timeout_ms=self.config.no_audio_timeout_ms,
             on_text=self.outlet.text,
             on_delta=self.outlet.delta,
         )
@@ -315,6 +318,7 @@ class ProtocolEngine:
             endpointer,
             frame_ms=self.frame_ms,
             vad_threshold=turn.threshold,
+            min_speech_ms=self.config.min_speech_ms,
             pre_roll_ms=turn.prefix_padding_ms + CONFIRM_FRAMES * self.frame_ms,
         )
 

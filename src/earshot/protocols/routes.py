@@ -24,6 +24,7 @@ from earshot.protocols.engine import EngineComponents
 from earshot.protocols.realtime.handler import ComponentsFactory, serve_realtime
 from earshot.server.app import CALLS_KEY
 from earshot.server.registry import Admission, ServerFullError
+from earshot.session.config import SessionConfig
 from earshot.transports.twilio import TwilioOptions, TwilioTransport
 
 log = logging.getLogger(__name__)
@@ -75,10 +76,25 @@ def _factory(app: web.Application) -> ComponentsFactory:
     return from_stack
 
 
+def _session_config(app: web.Application) -> SessionConfig | None:
+    """The server call stack's session settings (``earshot serve``), if it has them."""
+    from earshot.server.routes import stack_of
+
+    config = getattr(stack_of(app), "config", None)
+    return config if isinstance(config, SessionConfig) else None
+
+
 async def _realtime(request: web.Request) -> web.StreamResponse:
     try:
         with request.app[CALLS_KEY].admit("realtime") as admission:
-            return await serve_realtime(request, _factory(request.app), admission.out_dir)
+            config = _session_config(request.app)
+            return await serve_realtime(
+                request,
+                _factory(request.app),
+                admission.out_dir,
+                config.frame_ms if config is not None else 20,
+                config,
+            )
     except ServerFullError as exc:
         raise web.HTTPServiceUnavailable(text=str(exc)) from None
 

@@ -20,6 +20,7 @@ from earshot.protocols.engine import EngineComponents, ProtocolEngine
 from earshot.protocols.engine_types import EngineEvent
 from earshot.protocols.realtime.events import EarshotLatencyEvent, ServerEvent
 from earshot.protocols.realtime.machine import Output, RealtimeProtocol
+from earshot.session.config import SessionConfig
 
 log = logging.getLogger(__name__)
 
@@ -34,11 +35,18 @@ class RealtimeConnection:
     """One Realtime client connection (usable without aiohttp: feed `client_text`)."""
 
     def __init__(
-        self, model: str, components: EngineComponents, clock: Clock, frame_ms: int = 20
+        self,
+        model: str,
+        components: EngineComponents,
+        clock: Clock,
+        frame_ms: int = 20,
+        config: SessionConfig | None = None,
     ) -> None:
         self.clock = clock
         self.protocol = RealtimeProtocol(model)
-        self.engine = ProtocolEngine(components, clock, self._on_engine_event, frame_ms)
+        self.engine = ProtocolEngine(
+            components, clock, self._on_engine_event, frame_ms, config=config
+        )
         self.outbox: asyncio.Queue[str] = asyncio.Queue()
         self.latency: list[EarshotLatencyEvent] = []
 
@@ -66,10 +74,12 @@ async def serve_realtime(
     factory: ComponentsFactory,
     out_dir: Path | None = None,
     frame_ms: int = 20,
+    config: SessionConfig | None = None,
 ) -> web.WebSocketResponse:
     """Accept a Realtime WebSocket and run the call until the client closes it; then write
     each response's latency record (the ``earshot.latency`` events) to
-    ``out_dir/turns.jsonl`` if ``out_dir`` is given."""
+    ``out_dir/turns.jsonl`` if ``out_dir`` is given. ``config`` is the server's session
+    settings (see `ProtocolEngine`)."""
     model = request.query.get("model", "")
     ws = web.WebSocketResponse(max_msg_size=MAX_MESSAGE_BYTES, heartbeat=None)
     await ws.prepare(request)
@@ -91,7 +101,7 @@ async def serve_realtime(
         )
         await ws.close()
         return ws
-    conn = RealtimeConnection(model or "earshot", components, clock, frame_ms)
+    conn = RealtimeConnection(model or "earshot", components, clock, frame_ms, config)
     conn.open()
 
     async def reader() -> None:
