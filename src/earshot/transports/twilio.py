@@ -34,10 +34,11 @@ import base64
 import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 import numpy as np
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from earshot.audio import g711
@@ -46,6 +47,11 @@ from earshot.clock import Clock
 from earshot.transports.base import InputFrame, PlayoutReport, SessionPort
 
 log = logging.getLogger(__name__)
+
+BACKLOG_GAP_MS = 5.0
+"""Messages closer together than this when the transport starts were waiting in the socket."""
+MAX_BACKLOG_MESSAGES = 3000
+"""At most this many waiting messages (60 s of 20 ms media) are counted as backlog."""
 
 PSTN_RANGE_MS = (150.0, 700.0)
 """What PSTN carrier routing adds (T. Pan, "Voice AI in Production: Engineering the 300ms
@@ -209,6 +215,8 @@ class TwilioTransport:
         self._down = soxr.ResampleStream(16000, 8000, 1, dtype="int16", quality="QQ")
         self._carry = np.zeros(0, dtype=np.int16)
         self._base_ms: float | None = None
+        self._run_ms: float | None = None
+        self._backlog_ms = 0.0
         self._frames_in = 0
         self._late_ms = 0.0
         self._last_media_ms = 0.0
@@ -265,7 +273,16 @@ class TwilioTransport:
     # -- inbound ---------------------------------------------------------------------------
 
     async def _reader(self, port: SessionPort) -> None:
-        async for msg in self.ws:
+        waiting = await self._drain_backlog()
+        self._run_ms = self.clock.now_ms()
+
+        async def messages() -> AsyncIterator[WSMessage]:
+            for msg in waiting:
+                yield msg
+            async for msg in self.ws:
+                yield msg
+
+        async for msg in messages():
             if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
                 return
             now = self.clock.now_ms()
@@ -312,7 +329,7 @@ class TwilioTransport:
         self._carry = audio[whole:].copy()
         for start in range(0, whole, n):
             if self._base_ms is None:
-                self._base_ms = now_ms - self.frame_ms
+                self._base_ms = self._capture_base(now_ms)
             capture = self._base_ms + self._frames_in * self.frame_ms
             self._frames_in += 1
             self._late_ms = max(self._late_ms, now_ms - (capture + self.frame_ms))
@@ -324,6 +341,38 @@ class TwilioTransport:
                     sync_error_ms=self._late_ms,
                 )
             )
+
+    def _capture_base(self, first_arrival_ms: float) -> float:
+        """Session time of the stream's first sample: the audio that was waiting in the
+        socket when the transport started (`_drain_backlog`) ends now; with no backlog the
+        first frame was captured one frame before it arrived."""
+        if self._backlog_ms > 0.0 and self._run_ms is not None:
+            return self._run_ms - self._backlog_ms
+        return first_arrival_ms - self.frame_ms
+
+    async def _drain_backlog(self) -> list[WSMessage]:
+        """The messages already waiting in the socket when the transport starts.
+
+        Twilio streams in real time from the moment the socket opens; while the call's models
+        load, its media waits in the socket and then comes in a burst. Dating the stream from
+        that burst would put every later frame's capture after its arrival (and speech_end
+        after end_of_turn), so the waiting audio is counted first and dated into the past.
+        """
+        waiting: list[WSMessage] = []
+        while len(waiting) < MAX_BACKLOG_MESSAGES:
+            try:
+                msg = await self.ws.receive(timeout=BACKLOG_GAP_MS / 1000.0)
+            except TimeoutError:
+                return waiting
+            waiting.append(msg)
+            if msg.type not in (WSMsgType.TEXT, WSMsgType.BINARY):
+                return waiting
+            with contextlib.suppress(TwilioMessageError, ValueError):
+                _kind, body = parse_inbound(msg.data)
+                if isinstance(body, MediaInfo):
+                    ulaw_bytes = len(body.payload) * 3 // 4 - body.payload.count("=")
+                    self._backlog_ms += ulaw_bytes / 8.0  # µ-law at 8 kHz: 8 bytes per ms
+        return waiting
 
     # -- outbound --------------------------------------------------------------------------
 
