@@ -235,6 +235,19 @@ def test_the_no_audio_bound_comes_from_the_session_config() -> None:
     assert r.of("response.output_audio_transcript.done")[0]["transcript"].strip() == FALLBACK_LINE
 
 
+def test_tts_runs_at_most_the_look_ahead_bound_ahead_of_the_client() -> None:
+    # 20 sentences of ~1.3 s each (FakeTts: 60 ms per character); the reply starts ~2.2 s.
+    long = LlmScript(text="This is a long story. " * 20, token_ms=1.0)
+    config = SessionConfig(max_lookahead_ms=1000.0)
+    r = run([(400, 1400)], 2500, scripts=[long], tail_ms=3000.0, config=config)
+    sent_s = len(_audio_bytes(r)) / 2 / 24_000
+    # By the end (~3.3 s after the first delta) the client has played ~3.3 s: what was sent
+    # is that plus at most the bound and one sentence, not the whole 26 s reply.
+    assert 3.0 < sent_s < 3.3 + 1.0 + 1.4
+    unbounded = run([(400, 1400)], 2500, scripts=[long], tail_ms=3000.0)
+    assert len(_audio_bytes(unbounded)) / 2 / 24_000 > 10.0  # the default 10 s bound
+
+
 def test_a_text_only_response_streams_the_llm_text() -> None:
     r = run([(400, 1400)], 2500, session={"type": "realtime", "output_modalities": ["text"]})
     deltas = r.of("response.output_text.delta")
