@@ -218,9 +218,10 @@ def build_app(
     app.router.add_static("/static/", STATIC_DIR, show_index=False)
     all_setups: list[Setup] = []
     if call_routes:
+        from earshot.protocols.routes import add_protocol_routes
         from earshot.server.routes import add_call_routes
 
-        all_setups.append(add_call_routes)
+        all_setups.extend((add_call_routes, add_protocol_routes))
     all_setups.extend(setups)
     for setup in all_setups:
         setup(app)

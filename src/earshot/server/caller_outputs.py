@@ -34,7 +34,6 @@ _KNOWN = {
     "heard_text",
     "interrupted",
     "unfinished",
-    "failed",
     "barge_ins",
     "terms_measured",
     "terms_estimated",

@@ -152,6 +152,9 @@ class SessionStack:
 
 def describe_transport(transport: Transport) -> str:
     """The report's line for the transport: what is measured and what is estimated."""
+    described = getattr(transport, "description", None)
+    if isinstance(described, str):
+        return described
     if transport.name == "websocket":
         return (
             "WebSocket (real network): network_in, uplink_jitter_buffer, network_out and "
@@ -183,6 +186,9 @@ def transport_facts(transport: Transport) -> dict[str, Any]:
             f"{stats.received} frames received, {stats.concealed} concealed, "
             f"{stats.late} late, {stats.duplicate} duplicate"
         )
+    report_facts = getattr(transport, "report_facts", None)
+    if callable(report_facts):
+        facts.update(report_facts())
     stats_json = getattr(transport, "stats_json", None)
     if callable(stats_json):
         facts["RTCP"] = stats_json()
