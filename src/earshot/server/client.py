@@ -95,6 +95,8 @@ class ClientResult:
         call_id, out_dir: from the server's ``bye``.
         late_frames: uplink frames sent later than their real-time slot (client overload).
         lost_up, lost_down: audio frames dropped by the simulated network.
+        lost_up_seqs: the sequence numbers (frame indices) of the uplink frames dropped.
+        sent_up: uplink audio frames the client produced (delivered or dropped).
         sync_rtt_ms: round trips of the clock-sync exchanges (client view).
     """
 
@@ -109,6 +111,8 @@ class ClientResult:
     frame_lateness_ms: list[float] = field(default_factory=list)
     lost_up: int = 0
     lost_down: int = 0
+    lost_up_seqs: list[int] = field(default_factory=list)
+    sent_up: int = 0
     transcripts: list[str] = field(default_factory=list)
 
 
@@ -243,8 +247,10 @@ class CallClient:
             if len(frame) < n:
                 frame = np.concatenate([frame, np.zeros(n - len(frame), np.int16)])
             payload = self._encoder.encode(frame) if self._encoder else frame.tobytes()
+            self.result.sent_up += 1
             if self._up.lost():
                 self.result.lost_up += 1
+                self.result.lost_up_seqs.append(k)
                 continue
             data = proto.pack_uplink(codec, k, start + k * self.frame_ms, payload)
             self._up_q.put_nowait((self._up.deliver_at(now), data))
