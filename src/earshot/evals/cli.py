@@ -22,6 +22,7 @@ EVAL_VERBS: tuple[tuple[str, str], ...] = (
     # Registration hooks for harnesses written separately: each module is imported if present.
     ("endpointing", "earshot.evals.endpointing"),
     ("bargein", "earshot.evals.bargein"),
+    ("levers", "earshot.evals.levers"),
 )
 """(verb, module) pairs, in the order ``earshot eval --help`` lists them."""
 

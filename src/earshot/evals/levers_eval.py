@@ -1,0 +1,212 @@
+"""The body of `earshot eval levers`: run each lever's arms, compare, project, write outputs."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from earshot.clock import SystemClock
+from earshot.evals.latency_proxy import TailProfile
+from earshot.evals.levers import MAX_TOKENS, LeversOptions
+from earshot.evals.levers_runs import TtftTrial, ttft_trials
+from earshot.evals.levers_stats import Comparison, compare, project_hedged_ttft
+from earshot.evals.llm_rig import LlmRig
+from earshot.evals.outputs import write_eval_outputs
+from earshot.levers.hedge import HedgeConfig, HedgedLLM
+from earshot.llm.openai_compat import LlmTimeouts, OpenAICompatLLM
+
+HEDGE_CRITERION = -0.30
+"""Done-when of issue 13: hedging with N=2 cuts ``llm_ttft`` p99 by at least 30 %."""
+
+
+def caller_prompts(opts: LeversOptions) -> list[str]:
+    """The recorded callers' reference transcripts (the LLM prompts of the TTFT trials)."""
+    from earshot.evals.latency import load_manifest
+    from earshot.evals.manifest import bundled_data_dir
+
+    utterances = load_manifest(opts.data_dir or bundled_data_dir())
+    prompts = [u.transcript for u in utterances if u.transcript.strip()]
+    if not prompts:
+        raise ValueError("the recordings' manifest has no transcripts to use as prompts")
+    return prompts
+
+
+def evaluate(opts: LeversOptions) -> tuple[dict[str, Any], str]:
+    """Run the chosen levers; write ``levers.json``/``.txt``/``.png``; return (doc, text).
+
+    Raises:
+        RigError: the LLM servers cannot be started or reached.
+        ValueError: bad data or options.
+    """
+    opts.out_dir.mkdir(parents=True, exist_ok=True)
+    profile = TailProfile()
+    doc: dict[str, Any] = {
+        "settings": {
+            "levers": list(opts.levers),
+            "trials": opts.trials,
+            "quick": opts.quick,
+            "seed": opts.seed,
+            "max_tokens": MAX_TOKENS,
+            "hedge_percentile": opts.hedge_percentile,
+        },
+        "injected_ttft": profile.to_json(),
+        "levers": {},
+    }
+    rig = LlmRig(replicas=2, profile=profile, seed=opts.seed, base_urls=opts.base_urls or None,
+                 log_dir=opts.out_dir / "servers")
+    with rig.running():
+        doc["servers"] = {"upstreams": rig.upstream_urls, "proxies": rig.proxy_urls}
+        if "hedge" in opts.levers:
+            doc["levers"]["hedge"] = _hedge(opts, rig)
+        doc["proxy_stats"] = [p.stats.to_json() for p in rig.proxies]
+    text = render_text(doc)
+    write_eval_outputs(opts.out_dir, "levers", doc, text, lambda path: plot_levers(path, doc))
+    return doc, text
+
+
+def _client(url: str, model: str, clock: SystemClock) -> OpenAICompatLLM:
+    return OpenAICompatLLM(
+        url, model, clock, max_tokens=MAX_TOKENS, temperature=0.0,
+        timeouts=LlmTimeouts(first_token_ms=15_000.0),
+    )
+
+
+def _hedge(opts: LeversOptions, rig: LlmRig) -> dict[str, Any]:
+    clock = SystemClock()
+    a, b = rig.proxy_urls[0], rig.proxy_urls[1]
+    single = _client(a, opts.model, clock)
+    hedged = HedgedLLM([_client(a, opts.model, clock), _client(b, opts.model, clock)], clock)
+    delayed = HedgedLLM(
+        [_client(a, opts.model, clock), _client(b, opts.model, clock)],
+        clock,
+        HedgeConfig(2, delay_ms=TailProfile().body_p90_ms, percentile=opts.hedge_percentile),
+    )
+    arms = {"off": single, "hedge=2": hedged, f"hedge=2 delayed p{opts.hedge_percentile:g}": delayed}
+
+    def progress(i: int) -> None:
+        if not opts.quiet and (i % 10 == 0 or i == opts.trials):
+            print(f"  hedge: {i}/{opts.trials} prompts through {len(arms)} arms", flush=True)
+
+    async def main() -> dict[str, list[TtftTrial]]:
+        try:
+            return await ttft_trials(arms, caller_prompts(opts), clock, opts.trials,
+                                     on_trial=progress)
+        finally:
+            await single.aclose()
+            await hedged.aclose()
+            await delayed.aclose()
+
+    results = asyncio.run(main())
+    off = [t.ttft_ms for t in results["off"] if t.ttft_ms is not None]
+    out: dict[str, Any] = {"arms": {}, "criterion": "llm_ttft p99 cut >= 30 % at no worse p50"}
+    for name, trials in results.items():
+        ttfts = [t.ttft_ms for t in trials if t.ttft_ms is not None]
+        hedges = [t.notes.get("llm_hedge") for t in trials if t.notes.get("llm_hedge")]
+        sent = sum(h["requests_sent"] for h in hedges) if hedges else len(trials)
+        arm: dict[str, Any] = {
+            "requests": len(trials),
+            "failed": sum(1 for t in trials if t.ttft_ms is None),
+            "requests_sent": sent,
+            "extra_requests": sent - len(trials),
+            "cancelled_streams": sum(h["cancelled"] for h in hedges),
+            "second_request_won": sum(1 for h in hedges if h["winner"] == 1),
+            "ttft_ms": ttfts,
+        }
+        if name != "off":
+            comparison = compare(
+                "llm_ttft", off, ttfts, project_hedged_ttft(off, 2, opts.seed), opts.seed
+            )
+            arm["comparison"] = comparison.to_json()
+            arm["meets_criterion"] = _meets(comparison)
+        out["arms"][name] = arm
+    return out
+
+
+def _meets(c: Comparison) -> bool | None:
+    p99, p50 = c.relative_change("p99"), c.change_ms.get("p50")
+    if p99 is None or p50 is None:
+        return None
+    return p99 <= HEDGE_CRITERION and p50 <= 0.0
+
+
+def _fmt(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.0f}" if signed else f"{value:.0f}"
+
+
+def render_text(doc: dict[str, Any]) -> str:
+    """The tables printed on the terminal and written to ``levers.txt``."""
+    lines = [
+        "earshot eval levers",
+        f"injected TTFT: {doc['injected_ttft']['name']} — {doc['injected_ttft']['source']}",
+        "",
+    ]
+    hedge = doc["levers"].get("hedge")
+    if hedge is not None:
+        lines.append("hedge — llm_ttft (ms): off vs on, measured change ± spread, budget model")
+        header = (
+            f"{'arm':28} {'n':>4} {'q':>4} {'off':>7} {'on':>7} {'change':>8} {'±spread':>8} "
+            f"{'model':>7} {'Δmodel':>8}"
+        )
+        lines.append(header)
+        for name, arm in hedge["arms"].items():
+            c = arm.get("comparison")
+            if c is None:
+                continue
+            for q in ("p50", "p95", "p99"):
+                flag = " !" if c["model_disagrees"][q] else ""
+                lines.append(
+                    f"{name:28} {c['num_on']:>4} {q:>4} {_fmt(c['off_ms'][q]):>7} "
+                    f"{_fmt(c['on_ms'][q]):>7} {_fmt(c['change_ms'][q], True):>8} "
+                    f"{_fmt(c['spread_ms'][q]):>8} {_fmt(c['projected_on_ms'][q]):>7} "
+                    f"{_fmt(c['projected_change_ms'][q], True):>8}{flag}"
+                )
+            rel = c["relative_change"]["p99"]
+            lines.append(
+                f"{'':28} waste: {arm['extra_requests']} extra requests, "
+                f"{arm['cancelled_streams']} cancelled; second request won "
+                f"{arm['second_request_won']}×; p99 change "
+                f"{'n/a' if rel is None else f'{rel:+.0%}'}; criterion met: "
+                f"{arm['meets_criterion']}"
+            )
+        lines.append("  '!' = the budget model's projection lies outside measured change ± spread")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def plot_levers(path: Any, doc: dict[str, Any]) -> None:
+    """Grouped bars: per lever and arm, p50/p95/p99 off, on, and the model's projection."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from earshot.audio.io import save_figure_atomic
+
+    groups: list[tuple[str, dict[str, Any]]] = []
+    hedge = doc["levers"].get("hedge")
+    if hedge is not None:
+        for name, arm in hedge["arms"].items():
+            if "comparison" in arm:
+                groups.append((f"llm_ttft, {name}", arm["comparison"]))
+    fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(5.0 * max(1, len(groups)), 4.5),
+                             squeeze=False)
+    try:
+        for ax, (title, c) in zip(axes[0], groups, strict=False):
+            qs = ["p50", "p95", "p99"]
+            xs = range(len(qs))
+            width = 0.27
+            for k, (label, key) in enumerate(
+                (("off", "off_ms"), ("on (measured)", "on_ms"), ("on (budget model)", "projected_on_ms"))
+            ):
+                values = [c[key][q] or 0.0 for q in qs]
+                ax.bar([x + (k - 1) * width for x in xs], values, width, label=label)
+            ax.set_xticks(list(xs), qs)
+            ax.set_ylabel("ms")
+            ax.set_title(title, fontsize=9)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        save_figure_atomic(fig, path)
+    finally:
+        plt.close(fig)
