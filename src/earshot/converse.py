@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from earshot.audio.frames import SAMPLE_RATE_HZ
-from earshot.audio.io import write_wav_atomic
 from earshot.clock import Clock, SimulatedClock, SystemClock
 from earshot.echo.aec import create_echo_canceller
 from earshot.echo.path import EchoPath, MicMixer, NoiseLoop
@@ -23,7 +21,7 @@ from earshot.metrics.turn import TurnRecord
 from earshot.session.config import SessionConfig
 from earshot.session.session import Session, SessionState
 from earshot.stt import make_stt
-from earshot.transports.file import load_caller, write_conversation
+from earshot.transports.file import FileTransport, SoundFileSource, WavRecorder
 from earshot.tts import make_tts
 from earshot.turns.bargein import BargeInConfig
 from earshot.turns.factory import make_endpointer
@@ -135,7 +133,6 @@ def session_from_parts(
         parts["endpointer"],
         bargein=parts["bargein"],
         aec=parts["aec"],
-        mic=parts["mic"],
         on_turn=on_turn,
         on_tick=on_tick,
     )
@@ -179,7 +176,7 @@ def converse(opts: ConverseOptions) -> ConverseResult:
         AudioFileError: the input recording cannot be used.
         ValueError: a bad option (the message names it).
     """
-    user = load_caller(opts.input_path)
+    source = SoundFileSource(opts.input_path)  # streamed: checked here, read as it plays
     budget: TermBudget = load_budget(opts.budget_path, preset=opts.budget_preset)
     clock: Clock = SimulatedClock() if opts.simulated_clock else SystemClock()
     parts = build_components(opts, clock)
@@ -187,12 +184,17 @@ def converse(opts: ConverseOptions) -> ConverseResult:
     out = opts.out_dir
     out.mkdir(parents=True, exist_ok=True)
     log = TurnLog(out / "turns.jsonl")
-    progress = ConverseProgress(len(user) / 16.0, quiet=opts.quiet)
+    progress = ConverseProgress(source.duration_ms, quiet=opts.quiet)
 
     def on_turn(turn: TurnRecord) -> None:
         log.append(turn)
 
     session_holder: list[Session] = []
+    mic = parts["mic"]
+    recorder = WavRecorder(out / "conversation.wav", out / "mic.wav" if mic is not None else None)
+    transport = FileTransport(
+        source, clock, mic=mic, recorder=recorder, max_tail_ms=opts.session.max_tail_ms
+    )
 
     async def main() -> SessionState:
         if isinstance(clock, SystemClock):
@@ -205,7 +207,7 @@ def converse(opts: ConverseOptions) -> ConverseResult:
             on_tick=lambda t_ms, st: progress.update(t_ms, st.turns),
         )
         session_holder.append(session)
-        return await session.run(user)
+        return await session.run(transport)
 
     interrupted = False
     state = SessionState()
@@ -217,26 +219,24 @@ def converse(opts: ConverseOptions) -> ConverseResult:
         if session_holder:
             state = session_holder[0].state
     finally:
+        recorder.close()
+        source.close()
         if session_holder:
+            session_holder[0].close_open_turns()  # unfinished turns reach turns.jsonl too
             state = session_holder[0].state
         log.close()
-        _write_outputs(out, user, state, budget, components, opts, interrupted)
+        _write_outputs(out, state, budget, components, opts, interrupted)
     return ConverseResult(state, out, components, interrupted)
 
 
 def _write_outputs(
     out: Path,
-    user: Any,
     state: SessionState,
     budget: TermBudget,
     components: dict[str, str],
     opts: ConverseOptions,
     interrupted: bool,
 ) -> None:
-    write_conversation(out / "conversation.wav", user, state.agent_track())
-    mic = state.mic_track()
-    if mic is not None:
-        write_wav_atomic(out / "mic.wav", mic, SAMPLE_RATE_HZ)
     turns = [t for t in state.turns if t.complete]
     summary = summarize(state.turns)
     run_info = {
