@@ -56,7 +56,9 @@ class TailProfile:
     )
 
     def __post_init__(self) -> None:
-        if not (0 < self.body_p50_ms <= self.body_p90_ms and 0 < self.tail_p50_ms <= self.tail_p99_ms):
+        if not (
+            0 < self.body_p50_ms <= self.body_p90_ms and 0 < self.tail_p50_ms <= self.tail_p99_ms
+        ):
             raise ValueError(
                 f"tail profile {self.name!r}: need 0 < p50 <= p90/p99 for body and tail, got "
                 f"body {self.body_p50_ms}/{self.body_p90_ms}, tail {self.tail_p50_ms}/"

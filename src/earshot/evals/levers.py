@@ -65,7 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated levers to evaluate (default: all of {', '.join(LEVER_NAMES)})",
     )
     parser.add_argument(
-        "--trials", type=int, default=None,
+        "--trials",
+        type=int,
+        default=None,
         help=f"LLM requests per hedging arm (default {DEFAULT_TRIALS}; --quick {QUICK_TRIALS})",
     )
     parser.add_argument(
@@ -73,13 +75,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="proxy draws and bootstrap seed")
     parser.add_argument(
-        "--llm-base-url", action="append", default=[], metavar="URL",
+        "--llm-base-url",
+        action="append",
+        default=[],
+        metavar="URL",
         help="a running OpenAI-compatible server (repeat for replicas); default: start two "
         "llama.cpp servers on the bundled SmolLM2-135M",
     )
     parser.add_argument("--llm-model", default="smollm2", help="model name sent to the servers")
     parser.add_argument(
-        "--hedge-percentile", type=float, default=90.0,
+        "--hedge-percentile",
+        type=float,
+        default=90.0,
         help="delayed hedge: send the second request after this percentile of measured TTFT",
     )
     parser.add_argument("--data", type=Path, default=None, help="recordings folder (manifest)")
@@ -99,8 +106,8 @@ def options_from_args(args: argparse.Namespace) -> LeversOptions:
         raise ValueError(
             f"--levers {args.levers!r}: unknown {unknown}; choose from {', '.join(LEVER_NAMES)}"
         )
-    trials = args.trials if args.trials is not None else (
-        QUICK_TRIALS if args.quick else DEFAULT_TRIALS
+    trials = (
+        args.trials if args.trials is not None else (QUICK_TRIALS if args.quick else DEFAULT_TRIALS)
     )
     if trials < 2:
         raise ValueError(f"--trials {trials}: need at least 2 requests per arm")

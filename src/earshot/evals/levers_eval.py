@@ -13,6 +13,7 @@ from earshot.evals.levers_stats import Comparison, compare, project_hedged_ttft
 from earshot.evals.llm_rig import LlmRig
 from earshot.evals.outputs import write_eval_outputs
 from earshot.levers.hedge import HedgeConfig, HedgedLLM
+from earshot.llm.base import LanguageModel
 from earshot.llm.openai_compat import LlmTimeouts, OpenAICompatLLM
 
 HEDGE_CRITERION = -0.30
@@ -52,8 +53,13 @@ def evaluate(opts: LeversOptions) -> tuple[dict[str, Any], str]:
         "injected_ttft": profile.to_json(),
         "levers": {},
     }
-    rig = LlmRig(replicas=2, profile=profile, seed=opts.seed, base_urls=opts.base_urls or None,
-                 log_dir=opts.out_dir / "servers")
+    rig = LlmRig(
+        replicas=2,
+        profile=profile,
+        seed=opts.seed,
+        base_urls=opts.base_urls or None,
+        log_dir=opts.out_dir / "servers",
+    )
     with rig.running():
         doc["servers"] = {"upstreams": rig.upstream_urls, "proxies": rig.proxy_urls}
         if "hedge" in opts.levers:
@@ -66,7 +72,11 @@ def evaluate(opts: LeversOptions) -> tuple[dict[str, Any], str]:
 
 def _client(url: str, model: str, clock: SystemClock) -> OpenAICompatLLM:
     return OpenAICompatLLM(
-        url, model, clock, max_tokens=MAX_TOKENS, temperature=0.0,
+        url,
+        model,
+        clock,
+        max_tokens=MAX_TOKENS,
+        temperature=0.0,
         timeouts=LlmTimeouts(first_token_ms=15_000.0),
     )
 
@@ -81,7 +91,11 @@ def _hedge(opts: LeversOptions, rig: LlmRig) -> dict[str, Any]:
         clock,
         HedgeConfig(2, delay_ms=TailProfile().body_p90_ms, percentile=opts.hedge_percentile),
     )
-    arms = {"off": single, "hedge=2": hedged, f"hedge=2 delayed p{opts.hedge_percentile:g}": delayed}
+    arms: dict[str, LanguageModel] = {
+        "off": single,
+        "hedge=2": hedged,
+        f"hedge=2 delayed p{opts.hedge_percentile:g}": delayed,
+    }
 
     def progress(i: int) -> None:
         if not opts.quiet and (i % 10 == 0 or i == opts.trials):
@@ -89,8 +103,9 @@ def _hedge(opts: LeversOptions, rig: LlmRig) -> dict[str, Any]:
 
     async def main() -> dict[str, list[TtftTrial]]:
         try:
-            return await ttft_trials(arms, caller_prompts(opts), clock, opts.trials,
-                                     on_trial=progress)
+            return await ttft_trials(
+                arms, caller_prompts(opts), clock, opts.trials, on_trial=progress
+            )
         finally:
             await single.aclose()
             await hedged.aclose()
@@ -101,7 +116,9 @@ def _hedge(opts: LeversOptions, rig: LlmRig) -> dict[str, Any]:
     out: dict[str, Any] = {"arms": {}, "criterion": "llm_ttft p99 cut >= 30 % at no worse p50"}
     for name, trials in results.items():
         ttfts = [t.ttft_ms for t in trials if t.ttft_ms is not None]
-        hedges = [t.notes.get("llm_hedge") for t in trials if t.notes.get("llm_hedge")]
+        hedges: list[dict[str, Any]] = [
+            t.notes["llm_hedge"] for t in trials if "llm_hedge" in t.notes
+        ]
         sent = sum(h["requests_sent"] for h in hedges) if hedges else len(trials)
         arm: dict[str, Any] = {
             "requests": len(trials),
@@ -190,15 +207,20 @@ def plot_levers(path: Any, doc: dict[str, Any]) -> None:
         for name, arm in hedge["arms"].items():
             if "comparison" in arm:
                 groups.append((f"llm_ttft, {name}", arm["comparison"]))
-    fig, axes = plt.subplots(1, max(1, len(groups)), figsize=(5.0 * max(1, len(groups)), 4.5),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1, max(1, len(groups)), figsize=(5.0 * max(1, len(groups)), 4.5), squeeze=False
+    )
     try:
         for ax, (title, c) in zip(axes[0], groups, strict=False):
             qs = ["p50", "p95", "p99"]
             xs = range(len(qs))
             width = 0.27
             for k, (label, key) in enumerate(
-                (("off", "off_ms"), ("on (measured)", "on_ms"), ("on (budget model)", "projected_on_ms"))
+                (
+                    ("off", "off_ms"),
+                    ("on (measured)", "on_ms"),
+                    ("on (budget model)", "projected_on_ms"),
+                )
             ):
                 values = [c[key][q] or 0.0 for q in qs]
                 ax.bar([x + (k - 1) * width for x in xs], values, width, label=label)

@@ -41,7 +41,9 @@ class TtftTrial:
     error: str = ""
 
 
-async def _one_request(llm: LanguageModel, messages: Sequence[ChatMessage], clock: Clock) -> TtftTrial:
+async def _one_request(
+    llm: LanguageModel, messages: Sequence[ChatMessage], clock: Clock
+) -> TtftTrial:
     notes: dict[str, Any] = {}
     start_ms = clock.now_ms()
     first_ms: float | None = None

@@ -120,8 +120,16 @@ def compare(
             if c is not None and s is not None and p is not None:
                 disagrees[k] = abs(p - c) > s
     return Comparison(
-        name, off_ms, on_ms, change, spread, projected, projected_change, disagrees,
-        len(off), len(on),
+        name,
+        off_ms,
+        on_ms,
+        change,
+        spread,
+        projected,
+        projected_change,
+        disagrees,
+        len(off),
+        len(on),
     )
 
 
@@ -166,7 +174,9 @@ def project_ttfat(turns_path: Path, lever: str, seed: int = 0) -> dict[str, Any]
     }
 
 
-def project_hedged_ttft(ttft_ms: Sequence[float], num_requests: int, seed: int = 0) -> dict[str, float]:
+def project_hedged_ttft(
+    ttft_ms: Sequence[float], num_requests: int, seed: int = 0
+) -> dict[str, float]:
     """The budget model's hedge rule applied to measured single-request TTFTs: the first of
     ``num_requests`` independent draws from them (`SampleMode.hedge`), percentiles in ms."""
     rng = np.random.default_rng(seed)

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from earshot.clock import Clock
-from earshot.llm.base import ChatMessage, LanguageModel, LlmError
 from earshot.levers.notes import note
+from earshot.llm.base import ChatMessage, LanguageModel, LlmError
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +166,9 @@ class HedgeOutcome:
             "requests_sent": self.requests_sent,
             "winner": self.winner,
             "winner_backend": self.winner_backend,
-            "winner_ttft_ms": None if self.winner_ttft_ms is None else round(self.winner_ttft_ms, 3),
+            "winner_ttft_ms": None
+            if self.winner_ttft_ms is None
+            else round(self.winner_ttft_ms, 3),
             "launch_offsets_ms": [round(t, 3) for t in self.launch_offsets_ms],
             "cancelled": self.cancelled,
             "errors": list(self.errors),

@@ -61,7 +61,8 @@ class StartSpeculation:
 
 @dataclass(frozen=True, slots=True)
 class CancelSpeculation:
-    """Cancel the running speculation; ``reason`` is ``"partial_changed"`` or ``"final_differs"``."""
+    """Cancel the running speculation (``reason``: ``"partial_changed"``, ``"final_differs"``,
+    ``"turn_restarted"``)."""
 
     reason: str
     at_ms: float

@@ -16,8 +16,9 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
+from earshot.audio.frames import Pcm16
 from earshot.clock import Clock
 from earshot.llm import FALLBACK_LINE
 from earshot.llm.base import ChatMessage, LanguageModel
@@ -32,6 +33,17 @@ from earshot.tts.heard import heard_text, offset_words
 log = logging.getLogger("earshot.session")
 
 Stage = Literal["llm", "tts", "no_audio", "internal"]
+
+
+class AudioSink(Protocol):
+    """Where a response's audio goes: the `JitterBuffer`, or a lever that holds it back
+    (`earshot.levers.session_levers.HoldingBuffer`, for preemptive generation)."""
+
+    def push(self, response_id: int, audio: Pcm16, now_ms: float) -> bool: ...
+
+    def end(self, response_id: int) -> None: ...
+
+    def buffered_ms_of(self, response_id: int) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +143,7 @@ class ResponseRunner:
         clock: Clock,
         llm: LanguageModel,
         tts: Synthesizer,
-        jitter: JitterBuffer,
+        jitter: JitterBuffer | AudioSink,
         *,
         on_failure: Callable[[ResponseFailed], None] | None = None,
         max_lookahead_ms: float = 10_000.0,

@@ -34,6 +34,8 @@ import numpy as np
 from earshot.audio.frames import SAMPLE_RATE_HZ, Pcm16, samples_per_frame
 from earshot.clock import Clock, run_blocking
 from earshot.echo.aec import AcousticEchoCanceller
+from earshot.levers.notes import bind_turn_notes
+from earshot.levers.session_levers import HoldingBuffer, SessionLevers
 from earshot.llm.base import ChatMessage, LanguageModel
 from earshot.metrics.turn import BargeInRecord, NetworkTiming, TurnRecord
 from earshot.playout.jitter import JitterBuffer
@@ -111,6 +113,8 @@ class Session:
             unfinished at the end).
         on_tick: called after every output frame with the session time and the state.
         on_failure: called with every `ResponseFailed`.
+        levers: latency levers acting inside the loop (response cache, preemptive
+            generation; `earshot.levers.session_levers`); None runs without them.
     """
 
     def __init__(
@@ -128,6 +132,7 @@ class Session:
         on_turn: Callable[[TurnRecord], None] | None = None,
         on_tick: Callable[[float, SessionState], None] | None = None,
         on_failure: Callable[[ResponseFailed], None] | None = None,
+        levers: SessionLevers | None = None,
     ) -> None:
         self.config = config
         self.clock = clock
@@ -147,11 +152,12 @@ class Session:
             aec_warmup_ms=config.aec_warmup_ms,
         )
         self.jitter = JitterBuffer(config.jitter_ms, SAMPLE_RATE_HZ)
+        self.holding = HoldingBuffer(self.jitter)
         self.runner = ResponseRunner(
             clock,
             llm,
             tts,
-            self.jitter,
+            self.holding,
             on_failure=self._failed,
             max_lookahead_ms=config.max_lookahead_ms,
             no_audio_timeout_ms=config.no_audio_timeout_ms,
@@ -175,6 +181,9 @@ class Session:
         self._last_input: InputFrame | None = None
         self._turn_during_agent = False
         self._closed = False
+        self.levers = levers
+        if levers is not None:
+            levers.attach(self)
 
     # -- SessionPort -----------------------------------------------------------------------
 
@@ -325,6 +334,8 @@ class Session:
             )
             for event in events:
                 self._dispatch(event)
+            if self.levers is not None:
+                self.levers.poll(self.clock.now_ms())
             self._frames_processed += 1
 
     def _dispatch(self, event: ListenerEvent) -> None:
@@ -332,6 +343,8 @@ class Session:
         match event:
             case UserTurnStarted():
                 self._turn_during_agent = event.during_agent
+                if self.levers is not None:
+                    self.levers.turn_started(self.clock.now_ms())
                 q.put_nowait(SttStart())
                 for pcm in event.pre_roll:
                     q.put_nowait(SttAudio(pcm))
@@ -339,8 +352,12 @@ class Session:
                 q.put_nowait(SttAudio(event.pcm))
             case SpeechPaused():
                 q.put_nowait(SttPause())
+                if self.levers is not None:
+                    self.levers.speech_paused(event.end_ms)
             case SpeechResumed():
                 q.put_nowait(SttResume())
+                if self.levers is not None:
+                    self.levers.speech_resumed(self.clock.now_ms())
             case UserTurnEnded():
                 self._end_of_turn(event)
             case UserTurnDiscarded():
@@ -352,6 +369,8 @@ class Session:
 
     def _on_partial(self, text: str) -> None:
         self.listener.on_partial(text, self.clock.now_ms())
+        if self.levers is not None:
+            self.levers.partial(text, self.clock.now_ms())
 
     # -- barge-in ------------------------------------------------------------------------------
 
@@ -430,7 +449,11 @@ class Session:
         final: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
         self.stt_worker.queue.put_nowait(SttFinish(final))
         handle = self._new_handle(turn)
-        self._start(handle, self._respond(handle, final, self._turn_during_agent))
+        if self.levers is not None:
+            work = self.levers.respond(handle, final, self._turn_during_agent)
+        else:
+            work = self._respond(handle, final, self._turn_during_agent)
+        self._start(handle, work)
 
     def _uplink_timing(self) -> NetworkTiming:
         """``network_in`` and ``uplink_jitter_buffer`` of the frame that closed the turn."""
@@ -466,6 +489,8 @@ class Session:
         if handle is not None:
             handle.played_samples = played
             self.conversation.complete(handle, played)
+            if self.levers is not None:
+                self.levers.completed(handle)
 
     def _drop(self, handle: ResponseHandle) -> None:
         self._responses.pop(handle.response_id, None)
@@ -479,7 +504,11 @@ class Session:
     async def _respond(
         self, handle: ResponseHandle, final: asyncio.Future[Transcript], during_agent: bool
     ) -> None:
-        turn = handle.turn
+        text = await self._final_text(handle.turn, final)
+        await self._respond_to(handle, text, during_agent)
+
+    async def _final_text(self, turn: TurnRecord, final: asyncio.Future[Transcript]) -> str:
+        """Wait for the final transcript; mark ``stt_final`` (an STT failure gives "")."""
         try:
             transcript = await final
         except asyncio.CancelledError:
@@ -492,7 +521,12 @@ class Session:
             turn.extra["stt_decode_ms"] = [round(v, 3) for v in transcript.decode_ms]
         if transcript.early_final is not None:
             turn.extra["stt_early_final"] = transcript.early_final
-        text = transcript.text
+        return transcript.text
+
+    def _takes_turn(self, handle: ResponseHandle, text: str, during_agent: bool) -> bool:
+        """Settle a pending barge-in with this transcript; False if it is not a turn (the
+        reply resumed, or a backchannel under the agent's speech): the handle is dropped."""
+        turn = handle.turn
         if self.listener.bargein is not None:
             if self.listener.bargein_pending:
                 resolution = self.listener.on_transcript(
@@ -501,9 +535,16 @@ class Session:
                 self._settle(resolution)
                 if not isinstance(resolution, InterruptionConfirmed):
                     self._drop(handle)  # a backchannel or a noise: the reply resumed
-                    return
+                    return False
             elif during_agent and self.listener.is_backchannel(text):
                 self._drop(handle)  # "mm-hmm" under the agent's speech is not a turn
-                return
-        self.conversation.answer(turn, text)
-        await self.runner.run(handle, list(self.state.history))
+                return False
+        return True
+
+    async def _respond_to(self, handle: ResponseHandle, text: str, during_agent: bool) -> None:
+        """Answer ``text`` (the final transcript) with a generated reply."""
+        if not self._takes_turn(handle, text, during_agent):
+            return
+        self.conversation.answer(handle.turn, text)
+        with bind_turn_notes(handle.turn.extra):
+            await self.runner.run(handle, list(self.state.history))
