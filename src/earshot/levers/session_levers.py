@@ -303,6 +303,7 @@ class SessionLevers:
         s = self.session
         assert self.cache is not None
         self.cache.retract()
+        handle.task = None  # this very task goes on to answer: interrupt only clears the audio
         handle.interrupt()
         s._responses.pop(handle.response_id, None)
         turn = handle.turn
