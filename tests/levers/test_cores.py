@@ -109,13 +109,21 @@ def test_a_changed_partial_cancels_and_a_different_final_restarts() -> None:
 
 def test_clamp_marks_keeps_terms_consecutive_and_reports_the_saving() -> None:
     marks = {
-        "speech_end": 1000.0, "end_of_turn": 1500.0, "stt_final": 1540.0, "llm_request": 1150.0,
-        "llm_first_token": 1350.0, "first_sentence": 1400.0, "tts_first_audio": 1480.0,
-        "playout_queued": 1545.0, "playout_start": 1600.0,
+        "speech_end": 1000.0,
+        "end_of_turn": 1500.0,
+        "stt_final": 1540.0,
+        "llm_request": 1150.0,
+        "llm_first_token": 1350.0,
+        "first_sentence": 1400.0,
+        "tts_first_audio": 1480.0,
+        "playout_queued": 1545.0,
+        "playout_start": 1600.0,
     }
     moved = clamp_marks(marks, MARKS, "stt_final")
     assert moved == {
-        "llm_request": 390.0, "llm_first_token": 190.0, "first_sentence": 140.0,
+        "llm_request": 390.0,
+        "llm_first_token": 190.0,
+        "first_sentence": 140.0,
         "tts_first_audio": 60.0,
     }
     values = [marks[m] for m in MARKS]
@@ -147,3 +155,19 @@ def test_the_cut_finishes_the_word_being_played_and_fades_into_the_boundary() ->
     assert np.array_equal(rest[:340], AUDIO[700:1040])
     assert rest[-1] == 0 and abs(int(rest[-80])) < abs(int(AUDIO[1120]))  # faded, 160 samples
     assert cut_filler(AUDIO, words, 500).size == 0
+
+
+def test_a_tolerant_cache_accepts_a_near_transcript_and_nothing_further() -> None:
+    from earshot.levers.cache import word_distance
+
+    assert (
+        word_distance(
+            ["in", "a", "comparatively", "modern"], ["him", "being", "a", "comparatively", "modern"]
+        )
+        == 0.4
+    )
+    cache = ResponseCache(max_word_distance=0.4)
+    cache.store("in a comparatively modern", "Yes.", AUDIO, (), 0.0)
+    assert cache.lookup("him being a comparatively modern", 1.0) is not None
+    assert cache.lookup("a completely different question here", 1.0) is None
+    assert ResponseCache().lookup("him being a comparatively modern", 1.0) is None

@@ -141,8 +141,14 @@ def test_hedged_llm_takes_the_faster_backend_and_closes_the_slow_one_at_once() -
     assert slow.closed_early == [pytest.approx(120.0)]  # cancelled the moment fast answered
     assert fast.closed_early == []
     assert notes["llm_hedge"] == {
-        "requests_sent": 2, "winner": 1, "winner_backend": 1, "winner_ttft_ms": 120.0,
-        "launch_offsets_ms": [0.0, 0.0], "cancelled": 1, "errors": [], "delay_ms": 0.0,
+        "requests_sent": 2,
+        "winner": 1,
+        "winner_backend": 1,
+        "winner_ttft_ms": 120.0,
+        "launch_offsets_ms": [0.0, 0.0],
+        "cancelled": 1,
+        "errors": [],
+        "delay_ms": 0.0,
     }
 
 
@@ -162,7 +168,7 @@ def test_delayed_hedge_on_the_clock_and_no_second_request_when_fast() -> None:
 def test_a_failing_backend_loses_the_race_and_all_failing_raises() -> None:
     clock = SimulatedClock(charge_compute=False)
     broken, ok = TimedLlm(clock, 10.0, fail=True), TimedLlm(clock, 300.0)
-    text, first, notes = _collect(clock, HedgedLLM([broken, ok], clock, HedgeConfig(2, 1000.0)))
+    text, first, _ = _collect(clock, HedgedLLM([broken, ok], clock, HedgeConfig(2, 1000.0)))
     assert text == "Hello there."
     assert ok.started_ms == [10.0]  # failed over at once, not after the 1000 ms delay
     assert first == pytest.approx(310.0)

@@ -63,8 +63,13 @@ def test_a_cache_hit_waits_for_endpointing_and_the_jitter_buffer_only() -> None:
     terms = second.terms_ms
     assert terms is not None and second.ttfat_ms is not None
     assert terms["endpointing"] == pytest.approx(EOT_MS, abs=20.0)
-    for name in ("stt_finalization", "llm_ttft", "sentence_aggregation", "tts_first_audio",
-                 "engine_overhead"):
+    for name in (
+        "stt_finalization",
+        "llm_ttft",
+        "sentence_aggregation",
+        "tts_first_audio",
+        "engine_overhead",
+    ):
         assert terms[name] == 0.0
     assert JITTER_MS <= terms["jitter_buffer"] < JITTER_MS + 20.0  # hold + one frame tick
     assert second.ttfat_ms == pytest.approx(terms["endpointing"] + terms["jitter_buffer"])
@@ -77,8 +82,10 @@ def test_a_hit_on_the_partial_is_retracted_when_the_final_differs() -> None:
     # partial at end-of-turn holds 4 words ("what are your hours", cached), the final all 6.
     levers = SessionLevers(cache=ResponseCache())
     turns, fake = call(
-        TWICE, ["what are your hours", "what are your hours today please"],
-        levers=levers, ms_per_word=400.0,
+        TWICE,
+        ["what are your hours", "what are your hours today please"],
+        levers=levers,
+        ms_per_word=400.0,
     )
     assert fake is not None and len(fake.calls) == 2
     second = turns[1]
@@ -115,8 +122,12 @@ def test_preemptive_generation_removes_the_llm_ttft_from_a_matched_turn() -> Non
 def test_a_partial_that_keeps_changing_restarts_and_the_reply_is_on_the_final() -> None:
     # 1.3 s of audio per word: the partial grows during the end-of-turn wait.
     levers = SessionLevers(preemptive=PreemptiveConfig(stable_ms=20.0, max_speculations=3))
-    turns, fake = call([(500.0, 1500.0)], ["book a table for two people tonight please"],
-                       levers=levers, ms_per_word=250.0)
+    turns, fake = call(
+        [(500.0, 1500.0)],
+        ["book a table for two people tonight please"],
+        levers=levers,
+        ms_per_word=250.0,
+    )
     assert fake is not None
     summary = levers.summary()["preemptive"]
     assert summary["speculations"] >= 1 and summary["committed"] == 0

@@ -11,7 +11,7 @@ delay from a heavy-tailed distribution shaped on published provider figures
   transcripts as prompts): ``llm_ttft`` p50/p95/p99 off vs on, extra requests and cancelled
   streams (waste); projected by the budget model's hedge rule on the measured single-request
   TTFTs (``earshot budget … --lever hedge=2 --simulate``: the first of N independent draws).
-* **cache**, **preemptive**, **budget** — run the recorded callers through the whole session
+* **cache**, **preemptive** — run the recorded callers through the whole session
   (real VAD, end-pointer, STT and TTS) with the lever off and on; TTFAT and per-term change,
   and ``earshot budget --from OFF/turns.jsonl --lever … --simulate`` beside it.
 
@@ -32,7 +32,7 @@ from typing import Any
 
 HELP = "each latency lever off vs on against real LLM servers, beside the budget model"
 
-LEVER_NAMES: tuple[str, ...] = ("hedge",)
+LEVER_NAMES: tuple[str, ...] = ("hedge", "cache", "preemptive")
 DEFAULT_TRIALS = 200
 QUICK_TRIALS = 30
 MAX_TOKENS = 24
@@ -51,6 +51,7 @@ class LeversOptions:
     base_urls: tuple[str, ...] = ()
     model: str = "smollm2"
     hedge_percentile: float = 90.0
+    stable_ms: float = 100.0
     data_dir: Path | None = None
     n_utterances: int = 8
     quiet: bool = False

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from earshot.clock import SystemClock
 from earshot.evals.latency_proxy import TailProfile
 from earshot.evals.levers import MAX_TOKENS, LeversOptions
 from earshot.evals.levers_runs import TtftTrial, ttft_trials
+from earshot.evals.levers_session import cache_arm, preemptive_arm
 from earshot.evals.levers_stats import Comparison, compare, project_hedged_ttft
 from earshot.evals.llm_rig import LlmRig
 from earshot.evals.outputs import write_eval_outputs
 from earshot.levers.hedge import HedgeConfig, HedgedLLM
 from earshot.llm.base import LanguageModel
 from earshot.llm.openai_compat import LlmTimeouts, OpenAICompatLLM
+
+CACHE_WORD_DISTANCE = 0.4
+"""The eval's cache tolerance (`ResponseCache.max_word_distance`): pocketsphinx does not
+transcribe a recording the same way twice in one session (its normalisation adapts)."""
 
 HEDGE_CRITERION = -0.30
 """Done-when of issue 13: hedging with N=2 cuts ``llm_ttft`` p99 by at least 30 %."""
@@ -30,6 +36,20 @@ def caller_prompts(opts: LeversOptions) -> list[str]:
     if not prompts:
         raise ValueError("the recordings' manifest has no transcripts to use as prompts")
     return prompts
+
+
+def caller_paths(opts: LeversOptions) -> list[Path]:
+    """The first ``n_utterances`` recorded callers (manifest order, sorted by path)."""
+    from earshot.evals.latency import load_manifest
+    from earshot.evals.manifest import bundled_data_dir
+
+    utterances = load_manifest(opts.data_dir or bundled_data_dir())
+    return [u.path for u in utterances[: opts.n_utterances]]
+
+
+def _progress(opts: LeversOptions, text: str) -> None:
+    if not opts.quiet:
+        print(f"  {text}", flush=True)
 
 
 def evaluate(opts: LeversOptions) -> tuple[dict[str, Any], str]:
@@ -64,6 +84,21 @@ def evaluate(opts: LeversOptions) -> tuple[dict[str, Any], str]:
         doc["servers"] = {"upstreams": rig.upstream_urls, "proxies": rig.proxy_urls}
         if "hedge" in opts.levers:
             doc["levers"]["hedge"] = _hedge(opts, rig)
+        session_levers = [x for x in ("cache", "preemptive") if x in opts.levers]
+        if session_levers:
+            paths = caller_paths(opts)
+            llm = _client(rig.proxy_urls[0], opts.model, SystemClock())
+            doc["settings"]["utterances"] = [p.name for p in paths]
+            if "cache" in opts.levers:
+                _progress(opts, "cache: the callers twice, off then on")
+                doc["levers"]["cache"] = cache_arm(
+                    opts.out_dir, paths, llm, opts.seed, CACHE_WORD_DISTANCE
+                )
+            if "preemptive" in opts.levers:
+                _progress(opts, "preemptive: the callers, off then on")
+                doc["levers"]["preemptive"] = preemptive_arm(
+                    opts.out_dir, paths, llm, opts.seed, opts.stable_ms
+                )
         doc["proxy_stats"] = [p.stats.to_json() for p in rig.proxies]
     text = render_text(doc)
     write_eval_outputs(opts.out_dir, "levers", doc, text, lambda path: plot_levers(path, doc))
@@ -187,8 +222,48 @@ def render_text(doc: dict[str, Any]) -> str:
                 f"{'n/a' if rel is None else f'{rel:+.0%}'}; criterion met: "
                 f"{arm['meets_criterion']}"
             )
-        lines.append("  '!' = the budget model's projection lies outside measured change ± spread")
         lines.append("")
+    for name in ("cache", "preemptive"):
+        arm = doc["levers"].get(name)
+        if arm is None:
+            continue
+        c = arm["comparison"]
+        lines.append(f"{name} — {c['name']} (ms), off vs on, budget model beside it")
+        lines.append(
+            f"{'q':>4} {'off':>7} {'on':>7} {'change':>8} {'±spread':>8} {'model':>7} "
+            f"{'Δmodel':>8}   (n={c['num_on']})"
+        )
+        for q in ("p50", "p95", "p99"):
+            flag = " !" if c["model_disagrees"][q] else ""
+            lines.append(
+                f"{q:>4} {_fmt(c['off_ms'][q]):>7} {_fmt(c['on_ms'][q]):>7} "
+                f"{_fmt(c['change_ms'][q], True):>8} {_fmt(c['spread_ms'][q]):>8} "
+                f"{_fmt(c['projected_on_ms'][q]):>7} {_fmt(c['projected_change_ms'][q], True):>8}"
+                f"{flag}"
+            )
+        saving = ", ".join(
+            f"{k} {v:+.0f}" for k, v in arm["saving_per_term_ms"].items() if abs(v) >= 0.5
+        )
+        lines.append(f"  mean change per term: {saving or 'none'}")
+        projection = arm.get("projection") or {}
+        lines.append(
+            f"  budget model: earshot budget --from OFF --lever {projection.get('lever')}"
+            f" --simulate{' — ' + projection['error'] if 'error' in projection else ''}"
+        )
+        if name == "cache":
+            lines.append(
+                f"  hit rate {arm['hit_rate']:.0%} on {arm['turns_compared']} repeat turns; "
+                f"{arm['cache']}; hit TTFAT = endpointing + jitter buffer only: "
+                f"{arm['hit_ttfat_is_endpointing_plus_jitter_only']}"
+            )
+        else:
+            lines.append(
+                f"  {arm['matched']}/{arm['turns_compared']} turns matched; waste "
+                f"{arm['preemptive']}; off llm_ttft p50 {_fmt(arm['off_llm_ttft_p50_ms'])} ms; "
+                f"criterion met: {arm['meets_criterion']}"
+            )
+        lines.append("")
+    lines.append("'!' = the budget model's projection lies outside measured change ± spread")
     return "\n".join(lines) + "\n"
 
 
@@ -207,6 +282,10 @@ def plot_levers(path: Any, doc: dict[str, Any]) -> None:
         for name, arm in hedge["arms"].items():
             if "comparison" in arm:
                 groups.append((f"llm_ttft, {name}", arm["comparison"]))
+    for name in ("cache", "preemptive"):
+        arm = doc["levers"].get(name)
+        if arm is not None:
+            groups.append((f"{name}: {arm['comparison']['name']}", arm["comparison"]))
     fig, axes = plt.subplots(
         1, max(1, len(groups)), figsize=(5.0 * max(1, len(groups)), 4.5), squeeze=False
     )

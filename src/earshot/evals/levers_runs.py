@@ -18,6 +18,7 @@ from typing import Any
 
 from earshot.clock import Clock
 from earshot.levers.notes import bind_turn_notes
+from earshot.levers.session_levers import SessionLevers
 from earshot.llm.base import ChatMessage, LanguageModel, LlmError
 from earshot.metrics.turn import TurnRecord
 
@@ -103,3 +104,85 @@ def turn_values(turns: Sequence[TurnRecord], what: str) -> list[float]:
             continue
         out.append(ttfat if what == "ttfat" else terms[what])
     return out
+
+
+@dataclass(slots=True)
+class CallerRun:
+    """One recorded caller through one session.
+
+    Attributes:
+        turns: the complete turns, in order.
+        all_turns: every turn (complete or not).
+        levers: `SessionLevers.summary` of the run (empty without levers).
+        wall_turns: how many utterances the track held.
+    """
+
+    turns: list[TurnRecord]
+    all_turns: list[TurnRecord]
+    levers: dict[str, Any]
+    utterances: int
+
+
+def run_caller(
+    track: Any,
+    utterances: int,
+    llm: LanguageModel,
+    levers: SessionLevers | None = None,
+    *,
+    eot_silence_ms: float = 500.0,
+    jitter_ms: float = 40.0,
+) -> CallerRun:
+    """Run a caller track (int16 16 kHz) through a real session on a `SimulatedClock`.
+
+    Silero VAD, the fixed end-pointer, pocketsphinx and espeak-ng are real and built fresh for
+    the run; compute is charged to the clock and the LLM's HTTP requests are waited for in real
+    time (`Clock.busy`), so every term is a real latency.
+    """
+    from earshot.clock import SimulatedClock
+    from earshot.session.config import SessionConfig
+    from earshot.session.session import Session
+    from earshot.stt import make_stt
+    from earshot.transports.file import ArraySource, FileTransport
+    from earshot.tts import make_tts
+    from earshot.turns.endpointer import FixedEndpointer
+    from earshot.vad import make_vad
+
+    clock = SimulatedClock()
+    _bind_clock(llm, clock)
+    config = SessionConfig(jitter_ms=jitter_ms, max_tail_ms=20_000.0)
+    session = Session(
+        config,
+        clock,
+        make_vad("silero"),
+        make_stt("pocketsphinx"),
+        llm,
+        make_tts("espeak"),
+        FixedEndpointer(eot_silence_ms),
+        levers=levers,
+    )
+    transport = FileTransport(ArraySource(track), clock, max_tail_ms=config.max_tail_ms)
+    state = clock.run(lambda: session.run(transport))
+    every = list(state.turns)
+    return CallerRun(
+        [t for t in every if t.complete],
+        every,
+        levers.summary() if levers is not None else {},
+        utterances,
+    )
+
+
+def _bind_clock(llm: LanguageModel, clock: Clock) -> None:
+    """Point an LLM (and a hedge's backends) at this run's clock."""
+    for part in [llm, *getattr(llm, "backends", [])]:
+        if hasattr(part, "clock"):
+            part.clock = clock
+
+
+def write_turns(path: Any, turns: Sequence[TurnRecord]) -> None:
+    """``turns.jsonl`` of a run (atomically), the contract `earshot budget --from` reads."""
+    import json
+
+    from earshot.audio.io import write_text_atomic
+
+    lines = [json.dumps(t.to_json(), allow_nan=False) for t in turns]
+    write_text_atomic(path, "\n".join(lines) + ("\n" if lines else ""))

@@ -86,6 +86,10 @@ class ResponseCache:
         intents: optional allowlist, intent name → regular expression searched in the
             normalized transcript; when given, only matching inputs are cached and the key is
             the intent's name.
+        max_word_distance: a lookup with no exact key also accepts the stored key nearest in
+            word edit distance (Levenshtein over words) divided by the longer key's length, if
+            at most this (0: exact keys only). Recognizers do not always transcribe the same
+            words twice; a loose threshold replays a reply to a different question.
 
     Raises:
         ValueError: a non-positive TTL or size, or an intent pattern that does not compile.
@@ -94,6 +98,7 @@ class ResponseCache:
     ttl_ms: float = 3_600_000.0
     max_entries: int = 1024
     intents: Mapping[str, str] | None = None
+    max_word_distance: float = 0.0
     stats: CacheStats = field(default_factory=CacheStats)
     _entries: OrderedDict[str, CachedReply] = field(default_factory=OrderedDict)
     _patterns: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
@@ -101,6 +106,8 @@ class ResponseCache:
     def __post_init__(self) -> None:
         if not self.ttl_ms > 0:
             raise ValueError(f"cache TTL must be > 0 ms, got {self.ttl_ms}")
+        if not 0.0 <= self.max_word_distance < 1.0:
+            raise ValueError(f"max_word_distance must lie in [0, 1), got {self.max_word_distance}")
         if self.max_entries < 1:
             raise ValueError(f"cache size must be >= 1 entry, got {self.max_entries}")
         for name, pattern in (self.intents or {}).items():
@@ -129,6 +136,9 @@ class ResponseCache:
             self.stats.not_allowed += 1
             return None
         entry = self._entries.get(key)
+        if entry is None and self.max_word_distance > 0:
+            key = self._nearest(key)
+            entry = self._entries.get(key)
         if entry is not None and now_ms >= entry.expires_ms:
             del self._entries[key]
             self.stats.expired += 1
@@ -139,6 +149,15 @@ class ResponseCache:
         self._entries.move_to_end(key)
         self.stats.hits += 1
         return entry
+
+    def _nearest(self, key: str) -> str:
+        words = key.split()
+        best, best_distance = key, self.max_word_distance
+        for other in self._entries:
+            distance = word_distance(words, other.split())
+            if distance <= best_distance:
+                best, best_distance = other, distance
+        return best
 
     def store(
         self,
@@ -181,3 +200,18 @@ class ResponseCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+def word_distance(a: list[str], b: list[str]) -> float:
+    """Word-level Levenshtein distance of two word lists over the longer one's length (0–1)."""
+    if not a and not b:
+        return 0.0
+    previous = list(range(len(b) + 1))
+    for i, word in enumerate(a, start=1):
+        current = [i]
+        for j, other in enumerate(b, start=1):
+            current.append(
+                min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word != other))
+            )
+        previous = current
+    return previous[-1] / max(len(a), len(b))
