@@ -146,3 +146,57 @@ def test_hedging_in_the_session_records_the_winner_in_the_turn() -> None:
     assert turn.agent_text == "Fast answer."
     assert turn.extra["llm_hedge"]["winner"] == 1 and turn.extra["llm_hedge"]["requests_sent"] == 2
     assert turn.terms_ms is not None and turn.terms_ms["llm_ttft"] == pytest.approx(150.0)
+
+
+def test_a_slow_tool_in_the_session_is_masked_and_predictable_calls_prefetched() -> None:
+    from earshot.levers.filler import FillerConfig
+    from earshot.levers.tools import Tool, ToolRegistry, ToolUsingLLM
+    from earshot.llm.scripted import LatencyProfile, RuleSet, ScriptedLLM
+
+    clock = SimulatedClock(charge_compute=False)
+    rules = RuleSet.model_validate(
+        {
+            "rules": [
+                {"pattern": "hours", "tool": {"name": "hours"}, "reply": "We open {result}."},
+                {"pattern": "order", "tool": {"name": "order_status"}, "reply": "{result}."},
+            ],
+            "default": "Okay.",
+        }
+    )
+    ran: list[float] = []
+
+    async def hours() -> str:
+        ran.append(clock.now_ms())
+        return "at nine"
+
+    async def order_status() -> str:
+        await clock.sleep_ms(1500.0)
+        return "Your order has shipped"
+
+    tools = ToolRegistry(
+        [
+            Tool("hours", "opening hours", hours, predictable=True),
+            Tool("order_status", "order status", order_status),
+        ]
+    )
+    llm = ToolUsingLLM(
+        ScriptedLLM(rules, LatencyProfile(150.0, 10.0), clock),
+        tools,
+        clock,
+        FillerConfig(threshold_ms=300.0, lines=("Let me check.",)),
+    )
+    turns, _ = call(
+        TWICE,
+        ["what are your hours", "where is my order"],
+        llm=llm,
+        clock=clock,
+        levers=SessionLevers(tools=tools),
+    )
+    first, second = turns
+    assert ran == [0.0]  # prefetched when the session started, served from there
+    assert first.agent_text == "We open at nine." and first.extra["tools"][0]["prefetched"]
+    assert second.agent_text == "Let me check. Your order has shipped."
+    assert second.terms_ms is not None and second.ttfat_ms is not None
+    assert second.terms_ms["tool"] == pytest.approx(300.0)  # masked after the threshold
+    assert sum(second.terms_ms.values()) == pytest.approx(second.ttfat_ms)
+    assert second.marks_ms["tool_end"] - second.marks_ms["tool_start"] == pytest.approx(1500.0)

@@ -142,6 +142,9 @@ def load_turns(paths: list[str | Path]) -> MeasuredTurns:
                 if name in OPTIONAL_TERMS and isinstance(terms, dict) and name not in terms:
                     continue
                 row[model_term] += _ms(terms, name, where)
+            if isinstance(terms, dict) and "tool" in terms:
+                # The tool term (only in turns where a tool ran) is budgeted with the LLM's.
+                row["llm_ttft"] += _ms(terms, "tool", where)
             rows.append(list(row.values()))
             stated.append(_ms(record, "ttfat_ms", where))
     if not rows:

@@ -53,6 +53,7 @@ TERMS: dict[str, str] = {
     "asr_finalization": "final transcript after end-of-turn",
     "llm": "LLM full response before TTS starts (batch)",
     "llm_ttft": "LLM time to first token (prefill included)",
+    "tool": "measured: tool calls run before the first token (not masked by a filler)",
     "sentence_aggregation": "first LLM token to the first chunk handed to TTS",
     "tts": "TTS full synthesis before playout (batch)",
     "tts_ttfb": "TTS time to first audio byte",

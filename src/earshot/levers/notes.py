@@ -15,16 +15,29 @@ from contextvars import ContextVar
 from typing import Any
 
 _TURN_NOTES: ContextVar[dict[str, Any] | None] = ContextVar("earshot_turn_notes", default=None)
+_TURN_MARKS: ContextVar[dict[str, float] | None] = ContextVar("earshot_turn_marks", default=None)
 
 
 @contextlib.contextmanager
-def bind_turn_notes(extra: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """Route `note` calls made in this context (and tasks it starts) into ``extra``."""
+def bind_turn_notes(
+    extra: dict[str, Any], marks_ms: dict[str, float] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Route `note` calls made in this context (and tasks it starts) into ``extra``, and
+    `mark` calls into ``marks_ms`` (the turn's marks), if given."""
     token = _TURN_NOTES.set(extra)
+    marks_token = _TURN_MARKS.set(marks_ms)
     try:
         yield extra
     finally:
+        _TURN_MARKS.reset(marks_token)
         _TURN_NOTES.reset(token)
+
+
+def mark(name: str, now_ms: float) -> None:
+    """Set the bound turn's mark ``name`` (ms, session clock) unless it is set already."""
+    marks = _TURN_MARKS.get()
+    if marks is not None:
+        marks.setdefault(name, now_ms)
 
 
 def note(key: str, value: Any) -> None:

@@ -45,6 +45,7 @@ from earshot.levers.preemptive import (
     StartSpeculation,
     clamp_marks,
 )
+from earshot.levers.tools import ToolRegistry
 from earshot.llm.base import ChatMessage
 from earshot.metrics.turn import MARKS, TurnRecord
 from earshot.playout.jitter import JitterBuffer
@@ -149,11 +150,13 @@ class SessionLevers:
         cache: the response cache; None turns it off.
         preemptive: speculation settings; None turns preemptive generation off.
         cacheable: extra predicate on (user text, reply text): False never stores the reply.
+        tools: a tool registry whose predictable calls are prefetched when the session starts.
     """
 
     cache: ResponseCache | None = None
     preemptive: PreemptiveConfig | None = None
     cacheable: Callable[[str, str], bool] | None = None
+    tools: ToolRegistry | None = None
     speculations: int = 0
     committed: int = 0
     cancelled_words: int = 0
@@ -191,6 +194,11 @@ class SessionLevers:
         return out
 
     # -- hooks the session calls ---------------------------------------------------------
+
+    async def session_started(self) -> None:
+        """Prefetch the predictable tool calls (a task of the session's TaskGroup)."""
+        if self.tools is not None:
+            await self.tools.prefetch(self.session.clock)
 
     def turn_started(self, now_ms: float) -> None:
         self._partial = ""
@@ -343,7 +351,7 @@ class SessionLevers:
         self.speculations += 1
 
         async def work() -> None:
-            with bind_turn_notes(turn.extra):
+            with bind_turn_notes(turn.extra, turn.marks_ms):
                 await s.runner.run(handle, messages)
 
         s._scheduler.start(handle, work(), cleanup=lambda h: s.holding.end(h.response_id))

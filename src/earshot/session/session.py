@@ -283,6 +283,8 @@ class Session:
                 self._scheduler = scheduler
                 tg.create_task(self._input_worker())
                 tg.create_task(self.stt_worker.run())
+                if self.levers is not None:
+                    tg.create_task(self.levers.session_started())
                 try:
                     await transport.run(self)
                 finally:
@@ -546,5 +548,5 @@ class Session:
         if not self._takes_turn(handle, text, during_agent):
             return
         self.conversation.answer(handle.turn, text)
-        with bind_turn_notes(handle.turn.extra):
+        with bind_turn_notes(handle.turn.extra, handle.turn.marks_ms):
             await self.runner.run(handle, list(self.state.history))
