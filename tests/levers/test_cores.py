@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -171,3 +173,39 @@ def test_a_tolerant_cache_accepts_a_near_transcript_and_nothing_further() -> Non
     assert cache.lookup("him being a comparatively modern", 1.0) is not None
     assert cache.lookup("a completely different question here", 1.0) is None
     assert ResponseCache().lookup("him being a comparatively modern", 1.0) is None
+
+
+# -- cache-friendly context ---------------------------------------------------------------
+
+
+def _history(turns: int) -> list:
+    from earshot.llm.base import ChatMessage
+
+    out = []
+    for i in range(turns):
+        out += [ChatMessage("user", f"question {i}"), ChatMessage("assistant", f"answer {i}")]
+    return out
+
+
+def test_context_is_append_only_between_folds_and_folds_in_blocks() -> None:
+    from earshot.levers.context import SUMMARY_HEADER, ContextPolicy, build_context
+
+    policy = ContextPolicy(keep_turns=3, fold_turns=2)
+    assert [policy.folded(n) for n in range(1, 9)] == [0, 0, 0, 2, 2, 4, 4, 6]
+    sent = [build_context("Be brief.", _history(n), policy) for n in range(1, 9)]
+    assert [m.content for m in sent[2]] == [
+        "Be brief.",
+        "question 0",
+        "answer 0",
+        "question 1",
+        "answer 1",
+        "question 2",
+        "answer 2",
+    ]
+    rewrites = [n + 2 for n, (a, b) in enumerate(itertools.pairwise(sent)) if b[: len(a)] != a]
+    assert rewrites == [4, 6, 8]  # the prompt only grows, except when a block is folded
+    assert sent[3][1].content == (
+        f"{SUMMARY_HEADER} Caller: question 0 Agent: answer 0 Caller: question 1 Agent: answer 1"
+    )
+    assert sent[4][:2] == sent[3][:2]  # one fold serves fold_turns turns: prefix stable
+    assert sum(1 for m in sent[7] if m.role == "user") == 2
