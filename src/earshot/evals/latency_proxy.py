@@ -194,7 +194,11 @@ class LatencyProxy:
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5.0)
         ) as client:
             app = web.Application()
-            app.router.add_route("*", "/{tail:.*}", lambda r: self._handle(r, client))
+
+            async def handle(request: web.Request) -> web.StreamResponse:
+                return await self._handle(request, client)
+
+            app.router.add_route("*", "/{tail:.*}", handle)
             runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True)
             await runner.setup()
             site = web.SockSite(runner, self._sock)
