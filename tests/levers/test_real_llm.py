@@ -18,7 +18,7 @@ from earshot.evals.levers_runs import ttft_trials
 from earshot.evals.llm_rig import LlmRig
 from earshot.levers.context import ContextLLM, ContextPolicy
 from earshot.levers.hedge import HedgeConfig, HedgedLLM
-from earshot.llm.openai_compat import OpenAICompatLLM
+from earshot.llm.openai_compat import LlmTimeouts, OpenAICompatLLM
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("llama_cpp") is None
@@ -36,7 +36,11 @@ def test_hedged_requests_to_real_llama_cpp_servers_answer_and_cancel_the_loser()
         a, b = rig.proxy_urls
 
         def client(url: str) -> OpenAICompatLLM:
-            return OpenAICompatLLM(url, "smollm2", clock, max_tokens=8, temperature=0.0)
+            # Generous time-outs: two shared cores, other work running.
+            timeouts = LlmTimeouts(first_token_ms=60_000.0, inter_token_ms=30_000.0)
+            return OpenAICompatLLM(
+                url, "smollm2", clock, max_tokens=8, temperature=0.0, timeouts=timeouts
+            )
 
         hedged = HedgedLLM([client(a), client(b)], clock, HedgeConfig(2))
         context = ContextLLM(client(a), "Answer in a few words.", ContextPolicy(keep_turns=2))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.loop.conftest import run_call
+from loop_helpers import run_call
 
 from earshot.clock import SimulatedClock
 from earshot.metrics.report import TurnLog
@@ -235,3 +235,54 @@ def test_two_sessions_in_one_loop_share_no_state() -> None:
     assert [t.user_text for t in records["a"]] == ["caller a"]
     assert [t.user_text for t in records["b"]] == ["caller b", "hello there"]
     assert np.isclose(records["a"][0].marks_ms["speech_end"], 2500.0, atol=40.0)
+
+
+def test_session_events_reach_a_transport_that_listens_in_order() -> None:
+    from earshot.session import events as ev
+    from earshot.session.events import SessionEventSink
+
+    transport = _network(downlink_ms=20.0)
+    call = run_call([(1000.0, 2500.0)], 6000.0, transport=transport)  # type: ignore[arg-type]
+    medium = call.session.transport
+    assert isinstance(medium, FakeNetworkTransport) and isinstance(medium, SessionEventSink)
+    kinds = [type(e).__name__ for e in medium.events]
+    firsts = list(dict.fromkeys(kinds))
+    assert firsts == [
+        "UserSpeechStarted",
+        "UserTranscriptPartial",
+        "UserTurnEnded",
+        "UserTranscriptFinal",
+        "ResponseText",
+        "TurnCompleted",
+    ]
+    texts = [e.text for e in medium.events if isinstance(e, ev.ResponseText)]
+    (done,) = [e for e in medium.events if isinstance(e, ev.TurnCompleted)]
+    assert " ".join(texts) == done.record.agent_text and done.record is call.state.turns[0]
+
+
+def test_a_transport_failure_is_recorded_and_the_open_turn_written_unfinished() -> None:
+    from earshot.transports.base import TransportError
+
+    class BrokenDisk(SyntheticCaller):
+        def read(self, num_samples: int) -> np.ndarray:
+            if self._pos >= 16 * 4000:  # the disk fails 4 s in, while the reply plays
+                raise TransportError("caller.wav: reading failed mid-recording (I/O error)")
+            return super().read(num_samples)
+
+    clock = SimulatedClock(charge_compute=False)
+    logged: list[TurnRecord] = []
+    session = Session(
+        SessionConfig(),
+        clock,
+        EnergyVad(),
+        FakeStt(),
+        FakeLlm(clock),
+        FakeTts(),
+        FixedEndpointer(500.0),
+        on_turn=logged.append,
+    )
+    transport = FileTransport(BrokenDisk([(1000.0, 2500.0)], 10_000.0), clock)
+    with pytest.raises(TransportError, match="reading failed"):
+        clock.run(lambda: session.run(transport))
+    assert session.state.transport_error is not None
+    assert [t.unfinished for t in logged] == [True]

@@ -236,9 +236,7 @@ def _session_run(
         return await session.run(transport)
 
     state = clock.run(main)
-    return ScenarioOutcome(
-        state, state.responses, log, holder[0].jitter.underrun_samples, recorder
-    )
+    return ScenarioOutcome(state, state.responses, log, holder[0].jitter.underrun_samples, recorder)
 
 
 def _reply_info(tts: Synthesizer) -> tuple[str, float]:
@@ -401,7 +399,9 @@ def _run_scenario(
         max_tail_ms = AFTER_INPUT_MS if condition.echo and not condition.aec else finish_ms
     track = build_track(question, LEAD_MS, end_ms, scenario.event, onset_ms)
     outcome = _session_run(track.audio, condition, models, opts, max_tail_ms)
-    erle = offline_erle_db(outcome.agent_frames()) if condition.aec else None
+    track_out, n = outcome.recorder.agent_track(), outcome.log.frame_samples
+    frames = [track_out[i : i + n] for i in range(0, len(track_out), n)]
+    erle = offline_erle_db(frames) if condition.aec else None
     return score_scenario(scenario, track, outcome, playout_start, erle)
 
 

@@ -433,12 +433,6 @@ class ScenarioOutcome:
     underrun_samples: int
     recorder: MemoryRecorder
 
-    def agent_frames(self) -> list[Pcm16]:
-        """The agent output track split into the session's output frames."""
-        track = self.recorder.agent_track()
-        n = self.log.frame_samples
-        return [track[i : i + n] for i in range(0, len(track), n)]
-
 
 def offline_erle_db(agent_frames: Sequence[Pcm16]) -> float | None:
     """ERLE (dB) of a fresh AEC3 on the echo-only microphone signal of an agent track.

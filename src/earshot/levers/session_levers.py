@@ -250,7 +250,9 @@ class SessionLevers:
         turn = handle.turn
         cacheable = not (
             handle.interrupted
-            or turn.failed is not None
+            or any(
+                k in turn.extra for k in ("llm_error", "tts_error", "stt_error", "response_error")
+            )
             or turn.extra.get("uncacheable")
             or turn.extra.get("fallback")
             or (turn.extra.get("cache") or {}).get("hit")
@@ -303,7 +305,8 @@ class SessionLevers:
             return False
         if not s._takes_turn(handle, text, during_agent):
             return True
-        s.conversation.answer(turn, text)
+        s.answer(handle, text)
+        s._text_out(handle, hit.text)
         return True
 
     def _retract(self, handle: ResponseHandle) -> ResponseHandle:
@@ -389,12 +392,14 @@ class SessionLevers:
         for key, value in spec_turn.extra.items():
             turn.extra.setdefault(key, value)
         spec.handle.turn = turn
-        s.conversation.answer(turn, text)
+        s.answer(spec.handle, text)
         moved = clamp_marks(turn.marks_ms, MARKS, "stt_final")
         now_ms = s.clock.now_ms()
         s._responses[spec.handle.response_id] = spec.handle
         s.state.responses.append(spec.handle)
         s.holding.release(spec.handle.response_id, now_ms)
+        if spec.handle.generated_text:
+            s._text_out(spec.handle, spec.handle.generated_text)
         spec_turn_ttft = (
             spec_turn.marks_ms["llm_first_token"] - spec_turn.marks_ms["llm_request"]
             if "llm_first_token" in spec_turn.marks_ms

@@ -253,11 +253,11 @@ class TurnRecord:
     unfinished: bool = False
     """The run ended (Ctrl-C, the caller hung up) while this turn's reply was still pending or
     playing: what is recorded is what had happened by then."""
-    failed: str | None = None
-    """Why the reply failed (a backend error or no audio in time), or None. The caller heard
-    the fallback line (or nothing, if even that could not be spoken)."""
     extra: dict[str, Any] = field(default_factory=dict)
-    """Additional marks or counters (fallback reason, STT decode cost...) copied into JSON."""
+    """Additional marks or counters copied into JSON. A stage that failed this turn records why
+    under ``llm_error``, ``tts_error``, ``stt_error`` or ``response_error`` (the last also for
+    "no audio in time" and errors inside earshot); ``fallback`` says the fallback line was
+    used; ``stt_decode_ms``/``stt_early_final`` come from the recognizer."""
 
     @property
     def complete(self) -> bool:
@@ -296,8 +296,6 @@ class TurnRecord:
             "interrupted": self.interrupted,
             "unfinished": self.unfinished,
         }
-        if self.failed is not None:
-            out["failed"] = self.failed
         if self.barge_ins:
             out["barge_ins"] = [b.to_json() for b in self.barge_ins]
         if self.network is not None:

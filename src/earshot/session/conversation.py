@@ -19,6 +19,7 @@ from earshot.turns.bargein import (
     BargeInDetected,
     BargeInResolution,
     InterruptionConfirmed,
+    reaction_ms,
 )
 
 
@@ -95,8 +96,14 @@ class Conversation:
         self.history.append(ChatMessage("user", text))
 
     def complete(self, handle: ResponseHandle, played: int, interrupted: bool = False) -> None:
-        """The agent's reply to a turn is over: record what was heard, update history."""
+        """The agent's reply to a turn is over: record what was heard, update history.
+
+        A turn whose reply ended before it was answered (its response failed before the
+        transcript was in) is answered here first, so it is numbered and written, never lost.
+        """
         turn = handle.turn
+        if not any(t is turn for t in self.turns):
+            self.answer(turn, turn.user_text)
         turn.agent_text = handle.generated_text.strip()
         turn.heard_text = handle.heard_text(played)
         turn.interrupted = interrupted
@@ -121,7 +128,9 @@ class Conversation:
             stopped_at_ms=stopped_at_ms,
             last_agent_sample_ms=last_agent_sample_ms,
             reaction_ms=(
-                None if last_agent_sample_ms is None else last_agent_sample_ms - detection.onset_ms
+                None
+                if last_agent_sample_ms is None
+                else reaction_ms(detection.onset_ms, last_agent_sample_ms)
             ),
             while_state="playing" if played else "preparing",
             heard_words=len(handle.heard_text(played).split()) - len(handle.heard_prefix.split()),

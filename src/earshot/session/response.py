@@ -23,7 +23,6 @@ from earshot.clock import Clock
 from earshot.llm import FALLBACK_LINE
 from earshot.llm.base import ChatMessage, LanguageModel
 from earshot.metrics.turn import TurnRecord
-from earshot.playout.jitter import JitterBuffer
 from earshot.session.tts_stream import stream_tts
 from earshot.text.chunker import SentenceChunker
 from earshot.text.sanitize import sanitize_for_tts
@@ -36,14 +35,21 @@ Stage = Literal["llm", "tts", "no_audio", "internal"]
 
 
 class AudioSink(Protocol):
-    """Where a response's audio goes: the `JitterBuffer`, or a lever that holds it back
-    (`earshot.levers.session_levers.HoldingBuffer`, for preemptive generation)."""
+    """Where a response's audio goes: the session's `earshot.playout.jitter.JitterBuffer`, or
+    an endpoint that streams it to a client that owns playout (OpenAI Realtime, Twilio), or
+    a lever that holds it back (`earshot.levers.session_levers.HoldingBuffer`)."""
 
-    def push(self, response_id: int, audio: Pcm16, now_ms: float) -> bool: ...
+    def push(self, response_id: int, audio: Pcm16, now_ms: float) -> bool:
+        """Queue int16 16 kHz audio of a response; False if it was dropped (cleared id)."""
+        ...
 
-    def end(self, response_id: int) -> None: ...
+    def end(self, response_id: int) -> None:
+        """No more audio will come for the response."""
+        ...
 
-    def buffered_ms_of(self, response_id: int) -> float: ...
+    def buffered_ms_of(self, response_id: int) -> float:
+        """Audio of the response queued and not yet played (ms), for the look-ahead bound."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,13 +135,14 @@ class ResponseRunner:
     Args:
         clock: the session clock.
         llm, tts: the backends.
-        jitter: the playout buffer the audio goes into.
+        jitter: where the audio goes (the session's jitter buffer, or any `AudioSink`).
         on_failure: called with every `ResponseFailed` (the session logs and records it).
         max_lookahead_ms: TTS pauses while more than this much of the response's audio waits
             in the jitter buffer (TTS must not run unboundedly ahead of playout).
         no_audio_timeout_ms: a response with no audio this long after it started is failed
             and the fallback line is spoken.
         chunker: factory of the sentence chunker (one per response).
+        on_text: called with each chunk of text as it is handed to TTS (after sanitizing).
     """
 
     def __init__(
@@ -143,12 +150,13 @@ class ResponseRunner:
         clock: Clock,
         llm: LanguageModel,
         tts: Synthesizer,
-        jitter: JitterBuffer | AudioSink,
+        jitter: AudioSink,
         *,
         on_failure: Callable[[ResponseFailed], None] | None = None,
         max_lookahead_ms: float = 10_000.0,
         no_audio_timeout_ms: float = 8_000.0,
         chunker: Callable[[], SentenceChunker] = SentenceChunker,
+        on_text: Callable[[ResponseHandle, str], None] | None = None,
     ) -> None:
         self.clock = clock
         self.llm = llm
@@ -158,6 +166,7 @@ class ResponseRunner:
         self.max_lookahead_ms = max_lookahead_ms
         self.no_audio_timeout_ms = no_audio_timeout_ms
         self.chunker = chunker
+        self.on_text = on_text
 
     def _mark(self, handle: ResponseHandle, name: str) -> None:
         handle.turn.marks_ms.setdefault(name, self.clock.now_ms())
@@ -169,8 +178,6 @@ class ResponseRunner:
         )
         key = {"llm": "llm_error", "tts": "tts_error"}.get(stage, "response_error")
         handle.turn.extra.setdefault(key, error)
-        if handle.turn.failed is None and not (stage == "tts" and recovered):
-            handle.turn.failed = f"{stage}: {error}"
         if self.on_failure is not None:
             self.on_failure(event)
 
@@ -307,6 +314,8 @@ class ResponseRunner:
         clean = sanitize_for_tts(sentence)
         if not clean:
             return
+        if self.on_text is not None:
+            self.on_text(handle, clean)
         offset = handle.synthesized_samples
         async for chunk in stream_tts(self.tts, clean):
             if chunk.audio.size == 0 and not chunk.words:

@@ -98,8 +98,6 @@ class Scheduler:
             error = describe_error(exc)
             log.error("response %d failed: %s", handle.response_id, error, exc_info=exc)
             handle.turn.extra.setdefault("response_error", error)
-            if handle.turn.failed is None:
-                handle.turn.failed = f"internal: {error}"
             if self.on_failure is not None:
                 self.on_failure(ResponseFailed(handle.response_id, "internal", error, False))
         finally:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,10 +36,21 @@ from earshot.echo.aec import AcousticEchoCanceller
 from earshot.levers.notes import bind_turn_notes
 from earshot.levers.session_levers import HoldingBuffer, SessionLevers
 from earshot.llm.base import ChatMessage, LanguageModel
-from earshot.metrics.turn import BargeInRecord, NetworkTiming, TurnRecord
+from earshot.metrics.turn import BargeInRecord, TurnRecord
 from earshot.playout.jitter import JitterBuffer
 from earshot.session.config import SessionConfig
 from earshot.session.conversation import Conversation, Resume
+from earshot.session.events import (
+    ResponseInterrupted,
+    ResponseText,
+    SessionEvent,
+    SessionEventSink,
+    TurnCompleted,
+    UserSpeechStarted,
+    UserTranscriptFinal,
+    UserTranscriptPartial,
+)
+from earshot.session.events import UserTurnEnded as TurnEndedEvent
 from earshot.session.listener import (
     BargeIn,
     BargeInSettled,
@@ -53,11 +63,18 @@ from earshot.session.listener import (
     UserTurnEnded,
     UserTurnStarted,
 )
+from earshot.session.playout import PlayoutLedger, apply_heard_start, uplink_timing
 from earshot.session.response import ResponseFailed, ResponseHandle, ResponseRunner
 from earshot.session.scheduler import Scheduler
 from earshot.session.stt_worker import SttAudio, SttFinish, SttPause, SttResume, SttStart, SttWorker
 from earshot.stt.base import StreamingRecognizer, Transcript
-from earshot.transports.base import InputFrame, OutputFrame, PlayoutReport, Transport
+from earshot.transports.base import (
+    InputFrame,
+    OutputFrame,
+    PlayoutReport,
+    Transport,
+    TransportError,
+)
 from earshot.tts.base import Synthesizer
 from earshot.turns.bargein import (
     BargeInConfig,
@@ -69,9 +86,6 @@ from earshot.turns.endpointer import Endpointer
 from earshot.vad.base import VoiceActivityDetector
 
 log = logging.getLogger("earshot.session")
-
-_ACTIVITY_FRAMES = 512
-"""Output frames remembered for "was the agent playing when this input was captured"."""
 
 
 @dataclass(slots=True)
@@ -87,6 +101,7 @@ class SessionState:
         input_frames_done: input frames pushed by the transport.
         output_frames_done: output frames pulled by the transport.
         unfinished: turns written as unfinished when the run ended.
+        transport_error: why the transport failed, if it did.
     """
 
     turns: list[TurnRecord] = field(default_factory=list)
@@ -97,6 +112,7 @@ class SessionState:
     input_frames_done: int = 0
     output_frames_done: int = 0
     unfinished: list[TurnRecord] = field(default_factory=list)
+    transport_error: str | None = None
 
 
 class Session:
@@ -115,6 +131,8 @@ class Session:
         on_failure: called with every `ResponseFailed`.
         levers: latency levers acting inside the loop (response cache, preemptive
             generation; `earshot.levers.session_levers`); None runs without them.
+        on_event: called with every `earshot.session.events.SessionEvent` (a transport that
+            is a `SessionEventSink` gets them too).
     """
 
     def __init__(
@@ -133,8 +151,11 @@ class Session:
         on_tick: Callable[[float, SessionState], None] | None = None,
         on_failure: Callable[[ResponseFailed], None] | None = None,
         levers: SessionLevers | None = None,
+        on_event: Callable[[SessionEvent], None] | None = None,
     ) -> None:
         self.config = config
+        self.on_event = on_event
+        self._on_turn = on_turn
         self.clock = clock
         self.stt = stt
         self.on_tick = on_tick
@@ -161,10 +182,11 @@ class Session:
             on_failure=self._failed,
             max_lookahead_ms=config.max_lookahead_ms,
             no_audio_timeout_ms=config.no_audio_timeout_ms,
+            on_text=self._text_out,
         )
         self.state = SessionState()
         self.conversation = Conversation(
-            self.state.turns, self.state.history, self.state.barge_ins, on_turn=on_turn
+            self.state.turns, self.state.history, self.state.barge_ins, on_turn=self._turn_done
         )
         self.stt_worker = SttWorker(stt, self._on_partial)
         self.transport: Transport | None = None
@@ -174,16 +196,14 @@ class Session:
         self._next_response_id = 1
         self._frames_pushed = 0
         self._frames_processed = 0
-        self._activity: deque[tuple[float, bool]] = deque(maxlen=_ACTIVITY_FRAMES)
-        self._sent: dict[int, int] = {}
-        self._finished: dict[int, int] = {}
-        self._reports: dict[int, PlayoutReport] = {}
+        self.playout = PlayoutLedger(self.jitter, config.frame_ms)
         self._last_input: InputFrame | None = None
         self._turn_during_agent = False
         self._closed = False
         self.levers = levers
         if levers is not None:
             levers.attach(self)
+        self._partial = ""
 
     # -- SessionPort -----------------------------------------------------------------------
 
@@ -212,49 +232,29 @@ class Session:
         self._input_q.put_nowait(frame)
 
     def pull_output(self, num_samples: int, now_ms: float) -> OutputFrame:
-        frame = self.jitter.pull(num_samples, now_ms)
-        rid = frame.response_id
-        self._activity.append(
-            (now_ms, frame.agent_samples > 0 or self.jitter.playing_id is not None)
-        )
-        offset = 0
-        if rid is not None:
-            handle = self._responses.get(rid)
-            if frame.started and handle is not None:
+        pulled = self.playout.pull(num_samples, now_ms)
+        if pulled.started is not None:
+            handle = self._responses.get(pulled.started)
+            if handle is not None:
                 handle.turn.marks_ms.setdefault("playout_start", now_ms)
-            offset = self._sent.get(rid, 0)
-            self._sent[rid] = offset + frame.agent_samples
-        for finished in frame.finished_ids:
-            sent = self._sent.pop(finished, 0)
-            reported = self._reports.get(finished)
-            device = self.transport is not None and self.transport.reports_device_playout
-            if sent == 0 or not device:
-                self._complete(finished, sent)
-            elif reported is not None and reported.played_samples >= sent:
-                self._complete(finished, reported.played_samples)
-            else:
-                self._finished[finished] = sent  # completes when the device has played it
+        for rid, played in pulled.completed:
+            self._complete(rid, played)
         self.state.output_frames_done += 1
-        out = OutputFrame(frame.audio, rid, frame.agent_samples, now_ms, offset)
         if self.on_tick is not None:
             self.on_tick(now_ms, self.state)
-        return out
+        return pulled.frame
 
     def report_playout(self, report: PlayoutReport) -> None:
-        rid = report.response_id
-        prev = self._reports.get(rid)
-        if prev is not None and report.played_samples < prev.played_samples:
+        kept, completed = self.playout.report(report)
+        if not kept:
             return  # reports are cumulative; an older one arrived late
-        self._reports[rid] = report
-        handle = self._responses.get(rid)
+        handle = self._responses.get(report.response_id)
         if handle is not None:
             handle.played_samples = report.played_samples
-            if self.transport is not None and self.transport.reports_device_playout:
-                self._heard_start(handle, report)
-        sent = self._finished.get(rid)
-        if sent is not None and report.played_samples >= sent:
-            del self._finished[rid]
-            self._complete(rid, report.played_samples)
+            if self.playout.device_playout:
+                apply_heard_start(handle.turn, report)
+        if completed is not None:
+            self._complete(*completed)
 
     # -- running ---------------------------------------------------------------------------
 
@@ -269,7 +269,8 @@ class Session:
 
         Raises:
             ValueError: a bare array that is not 1-D int16.
-            TransportError: the transport's medium failed.
+            TransportError: the transport's medium failed (also kept in
+                ``state.transport_error``); the turns so far are written as usual.
         """
         if not isinstance(transport, Transport):
             from earshot.transports.file import ArraySource, FileTransport
@@ -278,6 +279,8 @@ class Session:
                 ArraySource(transport), self.clock, max_tail_ms=self.config.max_tail_ms
             )
         self.transport = transport
+        self.playout.device_playout = transport.reports_device_playout
+        failure: TransportError | None = None
         try:
             async with asyncio.TaskGroup() as tg, Scheduler(self._failed) as scheduler:
                 self._scheduler = scheduler
@@ -287,6 +290,10 @@ class Session:
                     tg.create_task(self.levers.session_started())
                 try:
                     await transport.run(self)
+                except TransportError as exc:  # raised below, outside the TaskGroup
+                    failure = exc
+                    self.state.transport_error = str(exc)
+                    log.error("transport %s failed: %s", transport.name, exc)
                 finally:
                     self._input_q.put_nowait(None)
                     self.stt_worker.queue.put_nowait(None)
@@ -294,6 +301,8 @@ class Session:
         finally:
             self._scheduler = None
             self.close_open_turns()
+        if failure is not None:
+            raise failure
         return self.state
 
     def close_open_turns(self) -> list[TurnRecord]:
@@ -309,13 +318,6 @@ class Session:
 
     # -- input ---------------------------------------------------------------------------------
 
-    def _agent_playing_during(self, capture_ms: float) -> bool:
-        frame_ms = float(self.config.frame_ms)
-        for sent_ms, active in reversed(self._activity):
-            if sent_ms <= capture_ms + 1e-6:
-                return active and capture_ms < sent_ms + frame_ms
-        return False
-
     async def _input_worker(self) -> None:
         while (frame := await self._input_q.get()) is not None:
             try:
@@ -330,7 +332,7 @@ class Session:
                 clean,
                 prob,
                 frame.capture_ms,
-                self._agent_playing_during(frame.capture_ms),
+                self.playout.playing_during(frame.capture_ms),
                 self.clock.now_ms(),
                 reply_pending=bool(self._responses),
             )
@@ -347,6 +349,7 @@ class Session:
                 self._turn_during_agent = event.during_agent
                 if self.levers is not None:
                     self.levers.turn_started(self.clock.now_ms())
+                self._emit(UserSpeechStarted(event.start_ms))
                 q.put_nowait(SttStart())
                 for pcm in event.pre_roll:
                     q.put_nowait(SttAudio(pcm))
@@ -370,27 +373,47 @@ class Session:
                 self._settle(event.resolution)
 
     def _on_partial(self, text: str) -> None:
-        self.listener.on_partial(text, self.clock.now_ms())
+        now_ms = self.clock.now_ms()
+        self.listener.on_partial(text, now_ms)
+        if text != self._partial:
+            self._partial = text
+            self._emit(UserTranscriptPartial(text, now_ms))
         if self.levers is not None:
-            self.levers.partial(text, self.clock.now_ms())
+            self.levers.partial(text, now_ms)
+
+    # -- events ----------------------------------------------------------------------------
+
+    def _emit(self, event: SessionEvent) -> None:
+        sinks: list[Callable[[SessionEvent], None]] = []
+        if self.on_event is not None:
+            sinks.append(self.on_event)
+        if isinstance(self.transport, SessionEventSink):
+            sinks.append(self.transport.on_session_event)
+        for sink in sinks:
+            try:
+                sink(event)
+            except Exception as exc:  # a broken listener never ends the call
+                log.warning("session event handler failed on %s: %s", type(event).__name__, exc)
+
+    def _turn_done(self, turn: TurnRecord) -> None:
+        if self._on_turn is not None:
+            self._on_turn(turn)
+        self._emit(TurnCompleted(turn))
+
+    def _text_out(self, handle: ResponseHandle, text: str) -> None:
+        if self.holding.held(handle.response_id):
+            return  # a speculative reply (preemptive generation): nothing of it is out yet
+        self._emit(ResponseText(handle.response_id, text, self.clock.now_ms()))
 
     # -- barge-in ------------------------------------------------------------------------------
 
-    def _played(self, rid: int) -> int:
-        report = self._reports.get(rid)
-        if report is not None:
-            return report.played_samples
-        device = self.transport is not None and self.transport.reports_device_playout
-        return 0 if device else self.jitter.played_samples(rid)
-
     def _clear_audio(self, handle: ResponseHandle) -> int:
-        """`ResponseHandle.on_interrupt`: clear the audio by id, return the played position."""
-        rid = handle.response_id
-        self.jitter.clear(rid)
-        self._finished.pop(rid, None)
+        """`ResponseHandle.on_interrupt`: clear the audio by id (jitter buffer and transport),
+        return the played position the transport reported."""
+        played = self.playout.clear(handle.response_id)
         if self.transport is not None:
-            self.transport.clear(rid)
-        return self._played(rid)
+            self.transport.clear(handle.response_id)
+        return played
 
     def _interrupt(self, det: BargeInDetected) -> None:
         """Barge-in: stop the reply playing, or else the newest one being prepared."""
@@ -401,9 +424,9 @@ class Session:
         if handle is None or self.conversation.interruption_pending:
             return
         played = handle.interrupt()
-        report = self._reports.get(handle.response_id)
-        last_ms = report.at_ms if report is not None and report.played_samples else None
-        self.conversation.stopped(handle, det, played, self.clock.now_ms(), last_ms)
+        last_ms = self.playout.last_sample_ms(handle.response_id)
+        record = self.conversation.stopped(handle, det, played, self.clock.now_ms(), last_ms)
+        self._emit(ResponseInterrupted(handle.response_id, played, record))
 
     def _settle(self, resolution: BargeInResolution | None) -> None:
         if resolution is None:
@@ -413,6 +436,7 @@ class Session:
             return
         handle, resume = settled
         self._responses.pop(handle.response_id, None)
+        self.playout.forget(handle.response_id)
         if resume is not None:
             self._resume(resume)
 
@@ -446,48 +470,21 @@ class Session:
         turn.marks_ms["speech_end"] = ev.eot.speech_end_ms
         turn.marks_ms["end_of_turn"] = self.clock.now_ms()
         turn.extra["speech_ms"] = ev.eot.speech_ms
-        if self.transport is not None and self.transport.reports_device_playout:
-            turn.network = self._uplink_timing()
+        if self.playout.device_playout:
+            turn.network = uplink_timing(self._last_input, self.config.frame_ms)
         final: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
         self.stt_worker.queue.put_nowait(SttFinish(final))
         handle = self._new_handle(turn)
+        self._emit(TurnEndedEvent(handle.response_id, ev.eot.speech_end_ms, self.clock.now_ms()))
         if self.levers is not None:
             work = self.levers.respond(handle, final, self._turn_during_agent)
         else:
             work = self._respond(handle, final, self._turn_during_agent)
         self._start(handle, work)
 
-    def _uplink_timing(self) -> NetworkTiming:
-        """``network_in`` and ``uplink_jitter_buffer`` of the frame that closed the turn."""
-        frame = self._last_input
-        timing = NetworkTiming()
-        if frame is None:
-            return timing
-        if frame.arrival_ms is not None:
-            timing.network_in_ms = frame.arrival_ms - (frame.capture_ms + self.config.frame_ms)
-            if frame.release_ms is not None:
-                timing.uplink_jitter_buffer_ms = frame.release_ms - frame.arrival_ms
-        timing.sync_error_ms = frame.sync_error_ms
-        return timing
-
-    def _heard_start(self, handle: ResponseHandle, report: PlayoutReport) -> None:
-        turn = handle.turn
-        if report.first_sample_ms is None or "heard_start" in turn.marks_ms:
-            return
-        timing = turn.network if turn.network is not None else NetworkTiming()
-        start = turn.marks_ms.get("playout_start")
-        if report.first_received_ms is not None:
-            timing.client_playout_ms = report.first_sample_ms - report.first_received_ms
-            if start is not None:
-                timing.network_out_measured_ms = report.first_received_ms - start
-        if start is not None:
-            timing.network_out_ms = report.first_sample_ms - start - (timing.client_playout_ms or 0)
-        timing.sync_error_ms = max(timing.sync_error_ms or 0.0, report.sync_error_ms)
-        turn.set_heard_start(report.first_sample_ms, timing)
-
     def _complete(self, rid: int, played: int) -> None:
         handle = self._responses.pop(rid, None)
-        self._reports.pop(rid, None)
+        self.playout.forget(rid)
         if handle is not None:
             handle.played_samples = played
             self.conversation.complete(handle, played)
@@ -502,6 +499,7 @@ class Session:
         self.state.failures.append(event)
         if self.on_failure is not None:
             self.on_failure(event)
+        self._emit(event)
 
     async def _respond(
         self, handle: ResponseHandle, final: asyncio.Future[Transcript], during_agent: bool
@@ -547,6 +545,12 @@ class Session:
         """Answer ``text`` (the final transcript) with a generated reply."""
         if not self._takes_turn(handle, text, during_agent):
             return
-        self.conversation.answer(handle.turn, text)
+        self.answer(handle, text)
         with bind_turn_notes(handle.turn.extra, handle.turn.marks_ms):
             await self.runner.run(handle, list(self.state.history))
+
+    def answer(self, handle: ResponseHandle, text: str) -> None:
+        """Record ``text`` as the caller's words for this turn (history, events)."""
+        turn = handle.turn
+        self.conversation.answer(turn, text)
+        self._emit(UserTranscriptFinal(handle.response_id, turn.turn, text, self.clock.now_ms()))

@@ -100,8 +100,13 @@ class FakeNetworkTransport:
     played_audio_ms: list[tuple[float, int]] = field(default_factory=list)
     """(session time played, response id) of every output frame with agent audio the client
     played (after clears)."""
+    events: list[object] = field(default_factory=list)
+    """Every session event it was sent (it is a `earshot.session.events.SessionEventSink`)."""
     _pending: deque[tuple[float, int, int, int, float]] = field(default_factory=deque)
     _played: dict[int, _Played] = field(default_factory=dict)
+
+    def on_session_event(self, event: object) -> None:
+        self.events.append(event)
 
     def clear(self, response_id: int) -> None:
         self.cleared.append((response_id, self.clock.now_ms()))

@@ -209,7 +209,8 @@ class Transport(Protocol):
 
         Raises:
             TransportError: the medium failed in a way that is not the caller's doing (a file
-                that cannot be read mid-call); the session records it and ends the call.
+                that cannot be read mid-call); the session records it, writes the open turns
+                as unfinished and raises it to its caller.
         """
         ...
 

@@ -32,7 +32,7 @@ from earshot.audio.frames import SAMPLE_RATE_HZ, Pcm16, samples_per_frame, sampl
 from earshot.audio.io import AudioFileError, read_audio, write_wav_atomic
 from earshot.clock import Clock
 from earshot.echo.path import MicMixer
-from earshot.transports.base import InputFrame, PlayoutReport, SessionPort
+from earshot.transports.base import InputFrame, PlayoutReport, SessionPort, TransportError
 
 _BLOCK_S = 1.0
 """Seconds of the input file read at a time."""
@@ -92,6 +92,7 @@ class SoundFileSource:
 
     Raises:
         AudioFileError: the file is missing, unreadable, or holds no samples.
+        TransportError: (from `read`) the file became unreadable mid-recording.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -147,6 +148,15 @@ class SoundFileSource:
         self._file.close()
 
     def _fill(self) -> None:
+        try:
+            self._read_block()
+        except (sf.LibsndfileError, RuntimeError) as exc:
+            self._eof = True
+            raise TransportError(
+                f"{self.path}: reading failed mid-recording ({exc}); check the file or disk"
+            ) from exc
+
+    def _read_block(self) -> None:
         block = max(1, int(self.rate_hz * _BLOCK_S))
         if self._exact:
             data = self._file.read(block, dtype="int16", always_2d=True)[:, 0]
@@ -193,9 +203,10 @@ class WavRecorder:
         return f
 
     def write(self, user: Pcm16, agent: Pcm16, mic: Pcm16 | None) -> None:
-        self._conv.write(np.stack([user, agent], axis=1))
+        # buffer_write: no per-call cffi cast (SoundFile.write's cast cache grows to ~1 MB)
+        self._conv.buffer_write(np.stack([user, agent], axis=1).tobytes(), dtype="int16")
         if self._mic is not None and mic is not None:
-            self._mic.write(mic)
+            self._mic.buffer_write(np.ascontiguousarray(mic).tobytes(), dtype="int16")
 
     def close(self) -> None:
         for f, tmp, path in self._targets:

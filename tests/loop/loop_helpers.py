@@ -1,4 +1,4 @@
-"""Helpers for the loop tests: a whole session on the shipped fakes, simulated clock.
+"""Helpers for the loop tests (imported by them): a whole session on the shipped fakes.
 
 Layer 2 of the test plan: nothing real runs (the fakes stand in for every model, on purpose),
 time is virtual and free (``charge_compute=False``), so every mark is exact and a call of a
