@@ -243,12 +243,16 @@ class LatencyProxy:
             content_type = upstream.headers.get("Content-Type")
             if content_type:
                 response.headers["Content-Type"] = content_type
-            await response.prepare(request)
             try:
+                await response.prepare(request)
                 async for chunk in upstream.content.iter_any():
                     await response.write(chunk)
-            except (asyncio.CancelledError, ConnectionResetError):
+                await response.write_eof()
+            except asyncio.CancelledError:
                 self.stats.cancelled_streaming += 1
                 raise
-            await response.write_eof()
+            except ConnectionResetError:
+                # The client closed the stream (a hedge's loser): closing the upstream request
+                # on the way out of `async with` is all that is left to do.
+                self.stats.cancelled_streaming += 1
             return response

@@ -36,7 +36,10 @@ LEVER_NAMES: tuple[str, ...] = ("hedge", "cache", "preemptive")
 DEFAULT_TRIALS = 200
 QUICK_TRIALS = 30
 MAX_TOKENS = 24
-"""Reply cap for the SmolLM2 replicas: a sentence or two, so trials stay short."""
+"""Reply cap in the session runs (SmolLM2 replicas): a sentence or two, so runs stay short."""
+TRIAL_MAX_TOKENS = 8
+"""Reply cap in the TTFT trials: only the first token is measured, and a short reply keeps a
+cancelled loser's leftover generation from queueing the next request on a shared CPU."""
 
 
 @dataclass(slots=True)

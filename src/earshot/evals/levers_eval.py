@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from earshot.clock import SystemClock
 from earshot.evals.latency_proxy import TailProfile
-from earshot.evals.levers import MAX_TOKENS, LeversOptions
+from earshot.evals.levers import MAX_TOKENS, TRIAL_MAX_TOKENS, LeversOptions
 from earshot.evals.levers_runs import TtftTrial, ttft_trials
 from earshot.evals.levers_session import cache_arm, preemptive_arm
-from earshot.evals.levers_stats import Comparison, compare, project_hedged_ttft
+from earshot.evals.levers_stats import Comparison, compare, pct, project_hedged_ttft
 from earshot.evals.llm_rig import LlmRig
 from earshot.evals.outputs import write_eval_outputs
 from earshot.levers.hedge import HedgeConfig, HedgedLLM
@@ -68,9 +71,11 @@ def evaluate(opts: LeversOptions) -> tuple[dict[str, Any], str]:
             "quick": opts.quick,
             "seed": opts.seed,
             "max_tokens": MAX_TOKENS,
+            "trial_max_tokens": TRIAL_MAX_TOKENS,
             "hedge_percentile": opts.hedge_percentile,
         },
         "injected_ttft": profile.to_json(),
+        "machine": {"cpus": os.cpu_count(), "load_average_start": list(os.getloadavg())},
         "levers": {},
     }
     rig = LlmRig(
@@ -100,17 +105,20 @@ def evaluate(opts: LeversOptions) -> tuple[dict[str, Any], str]:
                     opts.out_dir, paths, llm, opts.seed, opts.stable_ms
                 )
         doc["proxy_stats"] = [p.stats.to_json() for p in rig.proxies]
+    doc["machine"]["load_average_end"] = list(os.getloadavg())
     text = render_text(doc)
     write_eval_outputs(opts.out_dir, "levers", doc, text, lambda path: plot_levers(path, doc))
     return doc, text
 
 
-def _client(url: str, model: str, clock: SystemClock) -> OpenAICompatLLM:
+def _client(
+    url: str, model: str, clock: SystemClock, max_tokens: int = MAX_TOKENS
+) -> OpenAICompatLLM:
     return OpenAICompatLLM(
         url,
         model,
         clock,
-        max_tokens=MAX_TOKENS,
+        max_tokens=max_tokens,
         temperature=0.0,
         timeouts=LlmTimeouts(first_token_ms=15_000.0),
     )
@@ -119,17 +127,33 @@ def _client(url: str, model: str, clock: SystemClock) -> OpenAICompatLLM:
 def _hedge(opts: LeversOptions, rig: LlmRig) -> dict[str, Any]:
     clock = SystemClock()
     a, b = rig.proxy_urls[0], rig.proxy_urls[1]
-    single = _client(a, opts.model, clock)
-    hedged = HedgedLLM([_client(a, opts.model, clock), _client(b, opts.model, clock)], clock)
+    single = _client(a, opts.model, clock, TRIAL_MAX_TOKENS)
+    hedged = HedgedLLM(
+        [
+            _client(a, opts.model, clock, TRIAL_MAX_TOKENS),
+            _client(b, opts.model, clock, TRIAL_MAX_TOKENS),
+        ],
+        clock,
+    )
     delayed = HedgedLLM(
-        [_client(a, opts.model, clock), _client(b, opts.model, clock)],
+        [
+            _client(a, opts.model, clock, TRIAL_MAX_TOKENS),
+            _client(b, opts.model, clock, TRIAL_MAX_TOKENS),
+        ],
         clock,
         HedgeConfig(2, delay_ms=TailProfile().body_p90_ms, percentile=opts.hedge_percentile),
     )
+    # The servers' own first-token time, straight to each upstream (no injected delay): how
+    # heavy their own tail is, and how much the two replicas' slowness moves together.
+    direct = {
+        f"upstream {k}": _client(url, opts.model, clock, TRIAL_MAX_TOKENS)
+        for k, url in zip("ab", rig.upstream_urls[:2], strict=True)
+    }
     arms: dict[str, LanguageModel] = {
         "off": single,
         "hedge=2": hedged,
         f"hedge=2 delayed p{opts.hedge_percentile:g}": delayed,
+        **direct,
     }
 
     def progress(i: int) -> None:
@@ -145,11 +169,16 @@ def _hedge(opts: LeversOptions, rig: LlmRig) -> dict[str, Any]:
             await single.aclose()
             await hedged.aclose()
             await delayed.aclose()
+            for client in direct.values():
+                await client.aclose()
 
     results = asyncio.run(main())
     off = [t.ttft_ms for t in results["off"] if t.ttft_ms is not None]
     out: dict[str, Any] = {"arms": {}, "criterion": "llm_ttft p99 cut >= 30 % at no worse p50"}
+    out["upstream"] = _upstream_tail(results["upstream a"], results["upstream b"])
     for name, trials in results.items():
+        if name.startswith("upstream"):
+            continue
         ttfts = [t.ttft_ms for t in trials if t.ttft_ms is not None]
         hedges: list[dict[str, Any]] = [
             t.notes["llm_hedge"] for t in trials if "llm_hedge" in t.notes
@@ -174,6 +203,26 @@ def _hedge(opts: LeversOptions, rig: LlmRig) -> dict[str, Any]:
     return out
 
 
+def _upstream_tail(a: list[TtftTrial], b: list[TtftTrial]) -> dict[str, Any]:
+    """Percentiles of each server's own TTFT and the correlation of the two on the same trial
+    (hedging assumes independent replicas: the closer to 1, the less it can cut)."""
+    pairs = [
+        (x.ttft_ms, y.ttft_ms)
+        for x, y in zip(a, b, strict=True)
+        if x.ttft_ms is not None and y.ttft_ms is not None
+    ]
+    out: dict[str, Any] = {}
+    for name, trials in (("a", a), ("b", b)):
+        values = [t.ttft_ms for t in trials if t.ttft_ms is not None]
+        out[name] = {f"p{q:g}": pct(values, q) for q in (50.0, 95.0, 99.0)}
+    if len(pairs) >= 3:
+        xs = np.array(pairs, dtype=np.float64)
+        out["correlation"] = float(np.corrcoef(xs[:, 0], xs[:, 1])[0, 1])
+    else:
+        out["correlation"] = None
+    return out
+
+
 def _meets(c: Comparison) -> bool | None:
     p99, p50 = c.relative_change("p99"), c.change_ms.get("p50")
     if p99 is None or p50 is None:
@@ -189,13 +238,29 @@ def _fmt(value: float | None, signed: bool = False) -> str:
 
 def render_text(doc: dict[str, Any]) -> str:
     """The tables printed on the terminal and written to ``levers.txt``."""
+    machine = doc.get("machine", {})
+    load = machine.get("load_average_start") or [float("nan")]
     lines = [
         "earshot eval levers",
         f"injected TTFT: {doc['injected_ttft']['name']} — {doc['injected_ttft']['source']}",
+        f"machine: {machine.get('cpus')} CPUs, 1-min load average {load[0]:.1f} at the start "
+        "(the real server's own TTFT moves with it)",
         "",
     ]
     hedge = doc["levers"].get("hedge")
     if hedge is not None:
+        up = hedge.get("upstream") or {}
+        if up:
+            corr = up.get("correlation")
+            lines.append(
+                "the real servers' own TTFT (no injected delay): "
+                + "; ".join(
+                    f"{k} p50/p95/p99 {_fmt(up[k]['p50'])}/{_fmt(up[k]['p95'])}/"
+                    f"{_fmt(up[k]['p99'])} ms"
+                    for k in ("a", "b")
+                )
+                + f"; correlation a–b {'n/a' if corr is None else f'{corr:.2f}'}"
+            )
         lines.append("hedge — llm_ttft (ms): off vs on, measured change ± spread, budget model")
         header = (
             f"{'arm':28} {'n':>4} {'q':>4} {'off':>7} {'on':>7} {'change':>8} {'±spread':>8} "
