@@ -9,7 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from earshot import __version__
+from earshot.llm import LLM_KINDS
 from earshot.llm.scripted import DEFAULT_PROFILE, PROFILES
+from earshot.stacks import add_stack_arguments, resolve_stack
 
 DEMO_CALLER = "demo_caller.wav"
 
@@ -61,11 +63,15 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     p.add_argument("--min-speech-ms", type=float, default=200.0, help="shortest voiced turn")
     p.add_argument("--jitter-ms", type=float, default=40.0, help="jitter buffer hold (ms)")
+    add_stack_arguments(p)
+    p.add_argument(
+        "--stt-model", type=Path, help="whisper: a CTranslate2 Whisper model directory"
+    )
     p.add_argument(
         "--llm",
-        default="scripted",
-        choices=("scripted", "openai"),
-        help="scripted (offline, simulated timing) or an OpenAI-compatible server",
+        choices=LLM_KINDS,
+        help="scripted (offline, simulated timing), an OpenAI-compatible server, or local "
+        "(llama.cpp in-process); overrides --stack",
     )
     p.add_argument("--llm-rules", type=Path, help="rules file for the scripted LLM")
     p.add_argument(
@@ -78,8 +84,13 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument(
         "--llm-base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
     )
-    p.add_argument("--llm-model", help="model name for the OpenAI-compatible server")
-    p.add_argument("--tts-voice", default="en-us", help="espeak-ng voice")
+    p.add_argument(
+        "--llm-model",
+        help="openai: the server's model name; local: a GGUF file (default: bundled SmolLM2)",
+    )
+    p.add_argument(
+        "--tts-voice", default="en-us", help="espeak-ng voice, or a Piper .onnx voice for piper"
+    )
     p.add_argument("--budget", type=Path, help="per-term budget file (YAML/JSON)")
     p.add_argument(
         "--budget-preset", default="1.5s", choices=("1.5s", "2.0s"), help="built-in budget"
@@ -134,9 +145,16 @@ def _run_converse(args: argparse.Namespace) -> int:
     from earshot.session.config import SessionConfig
     from earshot.turns.bargein import BargeInConfig, load_backchannels
 
+    try:
+        stack = resolve_stack(args.stack, args.stt, args.llm, args.tts)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     llm_options: dict[str, object] = {}
-    if args.llm == "scripted":
+    if stack.llm == "scripted":
         llm_options = {"rules_path": args.llm_rules, "profile": args.llm_profile}
+    elif stack.llm == "local":
+        llm_options = {"model_path": args.llm_model}
     else:
         if not args.llm_base_url:
             print(
@@ -180,8 +198,11 @@ def _run_converse(args: argparse.Namespace) -> int:
             endpointing_rules=args.endpointing_rules,
             endpointing_dynamic=args.endpointing_dynamic,
             endpointing_acoustic=False if args.endpointing_text_only else None,
-            llm=args.llm,
+            stt=stack.stt,
+            stt_model=args.stt_model,
+            llm=stack.llm,
             llm_options=llm_options,
+            tts=stack.tts,
             tts_voice=args.tts_voice,
             budget_path=args.budget,
             budget_preset=args.budget_preset,
@@ -189,7 +210,7 @@ def _run_converse(args: argparse.Namespace) -> int:
             quiet=args.quiet,
         )
         result = converse(opts)
-    except (AudioFileError, ValueError, LlmError) as exc:
+    except (AudioFileError, ValueError, LlmError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from rich.console import Console
@@ -222,6 +243,9 @@ def build_parser() -> argparse.ArgumentParser:
     from earshot.evals.cli import add_parser as add_eval
 
     add_eval(sub)
+    from earshot.llm.serve import add_parser as add_llm
+
+    add_llm(sub)
     return parser
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from loop_helpers import run_call
 
+from earshot.audio.frames import samples_per_frame
 from earshot.clock import SimulatedClock
 from earshot.metrics.report import TurnLog
 from earshot.metrics.turn import TurnRecord
@@ -24,7 +25,7 @@ from earshot.testing import (
     FakeTts,
     SyntheticCaller,
 )
-from earshot.transports.base import Transport
+from earshot.transports.base import InputFrame, SessionPort, Transport
 from earshot.transports.file import FileTransport
 from earshot.turns.bargein import BargeInConfig
 from earshot.turns.endpointer import FixedEndpointer
@@ -286,3 +287,38 @@ def test_a_transport_failure_is_recorded_and_the_open_turn_written_unfinished() 
         clock.run(lambda: session.run(transport))
     assert session.state.transport_error is not None
     assert [t.unfinished for t in logged] == [True]
+
+
+class _HangsUpAtOnce:
+    """A caller whose whole turn arrives in one burst, after which the connection closes:
+    the transport returns while the input worker still has the end-of-turn frames queued."""
+
+    name = "burst"
+    reports_device_playout = False
+
+    def __init__(self, caller: SyntheticCaller) -> None:
+        self.caller = caller
+
+    def clear(self, response_id: int) -> None:
+        pass
+
+    async def run(self, port: SessionPort) -> None:
+        n = samples_per_frame(port.frame_ms)
+        k = 0
+        while not self.caller.exhausted:
+            pcm = self.caller.read(n)
+            pcm = np.pad(pcm, (0, n - len(pcm)))
+            port.push_input(InputFrame(pcm, capture_ms=k * port.frame_ms))
+            k += 1
+
+
+def test_a_caller_who_hangs_up_with_a_turn_still_queued_ends_the_call_cleanly() -> None:
+    # The end of turn is decided while the input worker drains its queue after the transport
+    # returned; the response it starts must find the scheduler still open.
+    call = run_call(
+        [(200.0, 1500.0)],
+        2600.0,
+        transport=lambda clock, caller: _HangsUpAtOnce(caller),  # type: ignore[arg-type,return-value]
+    )
+    (turn,) = call.state.turns
+    assert turn.unfinished and call.logged == [turn]

@@ -31,7 +31,7 @@ HEDGE_CRITERION = -0.30
 
 def caller_prompts(opts: LeversOptions) -> list[str]:
     """The recorded callers' reference transcripts (the LLM prompts of the TTFT trials)."""
-    from earshot.evals.latency import load_manifest
+    from earshot.evals.latency_plan import load_manifest
     from earshot.evals.manifest import bundled_data_dir
 
     utterances = load_manifest(opts.data_dir or bundled_data_dir())
@@ -43,7 +43,7 @@ def caller_prompts(opts: LeversOptions) -> list[str]:
 
 def caller_paths(opts: LeversOptions) -> list[Path]:
     """The first ``n_utterances`` recorded callers (manifest order, sorted by path)."""
-    from earshot.evals.latency import load_manifest
+    from earshot.evals.latency_plan import load_manifest
     from earshot.evals.manifest import bundled_data_dir
 
     utterances = load_manifest(opts.data_dir or bundled_data_dir())

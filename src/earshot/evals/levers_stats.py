@@ -170,7 +170,7 @@ def project_ttfat(turns_path: Path, lever: str, seed: int = 0) -> dict[str, Any]
         "projected": {f"p{q:g}": after.percentiles_ms[q] for q in PERCENTILES},
         "baseline_mean_ms": base.mean_ms,
         "projected_mean_ms": after.mean_ms,
-        "turns": measured.num_turns,
+        "turns": measured.measured.num_turns if measured.measured is not None else 0,
     }
 
 

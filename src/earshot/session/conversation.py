@@ -177,7 +177,8 @@ class Conversation:
         return handle, Resume(turn, remainder, heard_so_far, handle.generated_text)
 
     def close_unfinished(self, open_handles: list[ResponseHandle]) -> list[TurnRecord]:
-        """At the end of the run: report every answered turn not reported yet as unfinished.
+        """At the end of the run: report every turn not reported yet as unfinished (a turn whose
+        end was decided but which was not answered yet included).
 
         Args:
             open_handles: responses still pending or playing (their played positions as the
@@ -189,6 +190,10 @@ class Conversation:
         latest: dict[int, ResponseHandle] = {}
         for h in open_handles:
             latest[id(h.turn)] = h
+            if not any(t is h.turn for t in self.turns):
+                # The end of turn was decided but the run ended before it was answered (the
+                # caller hung up, Ctrl-C): it is still a turn of this call, numbered and written.
+                self.answer(h.turn, h.turn.user_text)
         stopped = self._stopped
         if stopped is not None:
             latest.setdefault(id(stopped.handle.turn), stopped.handle)

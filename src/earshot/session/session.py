@@ -282,7 +282,9 @@ class Session:
         self.playout.device_playout = transport.reports_device_playout
         failure: TransportError | None = None
         try:
-            async with asyncio.TaskGroup() as tg, Scheduler(self._failed) as scheduler:
+            # The scheduler encloses the workers: an end-of-turn the input worker reaches
+            # while draining its queue after the transport ended still finds it open.
+            async with Scheduler(self._failed) as scheduler, asyncio.TaskGroup() as tg:
                 self._scheduler = scheduler
                 tg.create_task(self._input_worker())
                 tg.create_task(self.stt_worker.run())
