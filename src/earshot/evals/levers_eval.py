@@ -322,6 +322,16 @@ def render_text(doc: dict[str, Any]) -> str:
                 f"{arm['hit_ttfat_is_endpointing_plus_jitter_only']}"
             )
         else:
+            every = arm["comparison_all_turns"]
+            lines.append(
+                "  all turns (restarts included): "
+                + ", ".join(
+                    f"{q} {_fmt(every['off_ms'][q])} → {_fmt(every['on_ms'][q])} "
+                    f"(model {_fmt(every['projected_on_ms'][q])})"
+                    for q in ("p50", "p95", "p99")
+                )
+                + f" — {(arm.get('projection_all_turns') or {}).get('lever')}"
+            )
             lines.append(
                 f"  {arm['matched']}/{arm['turns_compared']} turns matched; waste "
                 f"{arm['preemptive']}; off llm_ttft p50 {_fmt(arm['off_llm_ttft_p50_ms'])} ms; "

@@ -153,32 +153,35 @@ def preemptive_arm(
     start_ms = float(np.median(lead)) if lead else stable_ms
     off_ttft = turn_values(off_m, "llm_ttft")
     off_ttft_p50 = pct(off_ttft, 50.0)
+    # On the matched turns the model's question is "the partial held" (mismatch 0), on their
+    # own baseline; over every turn it is the measured mismatch rate on the whole baseline.
+    matched_path = off_path.parent / "matched_turns.jsonl"
+    write_turns(matched_path, off_m)
+    lever = f"preemptive,stable_ms={max(0.0, start_ms):.0f}"
+    projection = _projection(matched_path, f"{lever},mismatch=0", seed) if off_m else None
     comparison = compare(
         "ttfat (matched turns)",
         turn_values(off_m, "ttfat"),
         turn_values(on_m, "ttfat"),
-        None,
+        projection.get("projected") if projection else None,
         seed,
     )
-    projection = _projection(
-        off_path,
-        f"preemptive,stable_ms={max(0.0, start_ms):.0f},mismatch={1 - commit_rate:.3f}",
+    projection_all = _projection(off_path, f"{lever},mismatch={1 - commit_rate:.3f}", seed)
+    comparison_all = compare(
+        "ttfat (all turns)",
+        turn_values([a for a, _ in both], "ttfat"),
+        turn_values([b for _, b in both], "ttfat"),
+        projection_all.get("projected") if projection_all else None,
         seed,
     )
-    if projection is not None and "projected" in projection:
-        comparison = compare(
-            "ttfat (matched turns)",
-            turn_values(off_m, "ttfat"),
-            turn_values(on_m, "ttfat"),
-            projection["projected"],
-            seed,
-        )
     cut = comparison.change_ms.get("p50")
     return {
         "turns_compared": len(both),
         "matched": len(matched),
         "preemptive": on.levers.get("preemptive"),
         "comparison": comparison.to_json(),
+        "comparison_all_turns": comparison_all.to_json(),
+        "projection_all_turns": projection_all,
         "saving_per_term_ms": _saving_per_term(off_m, on_m),
         "off_llm_ttft_p50_ms": off_ttft_p50,
         "meets_criterion": None if cut is None or off_ttft_p50 is None else -cut >= off_ttft_p50,
