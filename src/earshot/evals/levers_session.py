@@ -111,7 +111,10 @@ def cache_arm(
         abs(t.ttfat_ms - (t.terms_ms["endpointing"] + t.terms_ms["jitter_buffer"])) < 1e-6  # type: ignore[index,operator]
         for t in hits
     ]
-    projection = _projection(off_path, f"cache={hit_rate:.3f}", seed)
+    # Projected on the same turns it is measured on: the off run's second-pass turns.
+    repeat_path = off_path.parent / "repeat_turns.jsonl"
+    write_turns(repeat_path, off_rep)
+    projection = _projection(repeat_path, f"cache={hit_rate:.3f}", seed) if off_rep else None
     return {
         "turns_compared": len(pairs),
         "max_word_distance": max_word_distance,
