@@ -23,6 +23,7 @@ TERM_COLOURS: dict[str, str] = {
     "endpointing": "#1f77b4",
     "stt_finalization": "#ff7f0e",
     "llm_ttft": "#d62728",
+    "tool": "#8c564b",
     "sentence_aggregation": "#9467bd",
     "tts_first_audio": "#2ca02c",
     "jitter_buffer": "#17becf",

@@ -115,6 +115,14 @@ class NetworkTiming:
         return tuple(k for k, v in values.items() if v is not None)
 
 
+TOOL_TERM = "tool"
+"""An extra term, present in a turn's terms only when a tool ran before the first token: the
+``tool_start`` → ``tool_end`` marks, cut at ``llm_first_token`` (a filler line spoken
+meanwhile takes the rest of the tool's time off the critical path). It is taken out of
+``llm_ttft`` (which is then llm_first_token − llm_request − tool), so the terms still sum to
+TTFAT (`earshot.levers.tools`)."""
+
+
 def decompose(
     marks_ms: dict[str, float],
     network_in_ms: float = 0.0,
@@ -144,12 +152,15 @@ def decompose(
         client = net.client_playout_ms or 0.0
         endpointing -= network_in_ms + uplink_jb
         network_out_ms = heard - m["playout_start"] - client
+    tool = 0.0
+    if "tool_start" in m and "tool_end" in m:
+        tool = max(0.0, min(m["tool_end"], m["llm_first_token"]) - m["tool_start"])
     return {
         "network_in": network_in_ms,
         "uplink_jitter_buffer": uplink_jb,
         "endpointing": endpointing,
         "stt_finalization": m["stt_final"] - m["end_of_turn"],
-        "llm_ttft": m["llm_first_token"] - m["llm_request"],
+        "llm_ttft": m["llm_first_token"] - m["llm_request"] - tool,
         "sentence_aggregation": m["first_sentence"] - m["llm_first_token"],
         "tts_first_audio": m["tts_first_audio"] - m["first_sentence"],
         "jitter_buffer": m["playout_start"] - m["playout_queued"],
@@ -157,7 +168,7 @@ def decompose(
         "client_playout": client,
         "engine_overhead": (m["llm_request"] - m["stt_final"])
         + (m["playout_queued"] - m["tts_first_audio"]),
-    }
+    } | ({TOOL_TERM: tool} if "tool_start" in m else {})
 
 
 def ttfat(
