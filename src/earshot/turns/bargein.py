@@ -36,6 +36,8 @@ from pathlib import Path
 
 import yaml
 
+from earshot.inputs import read_text_file
+
 PACKAGED_BACKCHANNELS = "data/bargein/backchannels.yaml"
 """Path of the default backchannel list inside the ``earshot`` package."""
 
@@ -170,9 +172,9 @@ def load_backchannels(path: str | os.PathLike[str] | None = None) -> frozenset[s
             f"{packaged_backchannels_path()}"
         )
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise BackchannelsError(f"{p}: not valid UTF-8 YAML ({exc}); fix the syntax") from exc
+        data = yaml.safe_load(read_text_file(p, "backchannel file", BackchannelsError))
+    except yaml.YAMLError as exc:
+        raise BackchannelsError(f"{p}: not valid YAML ({exc}); fix the syntax") from exc
     if not isinstance(data, dict) or set(data) != {"backchannels"}:
         found = sorted(str(k) for k in data) if isinstance(data, dict) else type(data).__name__
         raise BackchannelsError(
