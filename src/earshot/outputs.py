@@ -127,7 +127,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write UTF-8 text atomically (see `atomic_write`)."""
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    def fill(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    atomic_write(path, fill)
 
 
 def write_json(path: str | os.PathLike[str], doc: Any) -> None:
@@ -181,6 +185,11 @@ class JsonLinesLog:
         self._write = _write
         self.count = 0
         """Lines written by this log."""
+
+    @property
+    def closed(self) -> bool:
+        """Whether `close` was called."""
+        return self._fd is None
 
     def append_line(self, line: str) -> None:
         """Append ``line`` (a newline is added) whole, or not at all.

@@ -1,12 +1,12 @@
 """Text that leaves earshot: secrets redacted, markdown table cells escaped.
 
 * `redact` is the one function every writer and printer passes text through (``report.md``,
-  ``turns.jsonl``, ``llm_error``, the terminal, error messages): it hides URL userinfo
-  (``http://user:password@host`` → ``http://***@host``), ``Authorization``-style credentials
-  (``Bearer …``, ``Basic …``), ``key=value`` pairs whose key names a secret (``api_key``,
-  ``password``, ``token``…), the token shapes of common providers (``sk-…``, ``hf_…``, ``ghp_…``,
-  ``AKIA…``, ``xox…``), and every value registered with `register_secret` (the API key earshot
-  was given, wherever a server echoes it).
+  ``turns.jsonl``, ``llm_error``, the terminal, error messages). It hides URL userinfo
+  (``http://user:password@host`` → ``http://***@host``); ``Authorization``-style credentials
+  (``Bearer …``, ``Basic …``: 8 or more characters holding a digit); ``key=value`` pairs whose
+  key names a secret (``api_key``, ``password``, ``token``…); the token shapes of common
+  providers (``sk-…``, ``hf_…``, ``ghp_…``, ``AKIA…``, ``xox…``); and every value registered
+  with `register_secret` (the API key earshot was given, wherever a server echoes it).
 * `markdown_cell` turns any text — an LLM reply, a transcript, an error body — into one safe
   markdown table cell: redacted, whitespace collapsed, control characters shown as ``\\xNN``
   escapes, HTML special characters as entities, and pipes escaped.
@@ -30,7 +30,9 @@ _MIN_SECRET_CHARS = 4
 _secrets: set[str] = set()
 
 _USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@?#]+@")
-_AUTH_SCHEME = re.compile(r"(?i)\b(?P<scheme>bearer|basic|token)(?P<sep>\s+)[A-Za-z0-9._~+/=-]{6,}")
+_AUTH_SCHEME = re.compile(
+    r"(?i)\b(?P<scheme>bearer|basic|token)(?P<sep>\s+)(?=[A-Za-z0-9._~+/=-]*\d)[A-Za-z0-9._~+/=-]{8,}"
+)
 _NAMED = re.compile(
     r"(?i)(?P<name>\b[\w-]*(?:api[_-]?key|access[_-]?key|secret|password|passwd|token)\b)"
     r"(?P<sep>[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\s\"'&,;}\]]{3,})"
