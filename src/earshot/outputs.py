@@ -35,6 +35,9 @@ from earshot.safe_text import redact_json
 MANIFEST = "earshot-run.json"
 """The file in an output folder that lists the files of the run that wrote it."""
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
 RunStatus = Literal["running", "complete", "failed", "interrupted"]
 
 
@@ -114,6 +117,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # what open() would give: mkstemp makes it 0600
         write(tmp)
         _fsync_file(tmp)
         os.replace(tmp, p)
@@ -143,6 +147,17 @@ def write_json(path: str | os.PathLike[str], doc: Any) -> None:
     """
     text = json.dumps(redact_json(doc), indent=2, ensure_ascii=False, allow_nan=False)
     write_text(path, text + "\n")
+
+
+def write_json_lines(path: str | os.PathLike[str], objs: Iterable[Mapping[str, Any]]) -> None:
+    """Write a whole JSON Lines file atomically, every string redacted.
+
+    Raises:
+        ValueError: an object holds NaN/infinity or a value JSON cannot carry.
+        OutputError: the file cannot be written.
+    """
+    lines = [json.dumps(redact_json(o), ensure_ascii=False, allow_nan=False) for o in objs]
+    write_text(path, "".join(line + "\n" for line in lines))
 
 
 def _fsync_file(path: Path) -> None:
