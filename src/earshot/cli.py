@@ -329,7 +329,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if func is None:
             parser.print_help()
             return EXIT_USAGE
-        return int(func(args))
+        status = int(func(args))
+        sys.stdout.flush()  # inside the guard: a closed pipe surfaces here, not at exit
+        return status
     except KeyboardInterrupt:
         how = shutdown.stopped_by()
         _quiet_print(f"earshot: stopped by {'Ctrl-C' if how == 'SIGINT' else how}")

@@ -48,6 +48,7 @@ from earshot.turns.bargein import (
     FalseInterruption,
     InterruptionConfirmed,
     is_backchannel,
+    reaction_ms,
 )
 from earshot.turns.detector import EndOfTurn, TurnDetector, TurnDiscarded, TurnStarted
 from earshot.turns.endpointer import Endpointer
@@ -365,7 +366,9 @@ class Session:
             "detected_ms": round(det.detected_ms, 3),
             "stopped_at_ms": round(self.clock.now_ms(), 3),
             "last_agent_sample_ms": None if last_ms is None else round(last_ms, 3),
-            "reaction_ms": None if last_ms is None else round(last_ms - det.onset_ms, 3),
+            "reaction_ms": None
+            if last_ms is None
+            else round(reaction_ms(det.onset_ms, last_ms), 3),
             "while": "playing" if played else "preparing",
             "heard_words": len(handle.heard_text(played).split())
             - len(handle.heard_prefix.split()),

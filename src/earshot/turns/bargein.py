@@ -541,13 +541,15 @@ class BargeInPolicy:
 def reaction_ms(user_onset_ms: float, last_agent_sample_played_ms: float) -> float:
     """Barge-in reaction time: how long the agent kept talking over the user.
 
-    ``reaction_ms = last_agent_sample_played_ms - user_onset_ms``, both in the session's audio
-    time (ms): ``user_onset_ms`` is the onset of the user's voiced run (`BargeInDetected.onset_ms`)
-    and ``last_agent_sample_played_ms`` the time just past the last agent sample that reached
-    the speaker (the playout position when playout was cleared). The issue's target is a p95 of
-    at most `max_reaction_ms`.
+    ``reaction_ms = max(0, last_agent_sample_played_ms - user_onset_ms)``, both in the session's
+    audio time (ms): ``user_onset_ms`` is the onset of the user's voiced run
+    (`BargeInDetected.onset_ms`) and ``last_agent_sample_played_ms`` the time just past the last
+    agent sample that reached the speaker (the playout position when playout was cleared). When
+    the agent had already gone quiet before the user spoke (a pause between sentences, or the
+    reply was still being prepared), it did not talk over the user at all: 0, never negative.
+    The issue's target is a p95 of at most `max_reaction_ms`.
     """
-    return last_agent_sample_played_ms - user_onset_ms
+    return max(0.0, last_agent_sample_played_ms - user_onset_ms)
 
 
 def max_reaction_ms(min_interruption_ms: float, frame_ms: float) -> float:
