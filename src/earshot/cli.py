@@ -59,7 +59,7 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--vad", default="silero", choices=("silero", "webrtc"), help="VAD backend")
     p.add_argument(
         "--vad-threshold",
-        type=number(0.0, 1.0, unit="", lo_open=True),
+        type=number(0.0, 1.0, unit="", lo_open=True, hi_open=True),
         default=0.5,
         help="speech probability threshold, in (0, 1)",
     )

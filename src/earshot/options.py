@@ -25,19 +25,21 @@ def number(
     *,
     unit: str = "ms",
     lo_open: bool = False,
+    hi_open: bool = False,
 ) -> Callable[[str], float]:
-    """A parser for a finite float in ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``).
+    """A parser for a finite float in ``[lo, hi]`` (``lo_open``/``hi_open`` exclude an end).
 
     Args:
         lo, hi: the sane range, in the option's unit.
         unit: shown in the message ("ms", "dB", "dBFS", "" for a plain number).
         lo_open: exclude ``lo`` itself (e.g. a time-out must be > 0).
+        hi_open: exclude ``hi`` itself (e.g. a probability threshold must be < 1).
 
     Returns:
         A callable ``str -> float`` raising `argparse.ArgumentTypeError`.
     """
-    left = "(" if lo_open else "["
-    what = f"{unit + ' ' if unit else 'a number '}in {left}{_fmt(lo)}, {_fmt(hi)}]"
+    left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+    what = f"{unit + ' ' if unit else 'a number '}in {left}{_fmt(lo)}, {_fmt(hi)}{right}"
 
     def parse(text: str) -> float:
         try:
@@ -46,7 +48,7 @@ def number(
             raise argparse.ArgumentTypeError(f"{text!r} is not a number; give {what}") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"{text!r} is not a finite number; give {what}")
-        if value < lo or value > hi or (lo_open and value == lo):
+        if value < lo or value > hi or (lo_open and value == lo) or (hi_open and value == hi):
             raise argparse.ArgumentTypeError(f"{text} is out of range; give {what}")
         return value
 
