@@ -20,10 +20,11 @@ def main() -> int:
 
         signal.signal(signal.SIGTERM, terminated)  # until earshot.cli.main installs its own
         from earshot.cli import main as cli_main
+
+        return cli_main()
     except KeyboardInterrupt:
         print("earshot: stopped while starting", file=sys.stderr)
         return 130
-    return cli_main()
 
 
 if __name__ == "__main__":

@@ -321,8 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command did not handle itself (during imports, model loading, or a second one while the
     outputs are written) prints one line, not a traceback; a closed output pipe exits quietly.
     """
-    shutdown.install()
     try:
+        shutdown.install()
         parser = build_parser()
         args = parser.parse_args(argv)
         func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)

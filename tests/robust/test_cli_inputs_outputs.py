@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
-from conftest import earshot
+from robust_cli import earshot
 
 
 @pytest.mark.parametrize(
@@ -89,7 +88,8 @@ def test_an_unusable_out_is_refused_before_any_work(
 
 def test_the_input_is_never_overwritten(short_wav: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    assert earshot("converse", short_wav, "--out", out, "--simulated-clock", "--quiet").returncode == 0
+    first = earshot("converse", short_wav, "--out", out, "--simulated-clock", "--quiet")
+    assert first.returncode == 0
     recording = out / "conversation.wav"
     before = recording.read_bytes()
     run = earshot("converse", recording, "--out", out, "--simulated-clock", "--quiet")
@@ -113,7 +113,9 @@ def test_a_reused_folder_holds_only_the_new_run(short_wav: Path, tmp_path: Path)
     assert run.returncode == 0, run.stderr
     assert f"note: {out} held `earshot converse` run; its 5 files were removed" in run.stdout
     names = {p.name for p in out.iterdir()}
-    assert names == {"conversation.wav", "turns.jsonl", "report.md", "earshot-run.json", "notes.txt"}
+    assert names == {
+        "conversation.wav", "turns.jsonl", "report.md", "earshot-run.json", "notes.txt"
+    }  # fmt: skip
     assert (out / "turns.jsonl").read_text() == ""
     manifest = json.loads((out / "earshot-run.json").read_text())
     assert manifest["status"] == "complete"

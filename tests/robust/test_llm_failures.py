@@ -11,9 +11,8 @@ import socket
 from pathlib import Path
 
 import pytest
+from robust_cli import earshot
 from sse_server import ErrorReply, SseReply, SseServer, Stall
-
-from conftest import earshot
 
 FALLBACK = "Sorry, I'm having trouble answering right now."
 
@@ -109,9 +108,7 @@ def test_a_time_out_names_the_flag_that_sets_it(short_wav: Path, tmp_path: Path)
     assert "raise --llm-first-token-timeout-ms" in error
 
 
-def test_credentials_never_reach_the_terminal_or_the_files(
-    short_wav: Path, tmp_path: Path
-) -> None:
+def test_credentials_never_reach_the_terminal_or_the_files(short_wav: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
     key = "sk-test-0123456789abcdefXYZ"
     with SseServer() as server:
