@@ -64,28 +64,12 @@ def check_out_dir(path: str | os.PathLike[str], flag: str = "--out") -> Path:
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise OutputError(f"{flag} {p}: is a file, not a folder; give a folder path")
-    for parent in p.parents:
-        if parent.exists() and not parent.is_dir():
-            raise OutputError(f"{flag} {p}: {parent} is a file, not a folder; give another path")
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"{flag} {p}: cannot create the folder ({_reason(exc)}); give a writable path"
-        ) from None
-    try:
-        fd, probe = tempfile.mkstemp(dir=p, prefix=".earshot-probe-")
-    except OSError as exc:
-        raise OutputError(
-            f"{flag} {p}: cannot write in this folder ({_reason(exc)}); give a writable folder"
-        ) from None
-    os.close(fd)
-    Path(probe).unlink(missing_ok=True)
+    _usable_dir(p, f"{flag} {p}")
     return p
 
 
 def check_out_file(path: str | os.PathLike[str], flag: str) -> Path:
-    """Make sure a single output file can be written (its folder checked by `check_out_dir`).
+    """The same check for a single output file (``--json out.json``): its folder must be usable.
 
     Raises:
         OutputError: ``path`` is a folder, or its folder cannot be created or written in.
@@ -93,8 +77,29 @@ def check_out_file(path: str | os.PathLike[str], flag: str) -> Path:
     p = Path(path)
     if p.is_dir():
         raise OutputError(f"{flag} {p}: is a folder; give a file path, e.g. {p / 'out.json'}")
-    check_out_dir(p.parent if str(p.parent) else Path("."), flag)
+    _usable_dir(p.parent, f"{flag} {p}")
     return p
+
+
+def _usable_dir(p: Path, shown: str) -> None:
+    """Create ``p`` if needed and probe that files can be made in it; errors start ``shown``."""
+    for parent in (p, *p.parents):
+        if parent.exists() and not parent.is_dir():
+            raise OutputError(f"{shown}: {parent} is a file, not a folder; give another path")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"{shown}: cannot create the folder ({_reason(exc)}); give a writable path"
+        ) from None
+    try:
+        fd, probe = tempfile.mkstemp(dir=p, prefix=".earshot-probe-")
+    except OSError as exc:
+        raise OutputError(
+            f"{shown}: cannot write in this folder ({_reason(exc)}); give a writable folder"
+        ) from None
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
