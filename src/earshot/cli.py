@@ -15,6 +15,7 @@ from earshot import __version__, shutdown
 from earshot.options import OneLineErrorParser, http_url, number
 from earshot.outcome import (
     EXIT_BROKEN_PIPE,
+    EXIT_INTERNAL,
     EXIT_SIGINT,
     EXIT_SIGTERM,
     EXIT_STATUS_HELP,
@@ -339,6 +340,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
+    except Exception as exc:
+        if os.environ.get("EARSHOT_DEBUG"):
+            raise
+        _quiet_print(f"earshot: internal error (a bug, please report it): {_where(exc)}")
+        return EXIT_INTERNAL
+
+
+def _where(exc: BaseException) -> str:
+    """``Type: message at file.py:line`` of the innermost frame, redacted, on one line."""
+    import traceback
+
+    from earshot.safe_text import printable
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return printable(f"{type(exc).__name__}: {exc}{at}; set EARSHOT_DEBUG=1 for the traceback")
 
 
 def _quiet_print(line: str) -> None:

@@ -6,6 +6,7 @@ statuses of ``earshot`` (also in ``earshot converse --help`` and the README):
 | status | meaning |
 |---|---|
 | 0 | every turn answered, every output written |
+| 1 | an internal error (a bug): one line, the traceback with ``EARSHOT_DEBUG=1`` |
 | 2 | a bad option, input file or output folder: nothing was run (one-line error) |
 | 3 | the run finished but a turn failed (the caller heard a fallback line) |
 | 4 | the run finished but an output file could not be written (e.g. the disk is full) |
@@ -23,6 +24,7 @@ from earshot.metrics.turn import TurnFailure, TurnRecord
 from earshot.safe_text import printable
 
 EXIT_OK = 0
+EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_TURNS_FAILED = 3
 EXIT_OUTPUT_FAILED = 4
@@ -31,7 +33,8 @@ EXIT_BROKEN_PIPE = 141
 EXIT_SIGTERM = 143
 
 EXIT_STATUS_HELP = (
-    "exit status: 0 every turn answered and every output written; 2 bad option, input or "
+    "exit status: 0 every turn answered and every output written; 1 internal error (a bug); "
+    "2 bad option, input or "
     "--out (nothing run); 3 finished, but turns failed (the caller heard a fallback line); "
     "4 finished, but an output could not be written; 130 stopped by Ctrl-C, 143 by SIGTERM "
     "(outputs hold the turns done so far); 141 output pipe closed"
@@ -104,8 +107,8 @@ class RunOutcome:
                 continue
             seen.add(failure.stage)
             message = printable(failure.message)[:_MESSAGE_CHARS]
-            lines.append(f"  {failure.stage} error (first, turn {turn}): {message}")
-        lines += [f"  {printable(e)}" for e in self.output_errors]
+            lines.append(f"{failure.stage} error (first, turn {turn}): {message}")
+        lines += [printable(e) for e in self.output_errors]
         return lines
 
     def last_line(self) -> str:
