@@ -13,6 +13,8 @@ import pytest
 import soundfile as sf
 from robust_cli import earshot
 
+from earshot.cli import bundled_data
+
 
 @pytest.mark.parametrize(
     ("flag", "value", "why"),
@@ -103,7 +105,11 @@ def test_the_input_is_never_overwritten(short_wav: Path, tmp_path: Path) -> None
 
 def test_a_reused_folder_holds_only_the_new_run(short_wav: Path, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    first = earshot("converse", short_wav, "--out", out, "--simulated-clock", "--quiet", "--echo")
+    noise = bundled_data("noise", "speechbrain_noise2.wav")  # a noise room: mic.wav is written
+    first = earshot(
+        "converse", short_wav, "--out", out, "--simulated-clock", "--quiet",
+        "--noise", noise, "--noise-dbfs", "-70",
+    )  # fmt: skip
     assert first.returncode == 0
     assert {"mic.wav", "latency.png", "report.md"} <= {p.name for p in out.iterdir()}
     (out / "notes.txt").write_text("mine")  # not earshot's: left alone
