@@ -283,6 +283,8 @@ def _print_converse_summary(
         note = outcome.stage_note(name)
         say(f"{name}: {desc}" + (f" — {note}" if note else ""))
     folder = result.folder
+    if folder is not None and folder.earlier is not None:
+        say(folder.earlier)
     if folder is not None and folder.written:
         say(f"wrote {result.out_dir}/: {', '.join(folder.written)}")
     for line in outcome.detail_lines():

@@ -224,8 +224,6 @@ def converse(opts: ConverseOptions) -> ConverseResult:
     errors: list[str] = []
     log = _open_turn_log(folder, errors)
     progress = ConverseProgress(len(user) / 16.0, quiet=opts.quiet)
-    if folder.earlier is not None:
-        progress.note(folder.earlier)
 
     def on_turn(turn: TurnRecord) -> None:
         nonlocal log

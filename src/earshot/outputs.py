@@ -336,7 +336,7 @@ class RunFolder:
                     f"{self.path}: cannot remove the earlier run's {name} ({_reason(exc)})"
                 ) from None
         if stale or earlier_command is not None:
-            by = f"`earshot {earlier_command}`" if earlier_command else "an earlier"
+            by = f"an `earshot {earlier_command}`" if earlier_command else "an earlier"
             self.earlier = (
                 f"note: {self.path} held {by} run; its {len(stale)} files were removed "
                 "and are replaced by this run's"

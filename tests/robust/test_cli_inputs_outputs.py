@@ -115,9 +115,9 @@ def test_a_reused_folder_holds_only_the_new_run(short_wav: Path, tmp_path: Path)
     (out / "notes.txt").write_text("mine")  # not earshot's: left alone
     silence = tmp_path / "silence.wav"
     sf.write(silence, np.zeros(3 * 16000, np.int16), 16000)
-    run = earshot("converse", silence, "--out", out, "--simulated-clock")
+    run = earshot("converse", silence, "--out", out, "--simulated-clock", "--quiet")
     assert run.returncode == 0, run.stderr
-    assert f"note: {out} held `earshot converse` run; its 5 files were removed" in run.stdout
+    assert f"note: {out} held an `earshot converse` run; its 5 files were removed" in run.stdout
     names = {p.name for p in out.iterdir()}
     assert names == {
         "conversation.wav", "turns.jsonl", "report.md", "earshot-run.json", "notes.txt"

@@ -106,7 +106,7 @@ def test_a_run_folder_replaces_every_file_of_the_earlier_run(tmp_path: Path) -> 
     second = RunFolder.check(tmp_path, "converse", ("report.md", "latency.png"))
     second.claim()
     assert second.earlier == (
-        f"note: {tmp_path} held `earshot eval latency` run; its 2 files were removed "
+        f"note: {tmp_path} held an `earshot eval latency` run; its 2 files were removed "
         "and are replaced by this run's"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == [MANIFEST, "mine.txt"]
