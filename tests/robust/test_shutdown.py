@@ -91,3 +91,24 @@ def test_a_closed_pipe_exits_quietly() -> None:
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 141
     assert stderr.decode() == ""
+
+
+def test_a_second_ctrl_c_stops_at_once_with_one_line(long_wav: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    proc = _start("converse", long_wav, "--out", out, "--simulated-clock", "--quiet")
+    _wait_for_turns(proc, out / "turns.jsonl", 1)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = (s.decode() for s in proc.communicate(timeout=120))
+    assert proc.returncode == 130
+    assert "Traceback" not in stderr and "never retrieved" not in stderr
+    # Either the second one came while the first was being handled (one line on stderr), or
+    # after the outputs were written (the usual last line): never both, never more.
+    lines = stderr.strip().splitlines()
+    assert lines == ["earshot: stopped by Ctrl-C"] or (
+        lines == []
+        and stdout.strip().endswith("stopped by Ctrl-C: the outputs hold the turns done so far")
+    )
+    status = json.loads((out / "earshot-run.json").read_text())["status"]
+    assert status in ("running", "interrupted")  # "running": stopped while writing, says so
