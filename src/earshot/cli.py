@@ -325,16 +325,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     outputs are written) prints one line, not a traceback; a closed output pipe exits quietly.
     """
     try:
-        shutdown.install()
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
-        if func is None:
-            parser.print_help()
-            return EXIT_USAGE
-        status = int(func(args))
-        sys.stdout.flush()  # inside the guard: a closed pipe surfaces here, not at exit
-        return status
+        with shutdown.sigterm_as_sigint():
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+            if func is None:
+                parser.print_help()
+                return EXIT_USAGE
+            status = int(func(args))
+            sys.stdout.flush()  # inside the guard: a closed pipe surfaces here, not at exit
+            return status
     except KeyboardInterrupt:
         how = shutdown.stopped_by()
         _quiet_print(f"earshot: stopped by {'Ctrl-C' if how == 'SIGINT' else how}")

@@ -10,19 +10,30 @@ exit status (130 or 143).
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from types import FrameType
 
 _received: list[str] = []
 
 
-def install() -> None:
-    """Handle SIGTERM like SIGINT (main thread only; a no-op elsewhere)."""
+@contextlib.contextmanager
+def sigterm_as_sigint() -> Iterator[None]:
+    """Within the block, handle SIGTERM like SIGINT; the previous handler is restored after.
+
+    Main thread only (elsewhere signals cannot be handled, and this does nothing).
+    """
     if threading.current_thread() is not threading.main_thread():
+        yield
         return
     _received.clear()
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
