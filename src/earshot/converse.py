@@ -193,10 +193,12 @@ def check_outputs(opts: ConverseOptions) -> RunFolder:
 
     Raises:
         OutputError: the folder is a file, cannot be created or written in, or an input file
-            (the caller recording, the noise file) is one of the files the run would write.
+            (the recording, the noise, a rules or budget file) is one the run would write.
     """
     noise = opts.echo.noise_path if opts.echo is not None else None
-    return RunFolder.check(opts.out_dir, "converse", OUTPUT_FILES, inputs=(opts.input_path, noise))
+    rules = opts.llm_options.get("rules_path")
+    inputs = (opts.input_path, noise, opts.budget_path, opts.endpointing_rules, rules)
+    return RunFolder.check(opts.out_dir, "converse", OUTPUT_FILES, inputs=inputs)
 
 
 def converse(opts: ConverseOptions) -> ConverseResult:
