@@ -284,7 +284,7 @@ def run_once(kind: str, user: Pcm16, meter_holder: list[CpuMeter]) -> RunResult:
     meter.add("native_pool", sampler.stop())
     cpu_total_s -= sampler.self_cpu_s  # the measurement's own cost is nobody's
     state = holder[0].state
-    session_s = len(state.agent_frames) * opts.session.frame_ms / 1000.0
+    session_s = state.output_frames_done * opts.session.frame_ms / 1000.0
     return RunResult(
         kind, state.turns, session_s, cpu_total_s, dict(meter.seconds), wall_s, loop_thread_s
     )

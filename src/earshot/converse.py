@@ -8,8 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from earshot.audio.frames import SAMPLE_RATE_HZ
-from earshot.audio.io import write_wav_atomic
+from earshot.audio.io import check_file_finite
 from earshot.clock import Clock, SimulatedClock, SystemClock
 from earshot.echo.aec import create_echo_canceller
 from earshot.echo.path import EchoPath, MicMixer, NoiseLoop
@@ -24,7 +23,7 @@ from earshot.outputs import OutputError, RunFolder, RunStatus, write_json_lines
 from earshot.session.config import SessionConfig
 from earshot.session.session import Session, SessionState
 from earshot.stt import make_stt
-from earshot.transports.file import load_caller, write_conversation
+from earshot.transports.file import FileTransport, SoundFileSource, WavRecorder
 from earshot.tts import make_tts
 from earshot.turns.bargein import BargeInConfig
 from earshot.turns.factory import make_endpointer
@@ -154,7 +153,6 @@ def session_from_parts(
         parts["endpointer"],
         bargein=parts["bargein"],
         aec=parts["aec"],
-        mic=parts["mic"],
         on_turn=on_turn,
         on_tick=on_tick,
     )
@@ -216,7 +214,8 @@ def converse(opts: ConverseOptions) -> ConverseResult:
         ValueError: a bad option (the message names it).
     """
     folder = check_outputs(opts)
-    user = load_caller(opts.input_path)
+    check_file_finite(opts.input_path)  # a corrupt float file: refused, not played as clicks
+    source = SoundFileSource(opts.input_path)  # streamed: checked here, read as it plays
     budget: TermBudget = load_budget(opts.budget_path, preset=opts.budget_preset)
     clock: Clock = SimulatedClock() if opts.simulated_clock else SystemClock()
     parts = build_components(opts, clock)
@@ -225,7 +224,7 @@ def converse(opts: ConverseOptions) -> ConverseResult:
     out = folder.path
     errors: list[str] = []
     log = _open_turn_log(folder, errors)
-    progress = ConverseProgress(len(user) / 16.0, quiet=opts.quiet)
+    progress = ConverseProgress(source.duration_ms, quiet=opts.quiet)
 
     def on_turn(turn: TurnRecord) -> None:
         nonlocal log
@@ -239,6 +238,13 @@ def converse(opts: ConverseOptions) -> ConverseResult:
             log = None
 
     session_holder: list[Session] = []
+    mic = parts["mic"]
+    recorder = WavRecorder(
+        folder.path_of("conversation.wav"), folder.path_of("mic.wav") if mic is not None else None
+    )
+    transport = FileTransport(
+        source, clock, mic=mic, recorder=recorder, max_tail_ms=opts.session.max_tail_ms
+    )
 
     async def main() -> SessionState:
         if isinstance(clock, SystemClock):
@@ -251,7 +257,7 @@ def converse(opts: ConverseOptions) -> ConverseResult:
             on_tick=lambda t_ms, st: progress.update(t_ms, st.turns),
         )
         session_holder.append(session)
-        return await session.run(user)
+        return await session.run(transport)
 
     interrupted = False
     state = SessionState()
@@ -261,11 +267,14 @@ def converse(opts: ConverseOptions) -> ConverseResult:
     except KeyboardInterrupt:
         interrupted = True
     finally:
+        _close_recording(folder, recorder, with_mic=mic is not None, errors=errors)
+        source.close()
         if session_holder:
+            session_holder[0].close_open_turns()  # unfinished turns reach turns.jsonl too
             state = session_holder[0].state
         if log is not None:
             log.close()
-        _write_outputs(folder, user, state, budget, components, opts, interrupted, errors)
+        _write_outputs(folder, state, budget, components, opts, interrupted, errors)
     return ConverseResult(state, out, components, interrupted, folder, errors)
 
 
@@ -277,9 +286,27 @@ def _open_turn_log(folder: RunFolder, errors: list[str]) -> TurnLog | None:
         return None
 
 
+def _close_recording(
+    folder: RunFolder, recorder: WavRecorder, *, with_mic: bool, errors: list[str]
+) -> None:
+    """Finish the streamed recordings (renamed into place) and record them in the manifest."""
+    names = ["conversation.wav", *(["mic.wav"] if with_mic else [])]
+    try:
+        recorder.close()
+    except OSError as exc:
+        message = f"cannot write {folder.path_of(names[0])}: {exc.strerror or exc}"
+        errors.append(message)
+        for name in names:
+            folder.skipped(name, message)
+        return
+    for name in names:
+        folder.wrote(name)
+    if not with_mic:
+        folder.skipped("mic.wav", "no echo room: the microphone is the input")
+
+
 def _write_outputs(
     folder: RunFolder,
-    user: Any,
     state: SessionState,
     budget: TermBudget,
     components: dict[str, str],
@@ -291,11 +318,11 @@ def _write_outputs(
 
     ``turns.jsonl`` is rewritten whole (atomically) from the same turns as ``report.md``, so
     both describe the same set of turns. A file that fails is recorded in ``errors`` and in
-    the manifest, and the others are still written; the manifest is written last.
+    the manifest, and the others are still written; the manifest is written last. (The
+    recordings were streamed to disk during the run; see `_close_recording`.)
     """
     turns = state.turns
     measured = [t for t in turns if t.measured]
-    mic = state.mic_track()
     run_info = {
         "input": os.fspath(opts.input_path),
         "frame_ms": opts.session.frame_ms,
@@ -305,16 +332,6 @@ def _write_outputs(
         "interrupted": interrupted,
     }
     writers: list[tuple[str, Callable[[Path], None] | None, str]] = [
-        (
-            "conversation.wav",
-            lambda p: write_conversation(p, user, state.agent_track()),
-            "",
-        ),
-        (
-            "mic.wav",
-            None if mic is None else lambda p: write_wav_atomic(p, mic, SAMPLE_RATE_HZ),
-            "no echo room: the microphone is the input",
-        ),
         ("turns.jsonl", lambda p: write_json_lines(p, [t.to_json() for t in turns]), ""),
         (
             "report.md",

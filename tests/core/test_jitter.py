@@ -83,3 +83,24 @@ def test_negative_depth_and_double_open_are_rejected() -> None:
     jb.open(1)
     with pytest.raises(ValueError, match="already opened"):
         jb.open(1)
+
+
+def test_a_response_that_ended_with_no_audio_does_not_block_the_next() -> None:
+    jb = JitterBuffer(jitter_ms=0.0)
+    jb.open(1)
+    jb.open(2)
+    jb.push(2, np.full(320, 7, dtype=np.int16), now_ms=0.0)
+    jb.end(1)  # a failed reply: nothing was ever pushed
+    frame = jb.pull(320, now_ms=0.0)
+    assert frame.finished_ids == (1,) and frame.response_id == 2 and frame.started
+    assert frame.audio.tolist() == [7] * 320
+    assert jb.played_samples(1) == 0 and jb.buffered_ms_of(2) == 0.0
+
+
+def test_buffered_ms_of_counts_one_response() -> None:
+    jb = JitterBuffer(jitter_ms=40.0)
+    jb.open(1)
+    jb.open(2)
+    jb.push(1, np.ones(1600, dtype=np.int16), now_ms=0.0)
+    jb.push(2, np.ones(800, dtype=np.int16), now_ms=0.0)
+    assert (jb.buffered_ms_of(1), jb.buffered_ms_of(2), jb.buffered_ms_of(3)) == (100.0, 50.0, 0.0)

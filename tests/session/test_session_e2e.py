@@ -7,6 +7,7 @@ exact function of the audio, so the accounting can be asserted to the millisecon
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,12 @@ import pytest
 from earshot.clock import SimulatedClock
 from earshot.evals.tracks import build_caller_track, load_clips
 from earshot.llm import make_llm
-from earshot.metrics.turn import MARKS
+from earshot.llm.base import ChatMessage
+from earshot.metrics.turn import MARKS, TurnRecord
 from earshot.session.config import SessionConfig
 from earshot.session.session import Session, SessionState
 from earshot.stt.base import StreamingRecognizer
+from earshot.transports.file import ArraySource, FileTransport, MemoryRecorder
 from earshot.tts.base import Synthesizer
 from earshot.turns.bargein import BargeInConfig
 from earshot.turns.endpointer import FixedEndpointer
@@ -31,6 +34,25 @@ CLIPS = (
 )
 
 
+@dataclass
+class Ran:
+    """A finished session and the agent track its transport recorded."""
+
+    state: SessionState
+    recorder: MemoryRecorder
+
+    @property
+    def turns(self) -> list[TurnRecord]:
+        return self.state.turns
+
+    @property
+    def history(self) -> list[ChatMessage]:
+        return self.state.history
+
+    def agent_track(self) -> np.ndarray:
+        return self.recorder.agent_track()
+
+
 def run_session(
     pcm: np.ndarray,
     stt: StreamingRecognizer,
@@ -40,10 +62,15 @@ def run_session(
     eot_ms: float = 500,
     jitter_ms: float = 40,
     profile: str = "gpt-4o-mini",
-) -> SessionState:
+) -> Ran:
     clock = SimulatedClock(charge_compute=False)
+    config = SessionConfig(frame_ms=frame_ms, jitter_ms=jitter_ms)
+    recorder = MemoryRecorder(len(pcm) + 16 * int(config.max_tail_ms) + 16 * 100)
+    transport = FileTransport(
+        ArraySource(pcm), clock, recorder=recorder, max_tail_ms=config.max_tail_ms
+    )
     session = Session(
-        SessionConfig(frame_ms=frame_ms, jitter_ms=jitter_ms),
+        config,
         clock,
         make_vad("silero"),
         stt,
@@ -52,7 +79,7 @@ def run_session(
         FixedEndpointer(eot_ms),
         bargein=BargeInConfig(),
     )
-    return clock.run(lambda: session.run(pcm))
+    return Ran(clock.run(lambda: session.run(transport)), recorder)
 
 
 @pytest.fixture(scope="module")
@@ -156,7 +183,7 @@ def test_a_false_end_of_turn_is_merged_when_no_reply_word_was_heard(
     assert len(state.turns) == 1
     turn = state.turns[0]
     assert turn.extra["false_end_of_turn_ms"] is not None
-    assert [b["resolution"] for b in turn.extra["barge_ins"]] == ["continued"]
+    assert [b.resolution for b in turn.barge_ins] == ["continued"]
     assert turn.complete and not turn.interrupted
     users = [m.content for m in state.history if m.role == "user"]
     assert users == [turn.user_text]  # one user message holding both halves

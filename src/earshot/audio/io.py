@@ -54,6 +54,43 @@ def check_finite(
     )
 
 
+_FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+_SCAN_BLOCK = 1 << 16
+
+
+def check_file_finite(path: str | os.PathLike[str]) -> None:
+    """Refuse a float audio file holding NaN or infinite samples, before it is streamed.
+
+    Only float files (WAV ``FLOAT``/``DOUBLE`` subtypes) can hold such samples; others return
+    at once. A float file is scanned block by block (memory stays bounded), so the error comes
+    at start-up and names every bad sample, not mid-call.
+
+    Raises:
+        AudioFileError: see `check_finite`; a file soundfile cannot open is left to the reader.
+    """
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError):
+        return
+    if info.subtype not in _FLOAT_SUBTYPES:
+        return
+    bad = 0
+    first_row: int | None = None
+    row = 0
+    for block in sf.blocks(str(path), blocksize=_SCAN_BLOCK, dtype="float32", always_2d=True):
+        rows = np.flatnonzero(~np.isfinite(block).all(axis=1))
+        if rows.size:
+            bad += int((~np.isfinite(block)).sum())
+            first_row = row + int(rows[0]) if first_row is None else first_row
+        row += len(block)
+    if first_row is not None:
+        first_s = first_row / float(info.samplerate)
+        raise AudioFileError(
+            f"{path}: {bad} samples are NaN or infinite (the first at {first_s:.3f} s); "
+            "the file is corrupt: re-export the recording as 16-bit PCM WAV"
+        )
+
+
 def read_audio(path: str | os.PathLike[str], sample_rate_hz: int = SAMPLE_RATE_HZ) -> Pcm16:
     """Read any audio file soundfile can decode as mono PCM16 at ``sample_rate_hz``.
 

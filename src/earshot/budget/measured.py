@@ -37,6 +37,7 @@ from earshot.budget.model import FloatArray
 
 MEASURED_TO_MODEL: dict[str, str] = {
     "network_in": "net_in",
+    "uplink_jitter_buffer": "jitter_buffer",
     "endpointing": "vad",
     "stt_finalization": "asr_finalization",
     "llm_ttft": "llm_ttft",
@@ -44,9 +45,20 @@ MEASURED_TO_MODEL: dict[str, str] = {
     "tts_first_audio": "tts_ttfb",
     "jitter_buffer": "jitter_buffer",
     "network_out": "net_out",
+    "client_playout": "net_out",
     "engine_overhead": "engine_overhead",
 }
-"""``turns.jsonl`` term name → budget model term name, in critical-path order."""
+"""``turns.jsonl`` term name → budget model term name, in critical-path order. Several measured
+terms may fold into one model term (the server's uplink jitter buffer into the model's jitter
+buffer, the client's playout delay into the downlink); their values are added."""
+
+OPTIONAL_TERMS = frozenset({"uplink_jitter_buffer", "client_playout"})
+"""Terms that files written before client transports existed lack; read as 0 when absent."""
+
+_MODEL_TERMS = tuple(
+    dict.fromkeys(v for k, v in MEASURED_TO_MODEL.items() if k not in OPTIONAL_TERMS)
+)
+"""The model terms measured turns fill, in critical-path order."""
 
 SUM_TOLERANCE_MS = 0.01
 """Terms are rounded to 0.001 ms when written: nine of them may be off by 0.0045 ms in sum."""
@@ -125,7 +137,12 @@ def load_turns(paths: list[str | Path]) -> MeasuredTurns:
             if terms is None or record.get("ttfat_ms") is None:
                 skipped += 1
                 continue
-            rows.append([_ms(terms, name, where) for name in MEASURED_TO_MODEL])
+            row = dict.fromkeys(_MODEL_TERMS, 0.0)
+            for name, model_term in MEASURED_TO_MODEL.items():
+                if name in OPTIONAL_TERMS and isinstance(terms, dict) and name not in terms:
+                    continue
+                row[model_term] += _ms(terms, name, where)
+            rows.append(list(row.values()))
             stated.append(_ms(record, "ttfat_ms", where))
     if not rows:
         raise TurnsFileError(
@@ -133,7 +150,7 @@ def load_turns(paths: list[str | Path]) -> MeasuredTurns:
             "run `earshot converse` long enough for the agent to answer"
         )
     return MeasuredTurns(
-        terms=tuple(MEASURED_TO_MODEL.values()),
+        terms=_MODEL_TERMS,
         rows_ms=np.array(rows, dtype=np.float64),
         ttfat_ms=np.array(stated, dtype=np.float64),
         sources=tuple(sources),

@@ -195,13 +195,26 @@ def _session_run(
     llm = make_llm(
         "scripted", clock, rules_path=packaged_rules_path(), profile=opts.llm_profile, seed=0
     )
+    from earshot.audio.frames import ms_to_samples
+    from earshot.transports.file import ArraySource, FileTransport, MemoryRecorder
+
     log = PlayoutLog(samples_per_frame(opts.frame_ms))
     holder: list[Session] = []
+    recorder = MemoryRecorder(
+        len(track) + ms_to_samples(max_tail_ms) + 2 * samples_per_frame(opts.frame_ms)
+    )
+    transport = FileTransport(
+        ArraySource(track),
+        clock,
+        mic=MicMixer(EchoPath()) if condition.echo else None,
+        recorder=recorder,
+        max_tail_ms=max_tail_ms,
+    )
 
     def on_tick(_tick_ms: float, state: SessionState) -> None:
         jitter = holder[0].jitter
         played = {h.response_id: jitter.played_samples(h.response_id) for h in state.responses}
-        log.observe(len(state.agent_frames) - 1, played)
+        log.observe(state.output_frames_done - 1, played)
 
     async def main() -> SessionState:
         session = Session(
@@ -217,14 +230,13 @@ def _session_run(
                 false_interruption_timeout_ms=opts.false_interruption_timeout_ms,
             ),
             aec=create_echo_canceller(True) if condition.aec else None,
-            mic=MicMixer(EchoPath()) if condition.echo else None,
             on_tick=on_tick,
         )
         holder.append(session)
-        return await session.run(track)
+        return await session.run(transport)
 
     state = clock.run(main)
-    return ScenarioOutcome(state, state.responses, log, holder[0].jitter.underrun_samples)
+    return ScenarioOutcome(state, state.responses, log, holder[0].jitter.underrun_samples, recorder)
 
 
 def _reply_info(tts: Synthesizer) -> tuple[str, float]:
@@ -387,7 +399,9 @@ def _run_scenario(
         max_tail_ms = AFTER_INPUT_MS if condition.echo and not condition.aec else finish_ms
     track = build_track(question, LEAD_MS, end_ms, scenario.event, onset_ms)
     outcome = _session_run(track.audio, condition, models, opts, max_tail_ms)
-    erle = offline_erle_db(outcome.state.agent_frames) if condition.aec else None
+    track_out, n = outcome.recorder.agent_track(), outcome.log.frame_samples
+    frames = [track_out[i : i + n] for i in range(0, len(track_out), n)]
+    erle = offline_erle_db(frames) if condition.aec else None
     return score_scenario(scenario, track, outcome, playout_start, erle)
 
 

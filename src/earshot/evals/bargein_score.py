@@ -45,6 +45,7 @@ from earshot.metrics.stats import percentiles
 from earshot.metrics.turn import TurnRecord
 from earshot.session.response import ResponseHandle
 from earshot.session.session import SessionState
+from earshot.transports.file import MemoryRecorder
 from earshot.tts.base import WordTiming
 from earshot.turns.bargein import normalise_words
 
@@ -430,6 +431,7 @@ class ScenarioOutcome:
     handles: list[ResponseHandle]
     log: PlayoutLog
     underrun_samples: int
+    recorder: MemoryRecorder
 
 
 def offline_erle_db(agent_frames: Sequence[Pcm16]) -> float | None:
@@ -484,9 +486,9 @@ def score_scenario(
     )
 
     state = outcome.state
-    agent_track = state.agent_track()
+    agent_track = outcome.recorder.agent_track()
     barge_ins = score_barge_ins(
-        state.barge_ins,
+        [b.to_json() for b in state.barge_ins],
         outcome.handles,
         outcome.log,
         agent_track,

@@ -19,6 +19,7 @@ _PLOT_DPI = 100
 
 TERM_COLOURS: dict[str, str] = {
     "network_in": "#7f7f7f",
+    "uplink_jitter_buffer": "#c7c7c7",
     "endpointing": "#1f77b4",
     "stt_finalization": "#ff7f0e",
     "llm_ttft": "#d62728",
@@ -26,6 +27,7 @@ TERM_COLOURS: dict[str, str] = {
     "tts_first_audio": "#2ca02c",
     "jitter_buffer": "#17becf",
     "network_out": "#bcbd22",
+    "client_playout": "#dbdb8d",
     "engine_overhead": "#e377c2",
 }
 """One fixed colour per term (matplotlib's tab10), so every plot uses the same key."""

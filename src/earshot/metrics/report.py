@@ -44,7 +44,7 @@ BOOK_TERM_MAP: tuple[tuple[str, str], ...] = (
         "delay is inside the network terms it reports",
     ),
     ("t_net,out (first audio frame to client)", "network_out"),
-    ("t_jitter_buf (client buffering)", "jitter_buffer"),
+    ("t_jitter_buf (client buffering)", "jitter_buffer + uplink_jitter_buffer + client_playout"),
     ("— (pipeline stage: ASR finalization, Table 39.2.2)", "stt_finalization"),
     ("— (pipeline stage: waiting for a first sentence to speak)", "sentence_aggregation"),
     ("— (pipeline stage: TTS time to first byte, Table 39.2.2)", "tts_first_audio"),

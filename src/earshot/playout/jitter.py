@@ -121,6 +121,11 @@ class JitterBuffer:
         r = self._by_id.get(response_id)
         return self._played.get(response_id, 0) if r is None else r.played_samples
 
+    def buffered_ms_of(self, response_id: int) -> float:
+        """Audio of one response waiting in the buffer (ms; 0 for an unknown or cleared id)."""
+        r = self._by_id.get(response_id)
+        return 0.0 if r is None else samples_to_ms(r.buffered_samples, self.sample_rate_hz)
+
     def buffered_ms(self) -> float:
         """Agent audio waiting in the buffer, all responses (ms)."""
         return samples_to_ms(sum(r.buffered_samples for r in self._queue), self.sample_rate_hz)
@@ -141,6 +146,15 @@ class JitterBuffer:
         finished: list[int] = []
         while filled < num_samples and self._queue:
             r = self._queue[0]
+            if not r.started and r.ended and not r.chunks:
+                # Ended with no audio at all (a failed reply): it is over, and must not hold
+                # back the responses queued behind it.
+                finished.append(r.response_id)
+                self._queue.popleft()
+                del self._by_id[r.response_id]
+                self._closed.add(r.response_id)
+                self._played[r.response_id] = 0
+                continue
             if not r.started:
                 if r.first_push_ms is None or now_ms < r.first_push_ms + self.jitter_ms:
                     break

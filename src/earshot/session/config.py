@@ -24,6 +24,10 @@ class SessionConfig:
         aec_warmup_ms: agent playout (ms) before barge-in is armed, while an echo canceller
             converges. LiveKit Agents defaults ``aec_warmup`` to 3.0 s (REFERENCE.md); earshot
             defaults to 0 and the transport raises it when it simulates echo.
+        max_lookahead_ms: most audio of one reply (ms) TTS may have queued unplayed before it
+            waits for playout (bounds memory on a long reply).
+        no_audio_timeout_ms: a reply with no audio this long after it started is recorded as
+            failed and the fallback line is spoken.
     """
 
     frame_ms: int = DEFAULT_FRAME_MS
@@ -33,6 +37,8 @@ class SessionConfig:
     jitter_ms: float = 40.0
     max_tail_ms: float = 30_000.0
     aec_warmup_ms: float = 0.0
+    max_lookahead_ms: float = 10_000.0
+    no_audio_timeout_ms: float = 8_000.0
 
     def __post_init__(self) -> None:
         if self.frame_ms not in ALLOWED_FRAME_MS:
@@ -43,3 +49,7 @@ class SessionConfig:
             raise ValueError(f"VAD threshold must be in (0, 1), got {self.vad_threshold}")
         if self.jitter_ms < 0:
             raise ValueError(f"jitter buffer must be >= 0 ms, got {self.jitter_ms}")
+        for name in ("max_lookahead_ms", "no_audio_timeout_ms"):
+            value = getattr(self, name)
+            if not 0 < value < float("inf"):
+                raise ValueError(f"{name} must be a positive finite number of ms, got {value}")

@@ -1,34 +1,96 @@
-"""One agent utterance: LLM → sentence chunker → TTS → jitter buffer, and its handle."""
+"""One agent utterance: LLM → sentence chunker → TTS → jitter buffer, and its handle.
+
+A response never dies silently. The LLM stream, each TTS call and the whole response are
+guarded: an LLM that fails before any text is replaced by `earshot.llm.FALLBACK_LINE`; a
+sentence the TTS cannot speak is recorded and skipped (the rest is spoken around it), and if
+nothing at all could be synthesized the fallback line is tried; a response with no audio after
+``no_audio_timeout_ms`` is recorded as failed and the fallback is spoken. Every failure is a
+`ResponseFailed` event, logged and written into the turn record. Whatever happens, the
+response's jitter-buffer entry is ended in ``finally``, so playout moves on to the next one.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal, Protocol
 
+from earshot.audio.frames import Pcm16
 from earshot.clock import Clock
 from earshot.llm import FALLBACK_LINE
-from earshot.llm.base import ChatMessage, LanguageModel, LlmError
+from earshot.llm.base import ChatMessage, LanguageModel
 from earshot.metrics.turn import TurnRecord
-from earshot.playout.jitter import JitterBuffer
 from earshot.session.tts_stream import stream_tts
 from earshot.text.chunker import SentenceChunker
+from earshot.text.sanitize import sanitize_for_tts
 from earshot.tts.base import Synthesizer, WordTiming
 from earshot.tts.heard import heard_text, offset_words
+
+log = logging.getLogger("earshot.session")
+
+Stage = Literal["llm", "tts", "no_audio", "internal"]
+
+
+class AudioSink(Protocol):
+    """Where a response's audio goes: the session's `earshot.playout.jitter.JitterBuffer`, or
+    an endpoint that streams it to a client that owns playout (OpenAI Realtime, Twilio)."""
+
+    def push(self, response_id: int, audio: Pcm16, now_ms: float) -> bool:
+        """Queue int16 16 kHz audio of a response; False if it was dropped (cleared id)."""
+        ...
+
+    def end(self, response_id: int) -> None:
+        """No more audio will come for the response."""
+        ...
+
+    def buffered_ms_of(self, response_id: int) -> float:
+        """Audio of the response queued and not yet played (ms), for the look-ahead bound."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFailed:
+    """A stage of a response failed.
+
+    Attributes:
+        response_id: the response.
+        stage: ``"llm"``, ``"tts"``, ``"no_audio"`` (nothing audible in time) or
+            ``"internal"`` (an unexpected error in earshot itself).
+        error: one line: the exception type and message.
+        recovered: the caller still heard something (the rest of the reply or the fallback).
+    """
+
+    response_id: int
+    stage: Stage
+    error: str
+    recovered: bool
+
+
+def describe_error(exc: BaseException) -> str:
+    """``"Type: message"`` on one line (the message alone for earshot's own LLM errors)."""
+    text = " ".join(str(exc).split())
+    name = type(exc).__name__
+    return text if name == "LlmError" and text else f"{name}: {text}" if text else name
 
 
 @dataclass(slots=True)
 class ResponseHandle:
-    """The agent's reply to one user turn.
+    """The agent's reply to one user turn (one per utterance; a resumed reply gets its own).
 
     Attributes:
-        response_id: the id its audio carries in the jitter buffer.
+        response_id: the id its audio carries in the jitter buffer and the transport.
         turn: the turn record its marks go into.
         words: word timings of everything synthesized so far, in samples from the first sample
             of the response (16 kHz).
-        generated_text: all text the LLM produced.
+        generated_text: all text the LLM produced (or the fallback line).
         synthesized_samples: samples of audio handed to the jitter buffer.
+        task: the task running it (owned by the `earshot.session.scheduler.Scheduler`).
+        heard_prefix: for a reply resumed after a false interruption, what was heard before.
+        played_samples: the latest played position the transport reported (16 kHz samples).
+        interrupted: `interrupt` was called.
     """
 
     response_id: int
@@ -38,31 +100,85 @@ class ResponseHandle:
     synthesized_samples: int = 0
     task: asyncio.Task[None] | None = None
     heard_prefix: str = ""
-    """For a reply resumed after a false interruption: what was heard before the stop."""
+    played_samples: int = 0
+    interrupted: bool = False
+    on_interrupt: Callable[[ResponseHandle], int] | None = field(default=None, repr=False)
+    """Set by the session: clears this response's audio (jitter buffer and transport) and
+    returns the played position. Called by `interrupt` only."""
 
     def heard_text(self, played_samples: int) -> str:
         """The words whose audio was fully played, given this handle's played-sample count."""
         heard = heard_text(self.words, played_samples)
         return " ".join(t for t in (self.heard_prefix, heard) if t)
 
+    def interrupt(self) -> int:
+        """Stop this reply now: the one interruption path.
+
+        Cancels its LLM and TTS work, clears its queued audio by response id (jitter buffer
+        and transport) and records the played position the transport reported.
+
+        Returns:
+            Samples of this response played by the caller's device before the stop.
+        """
+        self.interrupted = True
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        if self.on_interrupt is not None:
+            self.played_samples = self.on_interrupt(self)
+        return self.played_samples
+
 
 class ResponseRunner:
-    """Runs responses: streams the LLM, chunks sentences, synthesizes, feeds playout."""
+    """Runs responses: streams the LLM, chunks sentences, synthesizes, feeds playout.
+
+    Args:
+        clock: the session clock.
+        llm, tts: the backends.
+        jitter: where the audio goes (the session's jitter buffer, or any `AudioSink`).
+        on_failure: called with every `ResponseFailed` (the session logs and records it).
+        max_lookahead_ms: TTS pauses while more than this much of the response's audio waits
+            in the jitter buffer (TTS must not run unboundedly ahead of playout).
+        no_audio_timeout_ms: a response with no audio this long after it started is failed
+            and the fallback line is spoken.
+        chunker: factory of the sentence chunker (one per response).
+        on_text: called with each chunk of text as it is handed to TTS (after sanitizing).
+    """
 
     def __init__(
         self,
         clock: Clock,
         llm: LanguageModel,
         tts: Synthesizer,
-        jitter: JitterBuffer,
+        jitter: AudioSink,
+        *,
+        on_failure: Callable[[ResponseFailed], None] | None = None,
+        max_lookahead_ms: float = 10_000.0,
+        no_audio_timeout_ms: float = 8_000.0,
+        chunker: Callable[[], SentenceChunker] = SentenceChunker,
+        on_text: Callable[[ResponseHandle, str], None] | None = None,
     ) -> None:
         self.clock = clock
         self.llm = llm
         self.tts = tts
         self.jitter = jitter
+        self.on_failure = on_failure
+        self.max_lookahead_ms = max_lookahead_ms
+        self.no_audio_timeout_ms = no_audio_timeout_ms
+        self.chunker = chunker
+        self.on_text = on_text
 
     def _mark(self, handle: ResponseHandle, name: str) -> None:
         handle.turn.marks_ms.setdefault(name, self.clock.now_ms())
+
+    def _fail(self, handle: ResponseHandle, stage: Stage, error: str, recovered: bool) -> None:
+        event = ResponseFailed(handle.response_id, stage, error, recovered)
+        log.warning(
+            "turn %d response %d: %s failed: %s", handle.turn.turn, handle.response_id, stage, error
+        )
+        key = {"llm": "llm_error", "tts": "tts_error"}.get(stage, "response_error")
+        handle.turn.extra.setdefault(key, error)
+        if self.on_failure is not None:
+            self.on_failure(event)
 
     async def run(
         self, handle: ResponseHandle, messages: Sequence[ChatMessage] | None, text: str = ""
@@ -70,26 +186,50 @@ class ResponseRunner:
         """Generate (or, with ``messages=None``, just speak ``text``) and synthesize the reply.
 
         Returns when all its audio is in the jitter buffer. Cancelling the task cancels the
-        LLM stream and the synthesis together.
+        LLM stream and the synthesis together. Never raises anything but
+        `asyncio.CancelledError`: failures become `ResponseFailed` events.
         """
-        sentences: asyncio.Queue[str | None] = asyncio.Queue()
         try:
-            async with asyncio.TaskGroup() as tg:
-                if messages is None:
-                    self._feed_text(handle, text, sentences)
-                else:
-                    tg.create_task(self._generate(handle, messages, sentences))
-                tg.create_task(self._synthesize(handle, sentences))
+            try:
+                async with asyncio.timeout(self.no_audio_timeout_ms / 1000.0) as deadline:
+                    await self._pipeline(handle, messages, text, deadline)
+            except TimeoutError:
+                if handle.synthesized_samples == 0:
+                    self._fail(
+                        handle,
+                        "no_audio",
+                        f"no audio {self.no_audio_timeout_ms / 1000:g} s after the reply started",
+                        recovered=True,
+                    )
+                    await self._speak_fallback(handle)
+            if handle.synthesized_samples == 0 and "tts_error" in handle.turn.extra:
+                await self._speak_fallback(handle)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in earshot: still never a mute turn
+            self._fail(handle, "internal", describe_error(exc), recovered=False)
+            if handle.synthesized_samples == 0:
+                await self._speak_fallback(handle)
         finally:
             self.jitter.end(handle.response_id)
 
-    def _feed_text(
-        self, handle: ResponseHandle, text: str, sentences: asyncio.Queue[str | None]
+    async def _pipeline(
+        self,
+        handle: ResponseHandle,
+        messages: Sequence[ChatMessage] | None,
+        text: str,
+        deadline: asyncio.Timeout,
     ) -> None:
-        chunker = SentenceChunker()
-        for sentence in [*chunker.push(text), *chunker.flush()]:
-            sentences.put_nowait(sentence)
-        sentences.put_nowait(None)
+        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        async with asyncio.TaskGroup() as tg:
+            if messages is None:
+                chunker = self.chunker()
+                for sentence in [*chunker.push(text), *chunker.flush()]:
+                    sentences.put_nowait(sentence)
+                sentences.put_nowait(None)
+            else:
+                tg.create_task(self._generate(handle, messages, sentences))
+            tg.create_task(self._synthesize(handle, sentences, deadline))
 
     async def _generate(
         self,
@@ -97,42 +237,113 @@ class ResponseRunner:
         messages: Sequence[ChatMessage],
         sentences: asyncio.Queue[str | None],
     ) -> None:
-        chunker = SentenceChunker()
+        chunker = self.chunker()
+        deltas: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+
+        def emit(chunks: list[str]) -> None:
+            for sentence in chunks:
+                self._mark(handle, "first_sentence")
+                sentences.put_nowait(sentence)
+
         self._mark(handle, "llm_request")
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._pump_llm(messages, deltas))
+            poll_s = (chunker.max_wait_ms or 1000.0) / 4000.0
+            while True:
+                try:
+                    item = await asyncio.wait_for(deltas.get(), poll_s)
+                except TimeoutError:
+                    emit(chunker.poll(self.clock.now_ms()))
+                    continue
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    recovered = bool(handle.generated_text)
+                    if not recovered:
+                        self._mark(handle, "llm_first_token")
+                        handle.generated_text = FALLBACK_LINE
+                        chunker = self.chunker()
+                        emit(chunker.push(FALLBACK_LINE))
+                    handle.turn.extra["fallback"] = not recovered
+                    self._fail(handle, "llm", describe_error(item), recovered=True)
+                    break
+                if not item:
+                    continue
+                self._mark(handle, "llm_first_token")
+                handle.generated_text += item
+                emit(chunker.push(item, self.clock.now_ms()))
+        emit(chunker.flush())
+        sentences.put_nowait(None)
+
+    async def _pump_llm(
+        self, messages: Sequence[ChatMessage], out: asyncio.Queue[str | BaseException | None]
+    ) -> None:
+        """LLM stream → queue; an exception is put in the queue, not raised."""
         try:
             async with contextlib.aclosing(self.llm.stream(messages)) as stream:
                 async for delta in stream:
-                    if not delta:
-                        continue
-                    self._mark(handle, "llm_first_token")
-                    handle.generated_text += delta
-                    for sentence in chunker.push(delta):
-                        self._mark(handle, "first_sentence")
-                        sentences.put_nowait(sentence)
-        except LlmError as exc:
-            handle.turn.extra["llm_error"] = str(exc)
-            if not handle.generated_text:
-                self._mark(handle, "llm_first_token")
-                handle.generated_text = FALLBACK_LINE
-                chunker = SentenceChunker()
-                for sentence in chunker.push(FALLBACK_LINE):
-                    self._mark(handle, "first_sentence")
-                    sentences.put_nowait(sentence)
-        for sentence in chunker.flush():
-            self._mark(handle, "first_sentence")
-            sentences.put_nowait(sentence)
-        sentences.put_nowait(None)
+                    out.put_nowait(delta)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            out.put_nowait(exc)
+            return
+        out.put_nowait(None)
 
     async def _synthesize(
-        self, handle: ResponseHandle, sentences: asyncio.Queue[str | None]
+        self,
+        handle: ResponseHandle,
+        sentences: asyncio.Queue[str | None],
+        deadline: asyncio.Timeout | None,
     ) -> None:
         while (sentence := await sentences.get()) is not None:
-            offset = handle.synthesized_samples
-            async for chunk in stream_tts(self.tts, sentence):
-                if chunk.audio.size == 0 and not chunk.words:
-                    continue
-                self._mark(handle, "tts_first_audio")
-                handle.words.extend(offset_words(chunk.words, offset))
-                if self.jitter.push(handle.response_id, chunk.audio, self.clock.now_ms()):
-                    self._mark(handle, "playout_queued")
-                handle.synthesized_samples += len(chunk.audio)
+            await self._wait_for_room(handle)
+            try:
+                await self._speak(handle, sentence)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._fail(handle, "tts", describe_error(exc), recovered=True)
+                continue
+            if handle.synthesized_samples and deadline is not None:
+                deadline.reschedule(None)
+                deadline = None
+
+    async def _speak(self, handle: ResponseHandle, sentence: str) -> None:
+        clean = sanitize_for_tts(sentence)
+        if not clean:
+            return
+        if self.on_text is not None:
+            self.on_text(handle, clean)
+        offset = handle.synthesized_samples
+        async for chunk in stream_tts(self.tts, clean):
+            if chunk.audio.size == 0 and not chunk.words:
+                continue
+            self._mark(handle, "tts_first_audio")
+            handle.words.extend(offset_words(chunk.words, offset))
+            if self.jitter.push(handle.response_id, chunk.audio, self.clock.now_ms()):
+                self._mark(handle, "playout_queued")
+            handle.synthesized_samples += len(chunk.audio)
+
+    async def _speak_fallback(self, handle: ResponseHandle) -> None:
+        """Speak the fallback line (once); if even that fails, record it and give up."""
+        if handle.turn.extra.get("fallback_spoken"):
+            return
+        handle.turn.extra["fallback_spoken"] = True
+        handle.turn.extra["fallback"] = True
+        if not handle.generated_text.strip():
+            handle.generated_text = FALLBACK_LINE
+        for name in ("llm_first_token", "first_sentence"):
+            self._mark(handle, name)
+        try:
+            await self._speak(handle, FALLBACK_LINE)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._fail(handle, "tts", describe_error(exc), recovered=False)
+
+    async def _wait_for_room(self, handle: ResponseHandle) -> None:
+        """Bound the TTS look-ahead: wait while too much of this reply is queued unplayed."""
+        limit = self.max_lookahead_ms
+        while self.jitter.buffered_ms_of(handle.response_id) > limit:
+            await self.clock.sleep_ms(20.0)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from earshot.audio.frames import Pcm16
 
@@ -19,10 +19,24 @@ class WordSegment:
 
 @dataclass(frozen=True, slots=True)
 class Transcript:
-    """A final transcript of one user turn."""
+    """A final transcript of one user turn.
+
+    Attributes:
+        text: the recognised words.
+        words: word segmentation, times in ms since `StreamingRecognizer.start`.
+        decode_ms: wall cost (ms) of each decode run the recognizer made for this turn, in
+            order (an early final decode started at a pause, then the one at `finish`, ...);
+            empty when the backend does not measure it. Recorded as ``stt_decode_ms``.
+        early_final: True when the final came from a decode started early (at a pause, see
+            `SupportsPauseHints`) and was still valid at `finish`; False when it had to be
+            redone; None when the backend makes no early decode. Recorded as
+            ``stt_early_final``.
+    """
 
     text: str
     words: tuple[WordSegment, ...] = ()
+    decode_ms: tuple[float, ...] = ()
+    early_final: bool | None = None
 
 
 class StreamingRecognizer(Protocol):
@@ -43,4 +57,28 @@ class StreamingRecognizer(Protocol):
 
     def finish(self) -> Transcript:
         """End the utterance and return its final transcript with word segmentation."""
+        ...
+
+
+@runtime_checkable
+class SupportsPauseHints(Protocol):
+    """Optional: a recognizer that wants to know when the caller pauses inside a turn.
+
+    The session's STT worker calls these (off the event loop, one at a time, interleaved with
+    the `StreamingRecognizer` calls in stream order) when the recognizer implements them, so a
+    backend can start its final decode at the first silence, in parallel with the endpointing
+    wait, and drop it if speech resumes.
+    """
+
+    def speech_paused(self, audio_ms: float) -> None:
+        """The VAD segmenter reported the end of a speech run inside the open turn.
+
+        Args:
+            audio_ms: ms of audio pushed since `StreamingRecognizer.start` so far (the pause
+                begins at or before this point of the pushed audio).
+        """
+        ...
+
+    def speech_resumed(self) -> None:
+        """Speech began again in the same turn (an early decode may be stale)."""
         ...
