@@ -36,7 +36,9 @@ def bundled_data(*parts: str) -> Path:
 
 
 def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from earshot.llm import LLM_KINDS
     from earshot.llm.scripted import DEFAULT_PROFILE, PROFILES
+    from earshot.stacks import add_stack_arguments
 
     ms = number  # every numeric flag is range-checked: finite, and within what it can mean
     p = sub.add_parser(
@@ -90,11 +92,13 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument(
         "--jitter-ms", type=ms(0, 2000), default=40.0, help="jitter buffer hold (ms, 0-2000)"
     )
+    add_stack_arguments(p)
+    p.add_argument("--stt-model", type=Path, help="whisper: a CTranslate2 Whisper model directory")
     p.add_argument(
         "--llm",
-        default="scripted",
-        choices=("scripted", "openai"),
-        help="scripted (offline, simulated timing) or an OpenAI-compatible server",
+        choices=LLM_KINDS,
+        help="scripted (offline, simulated timing), an OpenAI-compatible server, or local "
+        "(llama.cpp in-process); overrides --stack",
     )
     p.add_argument("--llm-rules", type=Path, help="rules file for the scripted LLM")
     p.add_argument(
@@ -109,7 +113,10 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         type=http_url,
         help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (checked at start-up)",
     )
-    p.add_argument("--llm-model", help="model name for the OpenAI-compatible server")
+    p.add_argument(
+        "--llm-model",
+        help="openai: the server's model name; local: a GGUF file (default: bundled SmolLM2)",
+    )
     p.add_argument(
         "--llm-connect-timeout-ms",
         type=ms(0, 600_000, lo_open=True),
@@ -128,7 +135,9 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         default=2000.0,
         help="OpenAI-compatible LLM: longest gap between streamed tokens (default 2000)",
     )
-    p.add_argument("--tts-voice", default="en-us", help="espeak-ng voice")
+    p.add_argument(
+        "--tts-voice", default="en-us", help="espeak-ng voice, or a Piper .onnx voice for piper"
+    )
     p.add_argument("--budget", type=Path, help="per-term budget file (YAML/JSON)")
     p.add_argument(
         "--budget-preset", default="1.5s", choices=("1.5s", "2.0s"), help="built-in budget"
@@ -190,11 +199,18 @@ def _run_converse(args: argparse.Namespace) -> int:
     from earshot.metrics.budget import load_budget
     from earshot.outputs import OutputError
     from earshot.session.config import SessionConfig
+    from earshot.stacks import resolve_stack
     from earshot.turns.bargein import BargeInConfig, load_backchannels
 
+    try:
+        stack = resolve_stack(args.stack, args.stt, args.llm, args.tts)
+    except ValueError as exc:
+        return _usage_error(str(exc))
     llm_options: dict[str, object] = {}
-    if args.llm == "scripted":
+    if stack.llm == "scripted":
         llm_options = {"rules_path": args.llm_rules, "profile": args.llm_profile}
+    elif stack.llm == "local":
+        llm_options = {"model_path": args.llm_model}
     else:
         if not args.llm_base_url:
             return _usage_error("--llm openai needs --llm-base-url (e.g. http://127.0.0.1:8000/v1)")
@@ -242,8 +258,11 @@ def _run_converse(args: argparse.Namespace) -> int:
             endpointing_rules=args.endpointing_rules,
             endpointing_dynamic=args.endpointing_dynamic,
             endpointing_acoustic=False if args.endpointing_text_only else None,
-            llm=args.llm,
+            stt=stack.stt,
+            stt_model=args.stt_model,
+            llm=stack.llm,
             llm_options=llm_options,
+            tts=stack.tts,
             tts_voice=args.tts_voice,
             budget_path=args.budget,
             budget_preset=args.budget_preset,
@@ -251,7 +270,7 @@ def _run_converse(args: argparse.Namespace) -> int:
             quiet=args.quiet,
         )
         result = converse(opts)
-    except (AudioFileError, OutputError, ValueError, LlmError) as exc:
+    except (AudioFileError, OutputError, ValueError, LlmError, ImportError) as exc:
         return _usage_error(str(exc))
     budget = load_budget(args.budget, preset=args.budget_preset)
     outcome = RunOutcome.of(
@@ -314,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     from earshot.evals.cli import add_parser as add_eval
 
     add_eval(sub)
+    from earshot.llm.serve import add_parser as add_llm
+
+    add_llm(sub)
     return parser
 
 

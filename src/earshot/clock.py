@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import selectors
+import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Executor
@@ -129,10 +130,10 @@ class _VirtualTimeLoop(asyncio.SelectorEventLoop):
         self, executor: Executor | None, func: Callable[..., T], *args: Any
     ) -> asyncio.Future[T]:
         fut = super().run_in_executor(executor, func, *args)
-        self._virtual_clock._pending += 1
+        self._virtual_clock._add_pending(1)
 
         def _done(_: asyncio.Future[T]) -> None:
-            self._virtual_clock._pending -= 1
+            self._virtual_clock._add_pending(-1)
 
         fut.add_done_callback(_done)
         return fut
@@ -152,6 +153,7 @@ class SimulatedClock:
         self.charge_compute = charge_compute
         self._now_ms = 0.0
         self._pending = 0
+        self._pending_lock = threading.Lock()  # busy() may be entered from worker threads
 
     def _advance(self, duration_ms: float) -> None:
         if duration_ms > 0:
@@ -168,11 +170,15 @@ class SimulatedClock:
 
     @contextlib.contextmanager
     def busy(self) -> Iterator[None]:
-        self._pending += 1
+        self._add_pending(1)
         try:
             yield
         finally:
-            self._pending -= 1
+            self._add_pending(-1)
+
+    def _add_pending(self, delta: int) -> None:
+        with self._pending_lock:
+            self._pending += delta
 
     def run(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
         # An asyncio.Runner, as under `SystemClock`: Ctrl-C cancels the main task (every task
@@ -189,3 +195,18 @@ async def run_blocking(func: Callable[..., T], *args: Any) -> T:
     """
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, func, *args)
+
+
+class Stopwatch:
+    """Real elapsed time of one piece of work, for backends that report their own compute cost.
+
+    Started on construction. Session latencies never come from here (they are differences of
+    `Clock` marks); this measures a cost, e.g. one Whisper decode, to put in a turn record.
+    """
+
+    def __init__(self) -> None:
+        self._start_ns = time.monotonic_ns()
+
+    def elapsed_ms(self) -> float:
+        """Milliseconds since the stopwatch was made."""
+        return (time.monotonic_ns() - self._start_ns) / 1e6

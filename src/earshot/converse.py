@@ -12,7 +12,7 @@ from earshot.audio.io import check_file_finite
 from earshot.clock import Clock, SimulatedClock, SystemClock
 from earshot.echo.aec import create_echo_canceller
 from earshot.echo.path import EchoPath, MicMixer, NoiseLoop
-from earshot.llm import LlmKind, make_llm
+from earshot.llm import LlmKind, describe_llm, make_llm
 from earshot.metrics.budget import TermBudget, load_budget
 from earshot.metrics.plot import plot_latency
 from earshot.metrics.progress import ConverseProgress
@@ -22,9 +22,9 @@ from earshot.metrics.turn import TurnRecord
 from earshot.outputs import OutputError, RunFolder, RunStatus, write_json_lines
 from earshot.session.config import SessionConfig
 from earshot.session.session import Session, SessionState
-from earshot.stt import make_stt
+from earshot.stt import describe_stt, make_stt
 from earshot.transports.file import FileTransport, SoundFileSource, WavRecorder
-from earshot.tts import make_tts
+from earshot.tts import describe_tts, make_tts
 from earshot.turns.bargein import BargeInConfig
 from earshot.turns.factory import make_endpointer
 from earshot.vad import make_vad
@@ -43,9 +43,16 @@ class ConverseOptions:
     endpointing_rules: Path | None = None
     endpointing_dynamic: bool = False
     endpointing_acoustic: bool | None = None
+    stt: str = "pocketsphinx"
+    stt_model: Path | None = None
+    stt_options: dict[str, Any] = field(default_factory=dict)
+    """Extra constructor arguments of the STT backend (e.g. ``early_final=False``)."""
     llm: LlmKind = "scripted"
     llm_options: dict[str, Any] = field(default_factory=dict)
+    tts: str = "espeak"
     tts_voice: str = "en-us"
+    tts_options: dict[str, Any] = field(default_factory=dict)
+    """Extra constructor arguments of the TTS backend (e.g. ``first_clause=False``)."""
     budget_path: Path | None = None
     budget_preset: str = "1.5s"
     simulated_clock: bool = False
@@ -116,11 +123,11 @@ class ConverseResult:
 
 def build_components(opts: ConverseOptions, clock: Clock) -> dict[str, Any]:
     """The stage backends for these options (models load here, before the clock starts)."""
-    return {
+    parts = {
         "vad": make_vad(opts.vad),
-        "stt": make_stt("pocketsphinx"),
+        "stt": make_stt(opts.stt, **_stt_options(opts, clock)),
         "llm": make_llm(opts.llm, clock=clock, **opts.llm_options),
-        "tts": make_tts("espeak", voice=opts.tts_voice),
+        "tts": make_tts(opts.tts, **_tts_options(opts), **opts.tts_options),
         "endpointer": make_endpointer(
             opts.endpointer,
             silence_ms=opts.eot_silence_ms,
@@ -132,6 +139,36 @@ def build_components(opts: ConverseOptions, clock: Clock) -> dict[str, Any]:
         "mic": opts.echo.mixer() if opts.echo is not None else None,
         "bargein": opts.bargein,
     }
+    for stage in ("stt", "llm", "tts"):
+        load = getattr(parts[stage], "load", None)
+        if callable(load):
+            load()
+    return parts
+
+
+def _stt_options(opts: ConverseOptions, clock: Clock) -> dict[str, Any]:
+    options: dict[str, Any] = dict(opts.stt_options)
+    if opts.stt == "whisper":
+        options.setdefault("clock", clock)
+        if opts.stt_model is not None:
+            options["model_path"] = opts.stt_model
+    return options
+
+
+def _tts_options(opts: ConverseOptions) -> dict[str, Any]:
+    """``--tts-voice`` is an espeak-ng voice name, or a Piper ``.onnx`` voice file for piper."""
+    if opts.tts == "piper":
+        default = opts.tts_voice in ("", "en-us")
+        return {} if default else {"voice_path": Path(opts.tts_voice)}
+    return {"voice": opts.tts_voice}
+
+
+def close_components(parts: dict[str, Any]) -> None:
+    """Stop the worker threads backends own (the Whisper decoder)."""
+    for stage in ("stt", "llm", "tts"):
+        close = getattr(parts.get(stage), "close", None)
+        if callable(close):
+            close()
 
 
 def session_from_parts(
@@ -160,15 +197,14 @@ def session_from_parts(
 
 def describe_components(parts: dict[str, Any], clock: Clock) -> dict[str, str]:
     """Stage → backend description, saying which parts are real and which simulated."""
-    llm = parts["llm"]
     return {
         "clock": "simulated (virtual time, compute charged)" if clock.simulated else "real time",
         "transport": "file: a real recording paced in real or virtual time; network terms 0",
         "vad": f"{parts['vad'].name} (real)",
         "end-of-turn": f"{parts['endpointer'].name} endpointer (real)",
-        "stt": f"{parts['stt'].name} (real)",
-        "llm": f"{llm.name} ({'SIMULATED' if llm.simulated else 'real'})",
-        "tts": f"{parts['tts'].name} (real)",
+        "stt": f"{describe_stt(parts['stt'])} (real)",
+        "llm": describe_llm(parts["llm"]),
+        "tts": f"{describe_tts(parts['tts'])} (real)",
         "echo": _describe_room(parts["mic"]),
         "aec": "WebRTC AEC3 (aec-audio-processing, real)" if parts["aec"] else "off",
         "barge-in": "on (real)" if parts["bargein"] is not None else "off",
@@ -274,7 +310,10 @@ def converse(opts: ConverseOptions) -> ConverseResult:
             state = session_holder[0].state
         if log is not None:
             log.close()
-        _write_outputs(folder, state, budget, components, opts, interrupted, errors)
+        try:
+            _write_outputs(folder, state, budget, components, opts, interrupted, errors)
+        finally:
+            close_components(parts)  # after the outputs: they are the user's data
     return ConverseResult(state, out, components, interrupted, folder, errors)
 
 

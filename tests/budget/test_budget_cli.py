@@ -63,7 +63,7 @@ def test_preset_projection_json(capsys: pytest.CaptureFixture[str]) -> None:
     bounds = data["bounds"]
     assert bounds["baseline"]["ttfat_ms"] == [850, 850]
     assert [lever["ttfat_delta_ms"] for lever in bounds["levers"]] == [[-200, -200], [-40, -40]]
-    assert bounds["levers"][0]["delta_ms"]["vad"] == [-200, -200]
+    assert bounds["levers"][0]["delta_ms"]["endpointing"] == [-200, -200]
     assert bounds["what_if"]["ttfat_ms"] == [610, 610]
     assert bounds["audit"]["adds_up"] is True
 
@@ -157,7 +157,7 @@ def test_tokens_command(capsys: pytest.CaptureFixture[str]) -> None:
         (["budget"], "give --preset NAME"),
         (["budget", "--preset", "nope"], "no preset named 'nope'"),
         (["budget", "--preset", "realtime-typical", "--lever", "vad=1"], "unknown lever 'vad'"),
-        (["budget", "--preset", "realtime-typical", "--dist", "vad=9"], "TERM=P50:P99"),
+        (["budget", "--preset", "realtime-typical", "--dist", "endpointing=9"], "TERM=P50:P99"),
         (
             ["budget", "--preset", "realtime-typical", "--simulate", "--samples", "10"],
             "at least 1000",

@@ -21,17 +21,17 @@ def total(preset: str, *levers: str) -> list[float]:
 
 
 def test_vad_silence_sets_the_end_of_turn_wait() -> None:
-    assert what_if("realtime-typical", "vad_silence=200")["vad"] == [200, 200]
+    assert what_if("realtime-typical", "vad_silence=200")["endpointing"] == [200, 200]
     assert total("realtime-typical", "vad_silence=200") == [650, 650]
     # With the current threshold stated, the term shifts by the difference (600 → 300 saves 300).
-    assert what_if("pipeline-ranges", "vad_silence=300,from=600")["vad"] == [0, 200]
-    assert what_if("pipeline-ranges", "vad_silence=300")["vad"] == [300, 300]
+    assert what_if("pipeline-ranges", "vad_silence=300,from=600")["endpointing"] == [0, 200]
+    assert what_if("pipeline-ranges", "vad_silence=300")["endpointing"] == [300, 300]
 
 
 def test_endpointing_grammar_and_semantic() -> None:
-    assert what_if("realtime-typical", "endpointing=grammar")["vad"] == [250, 250]  # −150
-    assert what_if("pipeline-ranges", "endpointing=semantic")["vad"] == [200, 300]  # ≤ 300
-    assert what_if("realtime-typical", "endpointing=heuristic")["vad"] == [400, 400]
+    assert what_if("realtime-typical", "endpointing=grammar")["endpointing"] == [250, 250]  # −150
+    assert what_if("pipeline-ranges", "endpointing=semantic")["endpointing"] == [200, 300]  # ≤ 300
+    assert what_if("realtime-typical", "endpointing=heuristic")["endpointing"] == [400, 400]
 
 
 def test_codec_changes_the_encode_term_by_the_table_difference() -> None:
@@ -39,13 +39,13 @@ def test_codec_changes_the_encode_term_by_the_table_difference() -> None:
     assert what_if("pipeline-ranges", "codec=g711,from=opus40")["codec"] == [0, 0]
     assert what_if("pipeline-ranges", "codec=neural")["codec"] == [30, 50]  # +10
     # A native budget has no encode term: frame accumulation delays the last chunk in.
-    assert what_if("realtime-typical", "codec=pcm16")["net_in"] == [30, 30]
+    assert what_if("realtime-typical", "codec=pcm16")["network_in"] == [30, 30]
 
 
 def test_jitter_buffer_and_rtt() -> None:
     assert what_if("realtime-typical", "jitter_buffer=40")["jitter_buffer"] == [40, 40]
     routed = what_if("realtime-typical", "rtt=40")
-    assert (routed["net_in"], routed["net_out"]) == ([20, 20], [20, 20])
+    assert (routed["network_in"], routed["network_out"]) == ([20, 20], [20, 20])
     assert what_if("pipeline-ranges", "rtt=60")["network"] == [60, 60]
     assert what_if("streaming-300ms", "rtt=30,term=transport")["transport"] == [30, 30]
 
@@ -87,7 +87,8 @@ def test_hedging_leaves_fixed_values_alone() -> None:
 
 
 def test_preemptive_generation_hides_the_llm_behind_end_of_turn() -> None:
-    # 1.5 s budget: vad 200 + asr 300 = 500 behind; llm 600 started at speech end → 100 visible.
+    # 1.5 s budget: endpointing 200 + stt 300 = 500 behind; llm 600 started at speech end:
+    # 100 visible.
     assert what_if("pipeline-1.5s", "preemptive")["llm_ttft"] == [100, 100]
     # Starting 450 ms late: 450 + 600 − 500 = 550 visible.
     assert what_if("pipeline-1.5s", "preemptive,stable_ms=450")["llm_ttft"] == [550, 550]
@@ -107,8 +108,8 @@ def test_preemptive_generation_hides_the_llm_behind_end_of_turn() -> None:
 def test_stream_and_batch_use_the_published_savings_as_bounds() -> None:
     streamed = what_if("pipeline-sequential", "stream=llm")
     assert streamed["llm"] == [300, 1200]  # 800 − 500, 1500 − 300
-    assert what_if("pipeline-sequential", "stream=stt,saving_ms=250")["asr"] == [50, 250]
-    assert what_if("pipeline-1.5s", "batch=tts")["tts_ttfb"] == [400, 500]  # +100–200
+    assert what_if("pipeline-sequential", "stream=stt,saving_ms=250")["stt"] == [50, 250]
+    assert what_if("pipeline-1.5s", "batch=tts")["tts_first_audio"] == [400, 500]  # +100–200
     with pytest.raises(LeverError, match="acts on llm"):
         what_if("pipeline-1.5s", "stream=llm")
 
@@ -121,8 +122,10 @@ def test_lever_deltas_add_up_to_the_change_in_ttfat() -> None:
 
 
 def test_critical_path_contributions_sum_to_the_longer_chain() -> None:
-    durations = {k: np.array([v]) for k, v in {"vad": 300.0, "asr": 100.0, "llm": 250.0}.items()}
-    overlap = Overlap(("llm",), ("vad", "asr"), 200.0)
+    durations = {
+        k: np.array([v]) for k, v in {"endpointing": 300.0, "stt": 100.0, "llm": 250.0}.items()
+    }
+    overlap = Overlap(("llm",), ("endpointing", "stt"), 200.0)
     contributions = critical_path(durations, [overlap])
     assert contributions["llm"].tolist() == [50.0]  # starts at 200, ends at 450, 50 past 400
     assert sum(c[0] for c in contributions.values()) == 450.0

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from earshot.budget.cli import main
-from earshot.budget.measured import MEASURED_TO_MODEL, TurnsFileError, load_turns
+from earshot.budget.measured import TurnsFileError, load_turns
+from earshot.budget.model import TERMS as BUDGET_TERMS
 from earshot.metrics.turn import TERMS, TurnRecord
 
 
@@ -51,25 +52,31 @@ def run_dir(tmp_path: Path) -> Path:
     return tmp_path / "run"
 
 
-def test_mapping_covers_every_runtime_term_in_order() -> None:
-    assert tuple(MEASURED_TO_MODEL) == TERMS
+def test_the_budget_vocabulary_starts_with_the_runtime_terms() -> None:
+    assert tuple(BUDGET_TERMS)[: len(TERMS)] == TERMS
 
 
 def test_load_turns_maps_terms_and_skips_incomplete(run_dir: Path) -> None:
-    measured = load_turns([run_dir])
+    budget = load_turns([run_dir])
+    measured = budget.measured
+    assert budget.form == "measured" and measured is not None
     assert measured.num_turns == 10 and measured.skipped == 1
-    assert measured.terms[:3] == ("net_in", "vad", "asr_finalization")
-    column = {t: measured.rows_ms[:, i] for i, t in enumerate(measured.terms)}
-    assert column["vad"].tolist() == [500.0 + 3 * i for i in range(10)]
+    assert budget.term_names == TERMS
+    column = {t: measured.rows_ms[:, i] for i, t in enumerate(budget.term_names)}
+    assert column["endpointing"].tolist() == [500.0 + 3 * i for i in range(10)]
     assert column["llm_ttft"].tolist() == LLM_TTFTS
-    assert column["net_in"].tolist() == [5.0] * 10
+    assert column["network_in"].tolist() == [5.0] * 10
     assert column["engine_overhead"].tolist() == [3.0] * 10  # 2 ms request + 1 ms queueing
-    assert measured.sum_mismatches() == []
+    assert budget.sum_mismatches() == []
+    # A measured run is the same kind of object as a preset: terms with their observed range.
+    by_name = {t.name: t for t in budget.terms}
+    assert (by_name["llm_ttft"].low_ms, by_name["llm_ttft"].high_ms) == (180.0, 1500.0)
 
 
 def test_several_runs_and_files(run_dir: Path, tmp_path: Path) -> None:
     other = write_run(tmp_path / "other", [turn(1, 700.0, 200.0)])
-    measured = load_turns([run_dir, other])
+    measured = load_turns([run_dir, other]).measured
+    assert measured is not None
     assert measured.num_turns == 11 and len(measured.sources) == 2
 
 
@@ -110,14 +117,17 @@ def test_cli_from_projects_levers_onto_measured_turns(
     assert result["turns"] == 10 and result["skipped_incomplete"] == 1
     assert result["turns_not_adding_up"] == []
 
-    measured = load_turns([run_dir])
+    measured = load_turns([run_dir]).measured
+    assert measured is not None
     ttfat = measured.ttfat_ms
     se = ttfat.std() / math.sqrt(20_000)
     assert abs(result["baseline"]["ttfat_mean_ms"] - ttfat.mean()) < 4 * se
 
     vad_step, hedge_step = result["steps"]
     # A 500 → 300 ms silence threshold moves every turn's end-of-turn wait by exactly −200 ms.
-    assert vad_step["mean_ms"]["vad"] == pytest.approx(result["baseline"]["mean_ms"]["vad"] - 200)
+    assert vad_step["mean_ms"]["endpointing"] == pytest.approx(
+        result["baseline"]["mean_ms"]["endpointing"] - 200
+    )
     assert vad_step["ttfat_mean_ms"] == pytest.approx(result["baseline"]["ttfat_mean_ms"] - 200)
     # Hedging two requests over the measured TTFTs: the first of two iid draws.
     ttfts = np.array(LLM_TTFTS)

@@ -103,7 +103,7 @@ def test_hedged_distribution_is_the_min_of_n(num_requests: int) -> None:
 
 
 def test_hedging_cuts_the_tail_more_than_the_median() -> None:
-    budget = budget_from_mapping({"terms": {"vad": 500, "llm_ttft": [400, 1600]}})
+    budget = budget_from_mapping({"terms": {"endpointing": 500, "llm_ttft": [400, 1600]}})
     rng = np.random.default_rng(6)
     summaries = simulate(
         draw(budget_distributions(budget), 100_000, rng), [parse_lever("hedge=2")], rng
@@ -128,7 +128,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers() -> None:
 
 
 def test_range_terms_are_drawn_with_p50_lo_and_p99_hi() -> None:
-    budget = budget_from_mapping({"terms": {"asr_finalization": [200, 800]}})
+    budget = budget_from_mapping({"terms": {"stt_finalization": [200, 800]}})
     rng = np.random.default_rng(9)
     summary = simulate(draw(budget_distributions(budget), 200_000, rng), [], rng)[0]
     assert summary.percentiles_ms[50.0] == pytest.approx(200.0, rel=0.01)
@@ -137,7 +137,7 @@ def test_range_terms_are_drawn_with_p50_lo_and_p99_hi() -> None:
 
 def test_tail_term_is_the_heavy_one_and_none_when_nothing_varies() -> None:
     budget = budget_from_mapping(
-        {"terms": {"vad": [400, 500], "llm_ttft": [300, 3000], "jitter_buffer": 80}}
+        {"terms": {"endpointing": [400, 500], "llm_ttft": [300, 3000], "jitter_buffer": 80}}
     )
     rng = np.random.default_rng(10)
     summary = simulate(draw(budget_distributions(budget), 50_000, rng), [], rng)[0]
@@ -164,11 +164,13 @@ def test_preemptive_mismatch_in_samples_is_a_coin_flip_per_turn() -> None:
 
 
 def test_set_levers_shift_the_distribution_in_samples_mode() -> None:
-    budget = budget_from_mapping({"terms": {"vad": [500, 900], "jitter_buffer": [60, 120]}})
+    budget = budget_from_mapping({"terms": {"endpointing": [500, 900], "jitter_buffer": [60, 120]}})
     rng = np.random.default_rng(12)
     baseline = draw(budget_distributions(budget), 20_000, rng)
     summaries = simulate(baseline, [parse_lever("vad_silence=300,from=500")], rng)
-    assert summaries[1].mean_ms["vad"] - summaries[0].mean_ms["vad"] == pytest.approx(-200.0)
+    assert summaries[1].mean_ms["endpointing"] - summaries[0].mean_ms[
+        "endpointing"
+    ] == pytest.approx(-200.0)
 
 
 def test_dist_override_must_name_a_budget_term() -> None:

@@ -23,43 +23,43 @@ from earshot.budget.model import (
 PUBLISHED: dict[str, tuple[dict[str, tuple[float, float]], tuple[float, float] | None]] = {
     "realtime-typical": (  # §39.4.2 Table 39.4.2a, typical
         {
-            "vad": (400, 400),
-            "net_in": (50, 50),
+            "endpointing": (400, 400),
+            "network_in": (50, 50),
             "prompt": (100, 100),
             "first_token": (150, 150),
             "codec_decode": (20, 20),
-            "net_out": (50, 50),
+            "network_out": (50, 50),
             "jitter_buffer": (80, 80),
         },
         (850, 850),
     ),
     "realtime-best": (  # §39.4.2 Table 39.4.2a, best case
         {
-            "vad": (200, 200),
-            "net_in": (20, 20),
+            "endpointing": (200, 200),
+            "network_in": (20, 20),
             "prompt": (40, 40),
             "first_token": (80, 80),
             "codec_decode": (10, 10),
-            "net_out": (20, 20),
+            "network_out": (20, 20),
             "jitter_buffer": (40, 40),
         },
         (410, 410),
     ),
     "pipeline-ranges": (  # §39.2.2 Table 39.2.2, pipeline
         {
-            "vad": (200, 500),
+            "endpointing": (200, 500),
             "codec": (20, 40),
             "network": (30, 100),
-            "asr_finalization": (200, 800),
+            "stt_finalization": (200, 800),
             "llm_ttft": (200, 600),
-            "tts_ttfb": (100, 400),
+            "tts_first_audio": (100, 400),
             "jitter_buffer": (50, 150),
         },
         (800, 2400),
     ),
     "native-ranges": (  # §39.2.2 Table 39.2.2, native realtime
         {
-            "vad": (100, 300),
+            "endpointing": (100, 300),
             "codec": (20, 40),
             "network": (30, 100),
             "first_token": (150, 400),
@@ -70,29 +70,29 @@ PUBLISHED: dict[str, tuple[dict[str, tuple[float, float]], tuple[float, float] |
     ),
     "pipeline-1.5s": (  # Latency Budgeting, 1.5 s
         {
-            "vad": (200, 200),
-            "asr_finalization": (300, 300),
+            "endpointing": (200, 200),
+            "stt_finalization": (300, 300),
             "llm_ttft": (600, 600),
-            "tts_ttfb": (300, 300),
+            "tts_first_audio": (300, 300),
             "margin": (100, 100),
         },
         (1500, 1500),
     ),
     "pipeline-2.0s": (  # Latency Budgeting, 2.0 s
         {
-            "vad": (200, 200),
-            "asr_finalization": (400, 400),
+            "endpointing": (200, 200),
+            "stt_finalization": (400, 400),
             "llm_ttft": (900, 900),
-            "tts_ttfb": (400, 400),
+            "tts_first_audio": (400, 400),
             "margin": (100, 100),
         },
         (2000, 2000),
     ),
     "pipeline-sequential": (  # Latency Budgeting, sequential worst case
         {
-            "vad": (20, 20),
-            "asr": (300, 500),
-            "asr_finalization": (100, 100),
+            "endpointing": (20, 20),
+            "stt": (300, 500),
+            "stt_finalization": (100, 100),
             "llm": (800, 1500),
             "tts": (200, 400),
         },
@@ -100,9 +100,9 @@ PUBLISHED: dict[str, tuple[dict[str, tuple[float, float]], tuple[float, float] |
     ),
     "streaming-300ms": (  # T. Pan
         {
-            "asr_finalization": (50, 100),
+            "stt_finalization": (50, 100),
             "llm_ttft": (100, 200),
-            "tts_ttfb": (50, 80),
+            "tts_first_audio": (50, 80),
             "transport": (20, 50),
         },
         None,
@@ -194,7 +194,7 @@ def test_audit_300ms_budget_has_no_total_but_is_over_budget() -> None:
 def test_audit_an_adhoc_vendor_breakdown(tmp_path: Path) -> None:
     vendor = tmp_path / "vendor.json"
     vendor.write_text(
-        json.dumps({"terms": {"asr": 120, "llm": 300, "tts": 90}, "stated_total_ms": 480})
+        json.dumps({"terms": {"stt": 120, "llm": 300, "tts": 90}, "stated_total_ms": 480})
     )
     check = audit(load_budget(str(vendor)))
     assert check.sum_ms == (510.0, 510.0)
@@ -206,7 +206,7 @@ def test_audit_an_adhoc_vendor_breakdown(tmp_path: Path) -> None:
 
 def test_audit_cli_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     good = tmp_path / "good.yaml"
-    good.write_text("terms: {vad: 300, llm_ttft: 200}\nstated_total_ms: 500\n")
+    good.write_text("terms: {endpointing: 300, llm_ttft: 200}\nstated_total_ms: 500\n")
     assert main(["budget", "audit", str(good), "realtime-typical", "--json", "-"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [a["adds_up"] for a in report["audits"]] == [True, True]
@@ -219,10 +219,10 @@ def test_audit_cli_exit_status(tmp_path: Path, capsys: pytest.CaptureFixture[str
     ("content", "message"),
     [
         ("stated_total_ms: 3\n", "no 'terms' key"),
-        ("terms: {vad: [500, 200]}\n", "low ≤ high"),
-        ("terms: {vad: fast}\n", "give ms as a number"),
-        ("terms: [{name: vad}]\n", "'name' and 'ms'"),
-        ("terms: {vad: 1}\nform: hybrid\n", "form 'hybrid'"),
+        ("terms: {endpointing: [500, 200]}\n", "low ≤ high"),
+        ("terms: {endpointing: fast}\n", "give ms as a number"),
+        ("terms: [{name: endpointing}]\n", "'name' and 'ms'"),
+        ("terms: {endpointing: 1}\nform: hybrid\n", "form 'hybrid'"),
     ],
 )
 def test_bad_breakdown_files_say_what_is_wrong(tmp_path: Path, content: str, message: str) -> None:
@@ -239,4 +239,6 @@ def test_unknown_preset_lists_the_presets() -> None:
 
 def test_duplicate_terms_rejected() -> None:
     with pytest.raises(BudgetFileError, match="more than once"):
-        budget_from_mapping({"terms": [{"name": "vad", "ms": 1}, {"name": "vad", "ms": 2}]})
+        budget_from_mapping(
+            {"terms": [{"name": "endpointing", "ms": 1}, {"name": "endpointing", "ms": 2}]}
+        )

@@ -11,11 +11,13 @@ import itertools
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 from matplotlib.image import imread
 
 from earshot.evals import cli as eval_cli
+from earshot.evals.harness import Trial
 from earshot.evals.latency import (
     STAGES,
     LatencyOptions,
@@ -27,6 +29,8 @@ from earshot.evals.latency import (
     select_utterances,
     stage_deltas,
 )
+from earshot.evals.latency_plan import LatencyTrial
+from earshot.evals.latency_trial import run_trial
 from earshot.metrics.turn import MARKS, TERMS, TurnRecord
 
 N = 3
@@ -139,22 +143,27 @@ def test_same_seed_same_selection(latency_run: LatencyRun) -> None:
 def test_interrupted_run_keeps_partial_results(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from earshot.metrics.report import TurnLog
+    import dataclasses
 
-    original = TurnLog.append
+    from earshot.evals import latency
 
-    def append_then_interrupt(self: TurnLog, turn: object) -> None:
-        original(self, turn)  # type: ignore[arg-type]
-        raise KeyboardInterrupt  # as if Ctrl-C arrived right after the first turn
+    def run_then_interrupt(opts: LatencyOptions, trial: Trial[LatencyTrial]) -> dict[str, Any]:
+        if trial.index == 1:
+            raise KeyboardInterrupt  # as if Ctrl-C arrived during the second utterance
+        return run_trial(opts, trial)
 
-    monkeypatch.setattr(TurnLog, "append", append_then_interrupt)
-    run = run_latency(LatencyOptions(n=2, seed=SEED, out_dir=tmp_path, quiet=True))
+    patched = dataclasses.replace(latency.EVALUATION, run_trial=run_then_interrupt)
+    monkeypatch.setattr(latency, "EVALUATION", patched)
+    run = run_latency(LatencyOptions(n=3, seed=SEED, out_dir=tmp_path, quiet=True))
     assert run.interrupted
     doc = json.loads((tmp_path / "latency.json").read_text(encoding="utf-8"))
     assert doc["interrupted"] is True
+    assert doc["counts"]["utterances"] == 1 and doc["counts"]["planned"] == 2
     assert doc["counts"]["complete_turns"] >= 1
     assert doc["ttfat"]["n"] == doc["counts"]["complete_turns"]
-    assert doc["counts"]["processed_input_ms"] < doc["counts"]["input_ms"]
+    assert len((tmp_path / "latency.trials.jsonl").read_text().splitlines()) == 1
+    turns = (tmp_path / "turns.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(turns) == doc["counts"]["turns"]
     assert (tmp_path / "latency.png").is_file() and (tmp_path / "latency.txt").is_file()
     assert "INTERRUPTED" in (tmp_path / "latency.txt").read_text(encoding="utf-8")
 
@@ -226,9 +235,10 @@ def test_earshot_main_dispatches_eval(tmp_path: Path) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["eval", "latency", "--help"])
     assert exc.value.code == 0
-    # Bad input is reported with exit code 2, before any model loads.
-    code = main(["eval", "latency", "--data", str(tmp_path), "--quiet"])
-    assert code == 2
+    # Bad input is reported with exit code 2, before any model loads or any folder is made.
+    out = tmp_path / "out"
+    code = main(["eval", "latency", "--data", str(tmp_path), "--out", str(out), "--quiet"])
+    assert code == 2 and not out.exists()
 
 
 def test_missing_verb_module_is_skipped_but_broken_one_raises(

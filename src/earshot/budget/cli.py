@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ from earshot.budget.montecarlo import (
     simulate,
 )
 from earshot.budget.whatif import Step, project_bounds
+from earshot.evals.outputs import check_out_file
 
 _EXAMPLES = """\
 examples:
@@ -100,14 +102,35 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.set_defaults(func=run)
 
 
+def check_output_paths(args: argparse.Namespace) -> None:
+    """Check ``--json PATH`` and ``--chart PNG`` before any work.
+
+    Raises:
+        OutputPathError: a path is a folder, sits under a file, or its folder is not writable.
+    """
+    target = getattr(args, "json", None)
+    if isinstance(target, str) and target != "-":
+        check_out_file(Path(target), "--json")
+    chart = getattr(args, "chart", None)
+    if chart:
+        check_out_file(Path(chart), "--chart")
+
+
 def run(args: argparse.Namespace) -> int:
-    """Execute ``earshot budget``; returns the exit status."""
+    """Execute ``earshot budget``; returns the exit status (2 bad input, 1 cannot write)."""
     verb = getattr(args, "budget_verb", None)
     try:
+        check_output_paths(args)
         return _run_project(args) if verb is None else VERBS[verb](args)
     except (BudgetFileError, LeverError, DistributionError, TurnsFileError, ValueError) as exc:
         print(f"earshot budget: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        raise  # stdout closed by the reader (`| head`): the CLI's own shutdown path handles it
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"earshot budget: error: cannot write{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 def _parse_dists(texts: list[str]) -> dict[str, LogNormal]:
@@ -200,24 +223,28 @@ def _run_project(args: argparse.Namespace) -> int:
             out.data["simulation"] = report.simulation_json(out.summaries, meta)
     else:
         measured = load_turns(args.from_paths)
+        turns = measured.measured
+        assert turns is not None  # load_turns always returns a measured budget
         check_samples(args.samples)
-        unknown = sorted(set(overrides) - set(measured.terms))
+        unknown = sorted(set(overrides) - set(measured.term_names))
         if unknown:
-            raise DistributionError(f"--dist names {unknown}; measured terms: {measured.terms}")
+            raise DistributionError(
+                f"--dist names {unknown}; measured terms: {measured.term_names}"
+            )
         baseline = measured.bootstrap(rng, args.samples)
         baseline.update(draw(overrides, args.samples, rng))
         out.summaries = simulate(baseline, levers, rng)
         bad = measured.sum_mismatches()
-        out.simulation_title = f"Measured TTFAT, {measured.num_turns} turns resampled ({sampling})"
+        out.simulation_title = f"Measured TTFAT, {turns.num_turns} turns resampled ({sampling})"
         out.source_line = (
-            f"read {', '.join(measured.sources)}: {measured.num_turns} complete turns, "
-            f"{measured.skipped} incomplete skipped; "
+            f"read {', '.join(turns.sources)}: {turns.num_turns} complete turns, "
+            f"{turns.skipped} incomplete skipped; "
             + (f"turns {bad} do NOT add up to ttfat_ms" if bad else "terms add up to ttfat_ms")
         )
         meta = {
-            "sources": list(measured.sources),
-            "turns": measured.num_turns,
-            "skipped_incomplete": measured.skipped,
+            "sources": list(turns.sources),
+            "turns": turns.num_turns,
+            "skipped_incomplete": turns.skipped,
             "turns_not_adding_up": bad,
             "samples": args.samples,
             "seed": args.seed,

@@ -215,7 +215,7 @@ def _scale_to(state: PathState, term: str, target: FloatArray, mode: Mode) -> No
 
 
 def _vad_silence(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
-    term = _targets(spec, state, ("vad",))
+    term = _targets(spec, state, ("endpointing",))
     new_ms = _number(spec, spec.value, "the silence threshold (ms)")
     x = state.durations[term]
     old = mode.reference(x) if spec.get("from") is None else _number(spec, spec.get("from"), "from")
@@ -231,7 +231,7 @@ def _endpointing(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
     kind = spec.value or ""
     if kind not in kinds:
         raise LeverError(f"{spec.text!r}: endpointing is one of {', '.join(kinds)}")
-    term = _targets(spec, state, ("vad",))
+    term = _targets(spec, state, ("endpointing",))
     x = state.durations[term]
     entry = kinds[kind]
     if "cap_ms" in entry:
@@ -247,7 +247,7 @@ def _codec(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
     for name in (new, old):
         if name not in codecs:
             raise LeverError(f"{spec.text!r}: codec {name!r} is not one of {', '.join(codecs)}")
-    term = _targets(spec, state, ("codec", "net_in", "network", "transport"))
+    term = _targets(spec, state, ("codec", "network_in", "network", "transport"))
     delta = float(codecs[new]["added_ms"]) - float(codecs[old]["added_ms"])
     state.durations[term] = np.maximum(0.0, state.durations[term] + delta)
     notes = [
@@ -312,11 +312,11 @@ def _rtt(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
     if spec.get("term") is not None:
         pairs = [(_targets(spec, state, ()), rtt_ms)]
     else:
-        pairs = [(t, rtt_ms / 2) for t in ("net_in", "net_out") if t in state.durations]
+        pairs = [(t, rtt_ms / 2) for t in ("network_in", "network_out") if t in state.durations]
         pairs += [("network", rtt_ms)] if "network" in state.durations else []
     if not pairs:
         raise LeverError(
-            f"{spec.text!r} acts on net_in/net_out or network, and this budget has none "
+            f"{spec.text!r} acts on network_in/network_out or network, and this budget has none "
             f"({_have(state)}); name the round-trip term with term=NAME"
         )
     for term, target in pairs:
@@ -398,7 +398,7 @@ def _preemptive(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
     mismatch = _number(spec, spec.get("mismatch") or "0", "mismatch")
     if mismatch > 1:
         raise LeverError(f"{spec.text!r}: mismatch is a probability in [0, 1]")
-    behind = tuple(t for t in ("vad", "asr", "asr_finalization") if t in state.durations)
+    behind = tuple(t for t in ("endpointing", "stt", "stt_finalization") if t in state.durations)
     hidden: tuple[str, ...] = ()
     for chain in (("llm_ttft",), ("llm",), ("prompt", "first_token"), ("first_token",)):
         if all(t in state.durations for t in chain):
@@ -407,7 +407,7 @@ def _preemptive(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
     if not behind or not hidden:
         raise LeverError(
             f"{spec.text!r} overlaps the LLM (llm_ttft, llm, or prompt+first_token) with "
-            f"end-of-turn and ASR (vad, asr, asr_finalization); this budget lacks one side "
+            f"end-of-turn and ASR (endpointing, stt, stt_finalization); this budget lacks one side "
             f"({_have(state)})"
         )
     state.overlaps.append(Overlap(hidden, behind, stable_ms, mode.restart(mismatch)))
@@ -430,8 +430,8 @@ def _batch(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
     return _stream_or_batch(spec, state, mode, streaming=False)
 
 
-_BATCH_TERM = {"stt": "asr", "llm": "llm", "tts": "tts"}
-_STREAMING_TERM = {"stt": "asr_finalization", "llm": "llm_ttft", "tts": "tts_ttfb"}
+_BATCH_TERM = {"stt": "stt", "llm": "llm", "tts": "tts"}
+_STREAMING_TERM = {"stt": "stt_finalization", "llm": "llm_ttft", "tts": "tts_first_audio"}
 
 
 def _stream_or_batch(

@@ -37,56 +37,75 @@ import numpy as np
 import numpy.typing as npt
 import yaml
 
+from earshot.metrics.turn import TERMS as RUNTIME_TERMS
+
 FloatArray = npt.NDArray[np.float64]
 
-TERMS: dict[str, str] = {
-    "vad": "end-of-turn detection after the last voiced frame (VAD silence / end-pointer)",
+MEASURED_TERM_MEANINGS: dict[str, str] = {
+    "network_in": "last user audio to the engine (one way; 0 for files)",
+    "uplink_jitter_buffer": "the server's uplink jitter buffer before the frames reach the VAD",
+    "endpointing": "end-of-turn detection after the last voiced frame (VAD silence / end-pointer)",
+    "stt_finalization": "final transcript after end-of-turn",
+    "llm_ttft": "LLM time to first token (prefill included)",
+    "sentence_aggregation": "first LLM token to the first chunk handed to TTS",
+    "tts_first_audio": "TTS time to first audio (TTFB)",
+    "jitter_buffer": "playout buffering before the first sample leaves the server",
+    "network_out": "first agent audio to the client (one way; 0 for files)",
+    "client_playout": "the client's playout delay until the first sample is heard",
+    "engine_overhead": "the engine's own time between stages",
+}
+"""What each runtime term means in the budget (a term the runtime adds without a line here is
+still in `TERMS`, as "measured by the runtime")."""
+
+PUBLISHED_TERMS: dict[str, str] = {
     "codec": "audio encoding and frame accumulation on the way in",
-    "net_in": "last user audio to the server (one way)",
     "network": "network round trip (sources that do not split in and out)",
     "transport": "transport latency as one figure (e.g. WebRTC)",
     "prompt": "context (prompt) processing, i.e. prefill",
     "first_token": "native model: time to the first audio token",
     "codec_decode": "decoding the first audio tokens into samples",
-    "net_out": "first agent audio to the client (one way)",
-    "asr": "speech recognition not overlapped with speech (batch STT)",
-    "asr_finalization": "final transcript after end-of-turn",
+    "stt": "speech recognition not overlapped with speech (batch STT)",
     "llm": "LLM full response before TTS starts (batch)",
-    "llm_ttft": "LLM time to first token (prefill included)",
-    "sentence_aggregation": "first LLM token to the first chunk handed to TTS",
     "tts": "TTS full synthesis before playout (batch)",
-    "tts_ttfb": "TTS time to first audio byte",
-    "jitter_buffer": "playout buffering before the first sample is played",
     "margin": "unallocated network / buffer jitter margin",
-    "engine_overhead": "measured: the engine's own time between stages",
 }
-"""Term vocabulary: levers find their targets by these names; unknown names pass through."""
+"""Terms that published breakdowns use and the runtime does not measure on its own."""
+
+TERMS: dict[str, str] = {
+    **{name: MEASURED_TERM_MEANINGS.get(name, "measured by the runtime") for name in RUNTIME_TERMS},
+    **PUBLISHED_TERMS,
+}
+"""The one term vocabulary: the runtime's TTFAT terms (`earshot.metrics.turn.TERMS`, the names
+in every ``turns.jsonl``), in critical-path order, then the published-only ones. A measured run
+and a preset name the same stage the same way; levers find their targets by these names;
+unknown names in a user's breakdown pass through."""
 
 NATIVE_TERMS: tuple[str, ...] = (
-    "vad",
-    "net_in",
+    "endpointing",
+    "network_in",
     "prompt",
     "first_token",
     "codec_decode",
-    "net_out",
+    "network_out",
     "jitter_buffer",
 )
 """The seven terms of the native TTFAT equation, §39.4.2."""
 
 PIPELINE_TERMS: tuple[str, ...] = (
-    "vad",
+    "endpointing",
     "codec",
     "network",
-    "asr_finalization",
+    "stt_finalization",
     "llm_ttft",
-    "tts_ttfb",
+    "tts_first_audio",
     "jitter_buffer",
 )
 """The pipeline stages of Table 39.2.2, §39.2.2."""
 
-Form = Literal["native", "pipeline", "breakdown"]
-FORMS: tuple[str, ...] = ("native", "pipeline", "breakdown")
-"""``native`` and ``pipeline`` are the two published forms; ``breakdown`` is anything else."""
+Form = Literal["native", "pipeline", "breakdown", "measured"]
+FORMS: tuple[str, ...] = ("native", "pipeline", "breakdown", "measured")
+"""``native`` and ``pipeline`` are the two published forms; ``breakdown`` is anything else;
+``measured`` is a run's ``turns.jsonl`` (`earshot.budget.measured.load_turns`)."""
 
 PRESET_DIR: Traversable = files("earshot") / "data" / "budget" / "presets"
 
@@ -105,6 +124,9 @@ class Term:
         high_ms: worst-case value in ms.
         label: the source's own wording.
         cite: where the number comes from.
+        covers: for a term outside the runtime's vocabulary (e.g. ``margin``), the runtime
+            terms it budgets for, so a run can be checked against the preset
+            (`earshot.metrics.budget.term_budget`); empty otherwise.
     """
 
     name: str
@@ -112,6 +134,7 @@ class Term:
     high_ms: float
     label: str = ""
     cite: str = ""
+    covers: tuple[str, ...] = ()
 
     @property
     def is_range(self) -> bool:
@@ -124,14 +147,45 @@ class Term:
 
 
 @dataclass(frozen=True, slots=True)
+class Measurements:
+    """The per-turn values behind a measured `Budget` (one row per complete turn).
+
+    Attributes:
+        rows_ms: float64, shape ``(num_turns, num_terms)``, ms per term per turn, columns in the
+            budget's term order.
+        ttfat_ms: float64, shape ``(num_turns,)``, the ``ttfat_ms`` each turn states.
+        sources: the files read.
+        skipped: turns without terms (incomplete), not in ``rows_ms``.
+    """
+
+    rows_ms: FloatArray
+    ttfat_ms: FloatArray
+    sources: tuple[str, ...]
+    skipped: int
+
+    @property
+    def num_turns(self) -> int:
+        return int(self.rows_ms.shape[0])
+
+
+SUM_TOLERANCE_MS = 0.01
+"""Measured terms are rounded to 0.001 ms when written: nine of them may be 0.0045 ms off."""
+
+
+@dataclass(frozen=True, slots=True)
 class Budget:
     """A TTFAT breakdown: ordered terms, an optional stated total and an optional target.
+
+    A published preset and a measured run are both a `Budget` over the same vocabulary
+    (`TERMS`): a preset's terms carry published values (points or ranges); a measured one's
+    carry the observed range (min–max over its turns) and, in ``measured``, every turn's values.
 
     Attributes:
         stated_total_ms: the total as the source prints it, ``(low, high)``; ``None`` if none.
         stated_precision_ms: how exact the stated total is (±; 50 for a total printed in tenths
             of a second).
         budget_ms: a target the terms should fit in (e.g. the 300 ms budget), if any.
+        measured: the per-turn values of a measured budget; ``None`` for a published one.
     """
 
     name: str
@@ -145,10 +199,39 @@ class Budget:
     budget_ms: float | None = None
     budget_cite: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)
+    measured: Measurements | None = None
 
     @property
     def term_names(self) -> tuple[str, ...]:
         return tuple(t.name for t in self.terms)
+
+    def _measurements(self) -> Measurements:
+        if self.measured is None:
+            raise ValueError(f"budget {self.name!r} is published, not measured: it has no turns")
+        return self.measured
+
+    def sum_mismatches(self) -> list[int]:
+        """Indices of measured turns whose terms do not add up to their stated ``ttfat_ms``.
+
+        Raises:
+            ValueError: the budget is not measured.
+        """
+        m = self._measurements()
+        error = np.abs(m.rows_ms.sum(axis=1) - m.ttfat_ms)
+        return [int(i) for i in np.flatnonzero(error > SUM_TOLERANCE_MS)]
+
+    def bootstrap(self, rng: np.random.Generator, size: int) -> dict[str, FloatArray]:
+        """``size`` whole measured turns drawn with replacement (keeps the terms' correlation).
+
+        Returns:
+            term → float64 samples in ms, shape ``(size,)``.
+
+        Raises:
+            ValueError: the budget is not measured.
+        """
+        m = self._measurements()
+        picks = m.rows_ms[rng.integers(0, m.num_turns, size)]
+        return {t: picks[:, i].copy() for i, t in enumerate(self.term_names)}
 
     def bounds(self) -> dict[str, FloatArray]:
         """Term name → ``[best, worst]`` in ms, shape ``(2,)``, in budget order."""
@@ -233,15 +316,15 @@ def _as_bounds(value: Any, what: str, origin: str) -> tuple[float, float]:
 
 
 def _parse_terms(raw: Any, origin: str) -> tuple[Term, ...]:
-    items: list[tuple[Any, Any, str, str]] = []
+    items: list[tuple[Any, Any, str, str, Any]] = []
     if isinstance(raw, Mapping):
-        items = [(name, value, "", "") for name, value in raw.items()]
+        items = [(name, value, "", "", ()) for name, value in raw.items()]
     elif isinstance(raw, list):
         for i, entry in enumerate(raw):
             if not isinstance(entry, Mapping) or "name" not in entry or "ms" not in entry:
                 raise BudgetFileError(
                     f"{origin}: terms[{i}] must be a mapping with 'name' and 'ms' "
-                    f"(optional 'label', 'cite'); got {entry!r}"
+                    f"(optional 'label', 'cite', 'covers'); got {entry!r}"
                 )
             items.append(
                 (
@@ -249,6 +332,7 @@ def _parse_terms(raw: Any, origin: str) -> tuple[Term, ...]:
                     entry["ms"],
                     str(entry.get("label", "")),
                     str(entry.get("cite", "")),
+                    entry.get("covers", ()),
                 )
             )
     else:
@@ -258,13 +342,18 @@ def _parse_terms(raw: Any, origin: str) -> tuple[Term, ...]:
     if not items:
         raise BudgetFileError(f"{origin}: 'terms' is empty; list at least one term")
     terms: list[Term] = []
-    for name, value, label, cite in items:
+    for name, value, label, cite, covers in items:
         if not isinstance(name, str) or not name.isidentifier():
             raise BudgetFileError(
                 f"{origin}: term name {name!r} must be an identifier like llm_ttft"
             )
         low, high = _as_bounds(value, f"term {name!r}", origin)
-        terms.append(Term(name, low, high, label, cite))
+        if not isinstance(covers, list | tuple) or not all(c in RUNTIME_TERMS for c in covers):
+            raise BudgetFileError(
+                f"{origin}: term {name!r}: 'covers' must list runtime terms "
+                f"({', '.join(RUNTIME_TERMS)}); got {covers!r}"
+            )
+        terms.append(Term(name, low, high, label, cite, tuple(covers)))
     names = [t.name for t in terms]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,11 +15,14 @@ from earshot.evals.bargein_scenarios import (
 if TYPE_CHECKING:
     from rich.table import Table
 
-from earshot.evals.bargein import (
+from earshot.evals.bargein_model import (
     EOT_SILENCE_MS,
     RULES_RESOURCE,
+    BargeInOptions,
     BargeInRun,
+    components,
 )
+from earshot.evals.harness import Report, RunResult
 
 # --------------------------------------------------------------------------- outputs
 
@@ -60,7 +62,7 @@ def to_json(run: BargeInRun) -> dict[str, Any]:
         "components": run.components,
         "definitions": (bargein_score.__doc__ or "").strip(),
         "percentiles": "numpy 'linear' (Hyndman & Fan type 7)",
-        "counts": {"planned": len(run.scenarios), "run": len(run.results)},
+        "counts": {"planned": run.planned, "run": len(run.results)},
         "summary": run.summary,
         "scenarios": run.results,
     }
@@ -75,9 +77,7 @@ def render_tables(run: BargeInRun) -> tuple[Table, Table]:
     from rich.table import Table
 
     status = " — INTERRUPTED, partial" if run.interrupted else ""
-    scenarios = Table(
-        title=f"eval bargein: {len(run.results)} of {len(run.scenarios)} scenarios{status}"
-    )
+    scenarios = Table(title=f"eval bargein: {len(run.results)} of {run.planned} scenarios{status}")
     for col in ("scenario", "event", "offset ms", "outcome"):
         scenarios.add_column(col)
     for col in ("reaction ms (VAD / GT)", "heard / gen words", "self-int", "resumes"):
@@ -142,17 +142,6 @@ def render_tables(run: BargeInRun) -> tuple[Table, Table]:
             end_section=name == groups[-2][0] if len(groups) > 1 else False,
         )
     return scenarios, summary
-
-
-def tables_text(run: BargeInRun, width: int = 140) -> str:
-    """`render_tables` as plain text (what ``bargein.txt`` holds), with the done-when line."""
-    from rich.console import Console
-
-    console = Console(file=io.StringIO(), record=True, width=width, color_system=None)
-    for table in render_tables(run):
-        console.print(table)
-    console.print(done_when_line(run))
-    return console.export_text()
 
 
 def done_when_line(run: BargeInRun) -> str:
@@ -234,14 +223,31 @@ def plot_results(path: str | os.PathLike[str], run: BargeInRun) -> None:
     save_figure_atomic(fig, path)
 
 
-def write_outputs(run: BargeInRun) -> None:
-    """Write ``bargein.json``, ``bargein.txt`` and ``bargein.png`` (each atomically)."""
-    from earshot.evals.outputs import write_eval_outputs
+def bargein_run(opts: BargeInOptions, run: RunResult) -> BargeInRun:
+    """The `BargeInRun` record of the trials a harness run finished."""
+    from earshot.evals.bargein_plan import reply_info
+    from earshot.evals.bargein_score import summarize_results
 
-    write_eval_outputs(
-        run.options.out_dir,
-        "bargein",
-        to_json(run),
-        tables_text(run),
-        lambda png: plot_results(png, run),
+    reply_text, reply_ms = reply_info()
+    return BargeInRun(
+        opts,
+        planned=run.total if run.total is not None else run.planned,
+        results=run.results,
+        components=components(opts),
+        reply_text=reply_text,
+        reply_ms=reply_ms,
+        interrupted=run.interrupted,
+        summary=summarize_results(run.results, opts.bound_ms),
+    )
+
+
+def report(opts: BargeInOptions, run: RunResult) -> Report:
+    """The harness report: ``bargein.json``, the two tables with the done-when line, the chart."""
+    record = bargein_run(opts, run)
+    return Report(
+        doc=to_json(record),
+        tables=render_tables(record),
+        lines=[done_when_line(record)],
+        plot=lambda png: plot_results(png, record),
+        text_width=140,
     )

@@ -41,7 +41,7 @@ import numpy as np
 
 from earshot.audio.frames import Pcm16, samples_to_ms
 from earshot.evals.bargein_scenarios import Clip, Scenario, UserTrack
-from earshot.metrics.stats import percentiles
+from earshot.metrics.stats import stat_ms
 from earshot.metrics.turn import TurnRecord
 from earshot.session.response import ResponseHandle
 from earshot.session.session import SessionState
@@ -60,8 +60,6 @@ frame and Silero scores 32 ms windows. An earlier onset means something else (ec
 
 ANSWER_WINDOW_MS = 1500.0
 """A turn whose speech ends up to this long after the cut-in's sound is the cut-in's turn (ms)."""
-
-QS: tuple[float, ...] = (50, 95)
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,15 +315,8 @@ def reply_completed(
 # --------------------------------------------------------------------------- aggregation
 
 
-def stat(values: Sequence[float]) -> dict[str, float | int | None]:
-    """``{"n", "p50_ms", "p95_ms", "mean_ms", "max_ms"}`` of ``values`` (None when empty)."""
-    pct = percentiles(values, QS)
-    out: dict[str, float | int | None] = {"n": len(values)}
-    for q in QS:
-        out[f"p{q:g}_ms"] = None if pct is None else round(pct[f"p{q:g}"], 3)
-    out["mean_ms"] = round(math.fsum(values) / len(values), 3) if values else None
-    out["max_ms"] = round(max(values), 3) if values else None
-    return out
+stat = stat_ms
+"""``{"n", "p50_ms", "p95_ms", "mean_ms", "max_ms"}`` (`earshot.metrics.stats.stat_ms`)."""
 
 
 def _event_barge_in(result: Mapping[str, Any]) -> dict[str, Any] | None:

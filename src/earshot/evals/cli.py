@@ -22,6 +22,8 @@ EVAL_VERBS: tuple[tuple[str, str], ...] = (
     # Registration hooks for harnesses written separately: each module is imported if present.
     ("endpointing", "earshot.evals.endpointing"),
     ("bargein", "earshot.evals.bargein"),
+    ("stt", "earshot.evals.stt"),
+    ("converse", "earshot.evals.converse_batch"),
 )
 """(verb, module) pairs, in the order ``earshot eval --help`` lists them."""
 
@@ -75,7 +77,7 @@ def add_parser(
     """
     parser = subparsers.add_parser(
         "eval",
-        help="evaluation harnesses: stage latency, end-pointing, barge-in",
+        help="evaluation harnesses: stage latency, end-pointing, barge-in, STT word error rate",
         description=(
             "Evaluation harnesses that run the streaming loop on real recordings and report "
             "what it measured. Run `earshot eval VERB --help` for each one's options."

@@ -2,24 +2,44 @@
 
 from __future__ import annotations
 
-import io
+import json
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from earshot.audio.frames import ms_to_samples
 from earshot.audio.io import save_figure_atomic
+from earshot.metrics.turn import TurnRecord
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-from earshot.evals.latency import (
-    LEAD_MS,
+from earshot.evals.harness import Report, RunResult
+from earshot.evals.latency_model import (
     STAGES,
-    TAIL_MS,
+    LatencyOptions,
     LatencyRun,
+    Utterance,
     stage_deltas,
+    summarize_stages,
+    turn_from_json,
 )
+from earshot.evals.tracks import LEAD_MS, PlacedUtterance
 
 # --------------------------------------------------------------------------- outputs
+
+
+def _stack(o: LatencyOptions) -> dict[str, str]:
+    from earshot.stacks import resolve_stack
+
+    stack = o.stack or resolve_stack(None)
+    return {"stt": stack.stt, "llm": stack.llm, "tts": stack.tts}
+
+
+def _clock(o: LatencyOptions) -> str:
+    if o.real_time:
+        return "system (real time)"
+    return "simulated (compute free: exact)" if o.exact_timing else "simulated (compute charged)"
 
 
 def _settings(run: LatencyRun) -> dict[str, Any]:
@@ -32,25 +52,35 @@ def _settings(run: LatencyRun) -> dict[str, Any]:
         "vad": o.vad,
         "endpointer": o.endpointer,
         "eot_silence_ms": o.eot_silence_ms,
-        "llm": "scripted",
+        "stack": _stack(o),
+        "llm": _stack(o)["llm"],
         "llm_profile": o.llm_profile,
-        "clock": "system (real time)" if o.real_time else "simulated (compute charged)",
+        "clock": "system (real time)"
+        if o.real_time
+        else (
+            "simulated (compute free: exact)" if o.exact_timing else "simulated (compute charged)"
+        ),
+        "exact_timing": o.exact_timing,
+        "quick": o.quick,
+        "trials": "one session per utterance",
         "gap_ms": o.gap_ms,
         "lead_ms": LEAD_MS,
-        "tail_ms": TAIL_MS,
     }
+
+
+def turn_json(turn: TurnRecord) -> dict[str, Any]:
+    """A turn's ``turns.jsonl`` object with its stage deltas (``stages_ms``)."""
+    obj = turn.to_json()
+    deltas = stage_deltas(turn)
+    obj["stages_ms"] = None if deltas is None else {k: round(v, 3) for k, v in deltas.items()}
+    return obj
 
 
 def to_json(run: LatencyRun) -> dict[str, Any]:
     """The ``latency.json`` document of a run."""
     from earshot.audio.frames import samples_to_ms
 
-    turns_json = []
-    for t in run.turns:
-        obj = t.to_json()
-        deltas = stage_deltas(t)
-        obj["stages_ms"] = None if deltas is None else {k: round(v, 3) for k, v in deltas.items()}
-        turns_json.append(obj)
+    turns_json = [turn_json(t) for t in run.turns]
     complete = run.complete_turns
     with_turn = {t.extra.get("utterance") for t in run.turns}
     return {
@@ -59,6 +89,7 @@ def to_json(run: LatencyRun) -> dict[str, Any]:
         "settings": _settings(run),
         "components": run.components,
         "counts": {
+            "planned": run.planned,
             "utterances": len(run.utterances),
             "turns": len(run.turns),
             "complete_turns": len(complete),
@@ -102,10 +133,10 @@ def render_table(run: LatencyRun) -> Table:
     complete = len(run.complete_turns)
     status = " — INTERRUPTED, partial" if run.interrupted else ""
     notes = []
-    if run.processed_ms < run.input_ms and not run.interrupted:
+    if run.processed_ms < run.input_ms:
         notes.append(
-            f"the session stopped after {run.processed_ms / 1000:.1f} s of the "
-            f"{run.input_ms / 1000:.1f} s caller track: results cover that part only"
+            f"the sessions consumed {run.processed_ms / 1000:.1f} s of the "
+            f"{run.input_ms / 1000:.1f} s of caller tracks: results cover that part only"
         )
     if run.waited_turns:
         notes.append(
@@ -115,7 +146,7 @@ def render_table(run: LatencyRun) -> Table:
     table = Table(
         title=(
             f"eval latency: {complete} complete turns of {len(run.turns)} "
-            f"from {len(run.utterances)} utterances{status}"
+            f"from {len(run.utterances)} of {run.planned} utterances{status}"
         ),
         caption="\n".join(notes) or None,
     )
@@ -148,17 +179,6 @@ def render_table(run: LatencyRun) -> Table:
 def components_lines(run: LatencyRun) -> list[str]:
     """One line per stage backend, saying which are real and which simulated."""
     return [f"  {name:12s} {desc}" for name, desc in run.components.items()]
-
-
-def table_text(run: LatencyRun, width: int = 120) -> str:
-    """`render_table` and `components_lines` as plain text (what ``latency.txt`` holds)."""
-    from rich.console import Console
-
-    console = Console(file=io.StringIO(), record=True, width=width, color_system=None)
-    console.print(render_table(run))
-    for line in components_lines(run):
-        console.print(line, highlight=False)
-    return console.export_text()
 
 
 def plot_stages(path: str | os.PathLike[str], run: LatencyRun) -> None:
@@ -211,14 +231,50 @@ def plot_stages(path: str | os.PathLike[str], run: LatencyRun) -> None:
     save_figure_atomic(fig, path)
 
 
-def write_outputs(run: LatencyRun) -> None:
-    """Write ``latency.json``, ``latency.txt`` and ``latency.png`` (each atomically)."""
-    from earshot.evals.outputs import write_eval_outputs
+def latency_run(opts: LatencyOptions, run: RunResult) -> LatencyRun:
+    """The `LatencyRun` of the trials a harness run finished, turns numbered across the run."""
+    record = LatencyRun(opts, [], [], interrupted=run.interrupted)
+    record.planned = run.total if run.total is not None else run.planned
+    for done in run.done:
+        result = done.result
+        u = result["utterance"]
+        record.utterances.append(
+            Utterance(
+                path=Path(u["file"]),
+                name=u["path"],
+                duration_s=u["duration_s"],
+                transcript=u["transcript"],
+                language=u["language"],
+            )
+        )
+        record.placed.append(
+            PlacedUtterance(u["path"], ms_to_samples(u["start_ms"]), ms_to_samples(u["end_ms"]))
+        )
+        record.input_ms += result["input_ms"]
+        record.processed_ms += result["processed_ms"]
+        record.components = record.components or dict(result["components"])
+        for obj in result["turns"]:
+            turn = turn_from_json({**obj, "turn": len(record.turns) + 1})
+            turn.extra["trial"] = done.trial_id
+            record.turns.append(turn)
+    record.summary = summarize_stages(record.turns)
+    return record
 
-    write_eval_outputs(
-        run.options.out_dir,
-        "latency",
-        to_json(run),
-        table_text(run),
-        lambda png: plot_stages(png, run),
+
+def report(opts: LatencyOptions, run: RunResult) -> Report:
+    """The harness report: ``latency.json``, the table, the chart and ``turns.jsonl``."""
+    record = latency_run(opts, run)
+    turns_text = "".join(
+        json.dumps(t.to_json(), ensure_ascii=False, allow_nan=False) + "\n" for t in record.turns
+    )
+    complete = bool(record.complete_turns)
+    return Report(
+        doc=to_json(record),
+        tables=[render_table(record)],
+        lines=components_lines(record),
+        plot=lambda png: plot_stages(png, record),
+        files={"turns.jsonl": turns_text},
+        exit_code=0 if complete or run.interrupted else 1,
+        message="no complete turn was measured; check that the recordings hold speech the "
+        "VAD detects (--vad) and that --gap-ms leaves room for the end of turn",
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,12 +33,54 @@ def bundled_data_dir() -> Path:
     return Path(str(importlib.resources.files("earshot").joinpath("data")))
 
 
-def read_manifest(folder: Path) -> list[ManifestEntry]:
-    """Every entry of ``folder/manifest.jsonl``, in file order.
+@dataclass(frozen=True, slots=True)
+class Recording:
+    """One recording of a manifest, as every evaluation sees it (metadata only, no audio).
+
+    Attributes:
+        path: absolute path of the audio file (any format `read_audio` takes).
+        name: ``path`` as written in the manifest (relative to the data folder).
+        duration_s: duration stated in the manifest, in seconds (``None`` if not stated).
+        transcript: the reference transcript (``""`` if none).
+        language: the manifest's language code, e.g. ``"en"`` (``""`` if none).
+    """
+
+    path: Path
+    name: str
+    duration_s: float | None = None
+    transcript: str = ""
+    language: str = ""
+
+    @classmethod
+    def of(cls, item: ManifestEntry) -> Recording:
+        """The recording a manifest entry describes.
+
+        Raises:
+            ValueError: ``duration_s`` is present but not a number (the message names the line).
+        """
+        entry = item.entry
+        duration = entry.get("duration_s")
+        if duration is not None and (
+            isinstance(duration, bool) or not isinstance(duration, int | float)
+        ):
+            raise ValueError(f"{item.where}: duration_s is {duration!r}; give seconds, e.g. 2.5")
+        return cls(
+            path=item.path,
+            name=str(entry["path"]),
+            duration_s=None if duration is None else float(duration),
+            transcript=str(entry.get("transcript") or ""),
+            language=str(entry.get("language") or ""),
+        )
+
+
+def iter_manifest(folder: Path) -> Iterator[ManifestEntry]:
+    """The entries of ``folder/manifest.jsonl``, in file order, read line by line (a corpus of
+    any size is never held in memory).
 
     Raises:
-        ValueError: no manifest; a line that is not a JSON object; an entry without a string
-            ``path`` or ``kind``; a ``path`` naming no file. The message names file, line and fix.
+        ValueError: no manifest; a line that is not UTF-8 or not a JSON object; an entry
+            without a string ``path`` or ``kind``; a ``path`` naming no file. The message names
+            file, line and fix.
     """
     manifest = folder / MANIFEST_NAME
     if not manifest.is_file():
@@ -46,26 +89,37 @@ def read_manifest(folder: Path) -> list[ManifestEntry]:
             'one JSON object per line with "path" (relative to the folder), "kind" ("speech" or '
             '"noise") and, for speech, "language", "duration_s" and "transcript"'
         )
-    entries: list[ManifestEntry] = []
-    for line_no, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{manifest}:{line_no}"
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(
-                f"{where}: not valid JSON ({exc.msg}); fix or remove the line"
-            ) from exc
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where}: expected a JSON object, got {type(entry).__name__}")
-        for key in ("path", "kind"):
-            if not isinstance(entry.get(key), str) or not entry[key].strip():
-                raise ValueError(f'{where}: the entry has no "{key}" string; add it')
-        path = folder / entry["path"]
-        if not path.is_file():
-            raise ValueError(
-                f'{where}: {path} does not exist; fix its "path" (relative to {folder})'
-            )
-        entries.append(ManifestEntry(where, entry, path))
-    return entries
+    with manifest.open("rb") as fh:
+        for line_no, raw in enumerate(fh, 1):
+            where = f"{manifest}:{line_no}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ValueError(f"{where}: not UTF-8 text; save the manifest as UTF-8") from None
+            if line.strip():
+                yield _entry(folder, where, line)
+
+
+def _entry(folder: Path, where: str, line: str) -> ManifestEntry:
+    try:
+        entry = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}: not valid JSON ({exc.msg}); fix or remove the line") from None
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: expected a JSON object, got {type(entry).__name__}")
+    for key in ("path", "kind"):
+        if not isinstance(entry.get(key), str) or not entry[key].strip():
+            raise ValueError(f'{where}: the entry has no "{key}" string; add it')
+    path = folder / entry["path"]
+    if not path.is_file():
+        raise ValueError(f'{where}: {path} does not exist; fix its "path" (relative to {folder})')
+    return ManifestEntry(where, entry, path)
+
+
+def read_manifest(folder: Path) -> list[ManifestEntry]:
+    """Every entry of ``folder/manifest.jsonl``, in file order (`iter_manifest`, as a list).
+
+    Raises:
+        ValueError: as `iter_manifest`.
+    """
+    return list(iter_manifest(folder))

@@ -11,6 +11,9 @@ import numpy as np
 from earshot.audio.frames import SAMPLE_RATE_HZ, Pcm16, ms_to_samples
 from earshot.audio.io import read_audio
 
+LEAD_MS = 500.0
+"""Silence before the first utterance of a built caller track (ms), in every evaluation."""
+
 
 @dataclass(frozen=True, slots=True)
 class PlacedUtterance:
@@ -24,7 +27,7 @@ class PlacedUtterance:
 def build_caller_track(
     clips: Sequence[Pcm16],
     gap_ms: float | Sequence[float],
-    lead_ms: float = 500.0,
+    lead_ms: float = LEAD_MS,
     tail_ms: float = 1000.0,
     names: Sequence[str] | None = None,
 ) -> tuple[Pcm16, list[PlacedUtterance]]:

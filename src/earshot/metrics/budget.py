@@ -33,15 +33,12 @@ from typing import Any
 
 import yaml
 
+from earshot.budget.model import Budget, load_preset
 from earshot.inputs import read_text_file
 from earshot.metrics.turn import TERMS, TurnRecord
 
 TOTAL_LINE = "total TTFAT"
 """The name `Overrun.line` carries when the whole TTFAT is over ``total_ms``."""
-
-_SOURCE_LATENCY_BUDGETING = (
-    '"Latency Budgeting: Speed Goals for Realtime Voice", pipeline budget table ({} column)'
-)
 
 
 class BudgetError(ValueError):
@@ -176,45 +173,56 @@ def _allowed() -> str:
     return ", ".join(TERMS)
 
 
-NETWORK_MARGIN_TERMS: tuple[str, ...] = (
-    "network_in",
-    "uplink_jitter_buffer",
-    "network_out",
-    "client_playout",
-    "jitter_buffer",
-)
-"""The terms the published "network / buffer jitter margin" line covers: both network legs,
-both jitter buffers (the server's uplink one and the playout one) and the client's playout."""
+def term_budget(preset: Budget) -> TermBudget:
+    """The runtime check of a published budget preset (`earshot.budget.model.Budget`).
+
+    Each preset term becomes one line: a runtime term budgets itself, a term with ``covers``
+    (e.g. ``margin``) budgets the runtime terms it lists. Its total is the preset's
+    ``budget_ms``. Runtime terms the preset has no line for stay unbudgeted on their own (they
+    still count toward the total).
+
+    Raises:
+        BudgetError: the preset has a range term, no ``budget_ms``, or a term that is neither a
+            runtime term nor ``covers`` any.
+    """
+    if preset.budget_ms is None:
+        raise BudgetError(
+            f"preset {preset.name!r} states no budget_ms (a total to check turns against); "
+            "choose a preset with one, e.g. pipeline-1.5s"
+        )
+    lines = []
+    for term in preset.terms:
+        if term.is_range:
+            raise BudgetError(
+                f"preset {preset.name!r}: term {term.name!r} is a range "
+                f"({term.low_ms:g}–{term.high_ms:g} ms); a budget line needs one number"
+            )
+        covered = term.covers or (term.name,)
+        lines.append(BudgetLine(term.label or term.name, covered, term.high_ms))
+    try:
+        return TermBudget(
+            lines=tuple(lines), total_ms=preset.budget_ms, name=preset.name, source=preset.source
+        )
+    except BudgetError as exc:
+        raise BudgetError(f"preset {preset.name!r}: {exc}") from exc
 
 
-def _pipeline_budget(
-    column: str, stt_ms: float, llm_ms: float, tts_ms: float, total_ms: float
-) -> TermBudget:
-    # "Latency Budgeting: Speed Goals for Realtime Voice"; that table has no line for
-    # sentence_aggregation or engine_overhead, so they stay unbudgeted (but count in the total).
-    return TermBudget(
-        name=f"pipeline {column}",
-        source=_SOURCE_LATENCY_BUDGETING.format(column),
-        total_ms=total_ms,
-        lines=(
-            BudgetLine("VAD silence threshold", ("endpointing",), 200.0),
-            BudgetLine("STT latency (streaming finalization)", ("stt_finalization",), stt_ms),
-            BudgetLine("LLM inference (TTFT)", ("llm_ttft",), llm_ms),
-            BudgetLine("TTS synthesis (first audio frame)", ("tts_first_audio",), tts_ms),
-            BudgetLine(
-                "network / buffer jitter margin",
-                NETWORK_MARGIN_TERMS,
-                100.0,
-            ),
-        ),
-    )
+PRESET_ALIASES: dict[str, str] = {"1.5s": "pipeline-1.5s", "2.0s": "pipeline-2.0s"}
+"""``--budget-preset`` names → the presets under ``earshot/data/budget/presets/``."""
 
-
-PIPELINE_1_5_S = _pipeline_budget("1.5 s", stt_ms=300.0, llm_ms=600.0, tts_ms=300.0, total_ms=1500)
-"""The 1.5 s pipeline budget ("Latency Budgeting: Speed Goals for Realtime Voice"), the default."""
-PIPELINE_2_0_S = _pipeline_budget("2.0 s", stt_ms=400.0, llm_ms=900.0, tts_ms=400.0, total_ms=2000)
-"""The 2.0 s pipeline budget ("Latency Budgeting: Speed Goals for Realtime Voice")."""
+PIPELINE_1_5_S = term_budget(load_preset(PRESET_ALIASES["1.5s"]))
+"""The 1.5 s pipeline budget ("Latency Budgeting: Speed Goals for Realtime Voice"), the default;
+read from the ``pipeline-1.5s`` preset, the same file ``earshot budget --preset`` reads."""
+PIPELINE_2_0_S = term_budget(load_preset(PRESET_ALIASES["2.0s"]))
+"""The 2.0 s pipeline budget, from the ``pipeline-2.0s`` preset."""
 DEFAULT_BUDGET = PIPELINE_1_5_S
+
+_margin = PIPELINE_1_5_S.line_for("network_in")
+assert _margin is not None  # the preset's margin covers the network and buffering terms
+NETWORK_MARGIN_TERMS: tuple[str, ...] = _margin.terms
+"""The terms the published "network / buffer jitter margin" line covers (the preset's
+``covers:``): both network legs, both jitter buffers (the server's uplink one and the playout
+one) and the client's playout."""
 PRESETS: dict[str, TermBudget] = {"1.5s": PIPELINE_1_5_S, "2.0s": PIPELINE_2_0_S}
 
 _TOP_KEYS = ("name", "total_ms", "lines", "source")

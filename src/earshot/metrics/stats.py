@@ -61,6 +61,30 @@ def percentiles(
     return {_q_key(q): float(v) for q, v in zip(qs, result, strict=True)}
 
 
+EVAL_QS: tuple[float, ...] = (50, 95)
+"""Percentiles the evaluations report (`stat_ms`)."""
+
+
+def stat_ms(
+    values: Sequence[float], qs: Sequence[float] = EVAL_QS, digits: int = 3
+) -> dict[str, float | int | None]:
+    """``{"n", "p50_ms", "p95_ms", "mean_ms", "max_ms"}`` of ``values`` (ms), as the evaluations'
+    JSON holds them: rounded to ``digits`` decimals, every statistic ``None`` when empty.
+
+    Percentiles are `percentiles` (numpy "linear", Hyndman & Fan type 7).
+
+    Raises:
+        ValueError: a value is NaN/infinite.
+    """
+    pct = percentiles(values, qs)
+    out: dict[str, float | int | None] = {"n": len(values)}
+    for q in qs:
+        out[f"{_q_key(q)}_ms"] = None if pct is None else round(pct[_q_key(q)], digits)
+    out["mean_ms"] = round(math.fsum(values) / len(values), digits) if values else None
+    out["max_ms"] = round(max(values), digits) if values else None
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Stat:
     """Distribution of one quantity over the measured turns of a run, all in ms."""

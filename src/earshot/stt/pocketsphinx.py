@@ -52,6 +52,7 @@ class PocketsphinxRecognizer:
     """
 
     name = "pocketsphinx"
+    model_name = "en-us (pocketsphinx wheel)"
 
     def __init__(
         self,

@@ -6,7 +6,7 @@ from typing import Any
 
 from earshot.tts.base import Synthesizer, TtsChunk, WordTiming
 
-BACKENDS = ("espeak",)
+BACKENDS = ("espeak", "piper")
 """Names `make_tts` accepts."""
 
 
@@ -16,7 +16,8 @@ def make_tts(name: str = "espeak", **options: Any) -> Synthesizer:
     Args:
         name: one of `BACKENDS`.
         **options: the backend's constructor arguments (for ``"espeak"``: ``voice``,
-            ``rate_wpm``, ``sentence_pause``, ``busy_timeout_s``; see `EspeakSynthesizer`).
+            ``rate_wpm``, ``sentence_pause``, ``busy_timeout_s``; see `EspeakSynthesizer`;
+            for ``"piper"``: ``voice_path``, ``length_scale``...; see `PiperSynthesizer`).
 
     Raises:
         ValueError: unknown backend name, or bad options.
@@ -27,7 +28,17 @@ def make_tts(name: str = "espeak", **options: Any) -> Synthesizer:
         from earshot.tts.espeak import EspeakSynthesizer
 
         return EspeakSynthesizer(**options)
+    if name == "piper":
+        from earshot.tts.piper import PiperSynthesizer
+
+        return PiperSynthesizer(**options)
     raise ValueError(f"unknown TTS backend {name!r}; choose one of {', '.join(BACKENDS)}")
 
 
-__all__ = ["BACKENDS", "Synthesizer", "TtsChunk", "WordTiming", "make_tts"]
+def describe_tts(tts: Synthesizer) -> str:
+    """The backend and voice, e.g. ``piper, en_US-joe-medium``."""
+    voice = getattr(tts, "voice_name", None) or getattr(tts, "voice", None)
+    return f"{tts.name}, {voice}" if isinstance(voice, str) and voice else tts.name
+
+
+__all__ = ["BACKENDS", "Synthesizer", "TtsChunk", "WordTiming", "describe_tts", "make_tts"]
