@@ -73,7 +73,15 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="silence after speech that ends a turn (fixed endpointer; default 500)",
     )
     p.add_argument(
-        "--endpointer", default="fixed", choices=("fixed", "smart"), help="end-of-turn policy"
+        "--endpointer",
+        default="fixed",
+        choices=("fixed", "smart", "model"),
+        help="end-of-turn policy (model: the learned P(end) model, docs/endpointing.md)",
+    )
+    p.add_argument(
+        "--eot-threshold",
+        type=float,
+        help="model endpointer: P(end) at which the turn ends (default: the calibrated one)",
     )
     p.add_argument("--endpointing-rules", type=Path, help="YAML rules for the smart endpointer")
     p.add_argument(
@@ -258,6 +266,7 @@ def _run_converse(args: argparse.Namespace) -> int:
             endpointing_rules=args.endpointing_rules,
             endpointing_dynamic=args.endpointing_dynamic,
             endpointing_acoustic=False if args.endpointing_text_only else None,
+            eot_threshold=args.eot_threshold,
             stt=stack.stt,
             stt_model=args.stt_model,
             llm=stack.llm,
@@ -336,6 +345,9 @@ def build_parser() -> argparse.ArgumentParser:
     from earshot.llm.serve import add_parser as add_llm
 
     add_llm(sub)
+    from earshot.server.cli import add_parsers as add_server
+
+    add_server(sub)  # serve, call, loadtest
     return parser
 
 

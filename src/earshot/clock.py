@@ -188,13 +188,28 @@ class SimulatedClock:
             return runner.run(main())
 
 
+_INFERENCE_EXECUTOR: Executor | None = None
+
+
+def set_inference_executor(executor: Executor | None) -> None:
+    """Run `run_blocking` calls in ``executor`` (None: the loop's default executor).
+
+    ``earshot serve`` gives model inference its own pool sized to the cores, so that
+    libraries which use the loop's default executor for short jobs (aiortc encodes every Opus
+    frame there) never queue behind a model call.
+    """
+    global _INFERENCE_EXECUTOR
+    _INFERENCE_EXECUTOR = executor
+
+
 async def run_blocking(func: Callable[..., T], *args: Any) -> T:
-    """Run a blocking call (model inference, synthesis) off the event loop.
+    """Run a blocking call (model inference, synthesis) off the event loop, in the inference
+    executor (`set_inference_executor`) or else the loop's default one.
 
     Under `SimulatedClock` the call's real duration is charged to virtual time.
     """
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, func, *args)
+    return await loop.run_in_executor(_INFERENCE_EXECUTOR, func, *args)
 
 
 class Stopwatch:

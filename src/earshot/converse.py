@@ -43,6 +43,7 @@ class ConverseOptions:
     endpointing_rules: Path | None = None
     endpointing_dynamic: bool = False
     endpointing_acoustic: bool | None = None
+    eot_threshold: float | None = None
     stt: str = "pocketsphinx"
     stt_model: Path | None = None
     stt_options: dict[str, Any] = field(default_factory=dict)
@@ -134,6 +135,8 @@ def build_components(opts: ConverseOptions, clock: Clock) -> dict[str, Any]:
             rules_path=opts.endpointing_rules,
             dynamic=opts.endpointing_dynamic,
             acoustic=opts.endpointing_acoustic,
+            threshold=opts.eot_threshold,
+            now_ms=clock.now_ms if opts.endpointer == "model" else None,
         ),
         "aec": create_echo_canceller(True) if opts.aec else None,
         "mic": opts.echo.mixer() if opts.echo is not None else None,

@@ -73,7 +73,17 @@ SHORT_CLIPS = ("realtimestt_ljspeech_LJ001-0002.wav", "realtimestt_ljspeech_LJ00
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory: pytest.TempPathFactory) -> EndpointingRun:
     out = tmp_path_factory.mktemp("eval-endpointing")
-    return run_endpointing(EndpointingOptions(out_dir=out, quick=True, quiet=True))
+    return run_endpointing(
+        EndpointingOptions(
+            out_dir=out,
+            quick=True,
+            quiet=True,
+            pauses="inserted",
+            fixed_ms=(200.0, 300.0, 500.0, 800.0, 1000.0),
+            policies=("smart",),
+            observe=False,
+        )
+    )
 
 
 def _fixed_ms(label: str) -> float | None:
@@ -88,27 +98,24 @@ def test_quick_run_writes_table_json_and_chart(quick: EndpointingRun) -> None:
     out = quick.options.out_dir
     doc = json.loads((out / "endpointing.json").read_text(encoding="utf-8"))
     assert doc["eval"] == "endpointing" and doc["interrupted"] is False
-    assert doc["counts"]["planned"] == doc["counts"]["run"] == 6  # 3 clips x (quiet + 1 noise)
-    assert doc["counts"]["stt_frames_decoded"] > 0
+    assert doc["counts"]["planned_trials"] == doc["counts"]["turns"] == 6  # 3 clips x 2 conditions
     labels = [f"fixed {ms} ms · silero" for ms in (200, 300, 500, 800, 1000)] + ["smart · silero"]
     assert doc["configurations"] == labels
     assert {t["noise"] is None for t in doc["turns"]} == {True, False}
     for turn in doc["turns"]:
         assert set(turn["results"]) == set(labels)
         assert turn["true_end_source"] == "stt" and turn["words"]
-        assert 1 <= len(turn["pauses"]) <= 2
-        assert all(300 <= p["ms"] <= 900 for p in turn["pauses"])
+        assert 1 <= len(turn["inserted_pauses"]) <= 2
+        assert all(300 <= p["ms"] <= 900 for p in turn["inserted_pauses"])
     for label in labels:
         groups = doc["summary"][label]
         assert groups["quiet"]["turns"] == 3 and groups["noise"]["turns"] == 3
         assert any(g.startswith("noise: ") for g in groups) and any(
             g.startswith("SNR") for g in groups
         )
-    [verdict] = doc["done_when"]
-    assert verdict["vad"] == "silero" and verdict["met"] in (True, False)
+    assert doc["goal"] == []  # no model policy in this run
     text = (out / "endpointing.txt").read_text(encoding="utf-8")
-    assert "done-when (silero, noise-mixed" in text and "smart · silero" in text
-    assert "per condition" in text
+    assert "cut-offs/turn" in text and "smart · silero" in text
     image = imread(out / "endpointing.png")
     assert image.shape[0] > 100 and image.shape[1] > 100
 
@@ -147,7 +154,7 @@ def test_false_cutoffs_lie_inside_turns_and_fall_with_threshold(quick: Endpointi
         first = next(
             (
                 p
-                for p in turn["pauses"]
+                for p in turn["inserted_pauses"]
                 if p["ms"] >= 400 and p["start_ms"] >= turn["onset_ms"] + 400
             ),
             None,
@@ -163,7 +170,7 @@ def test_false_cutoffs_lie_inside_turns_and_fall_with_threshold(quick: Endpointi
             checked += 1
     assert checked >= 2
     fixed = [c for c in quick.configs if c.endpointer.kind == "fixed"]
-    rates = [quick.summary[c.label]["all"]["false_cutoff_rate"] for c in fixed]
+    rates = [quick.summary[c.label]["all"]["false_cutoffs_per_turn"] for c in fixed]
     assert rates == sorted(rates, reverse=True) and rates[0] > rates[-1]
     quiet_p50 = [quick.summary[c.label]["quiet"]["delay"]["p50_ms"] for c in fixed]
     assert quiet_p50 == sorted(quiet_p50) and len(set(quiet_p50)) == len(quiet_p50)
@@ -206,6 +213,10 @@ def test_unseen_folder_runs_and_the_same_seed_gives_identical_json(tmp_path: Pat
                 vads=("silero", "webrtc"),
                 snrs_db=(10.0,),
                 quiet=True,
+                pauses="inserted",
+                fixed_ms=(200.0, 300.0, 500.0, 800.0, 1000.0),
+                policies=("smart",),
+                observe=False,
             )
         )
 
@@ -213,15 +224,14 @@ def test_unseen_folder_runs_and_the_same_seed_gives_identical_json(tmp_path: Pat
     text_a = (tmp_path / "a" / "endpointing.json").read_text(encoding="utf-8")
     assert text_a == (tmp_path / "b" / "endpointing.json").read_text(encoding="utf-8")
     doc = json.loads(text_a)
-    assert doc["settings"]["data"] == str(folder)
+    assert doc["settings"]["data_dir"] == str(folder)
     assert {t["source"] for t in doc["turns"]} == {"clips/caller_0.wav", "clips/caller_1.wav"}
     assert {t["condition"] for t in doc["turns"]} == {"quiet", "office keys @ 10 dB"}
     assert len(doc["configurations"]) == 12  # (5 fixed + smart) x 2 VADs
-    assert {v["vad"] for v in doc["done_when"]} == {"silero", "webrtc"}
     assert "noise: office keys" in doc["summary"]["smart · webrtc"]
     assert "webrtc" in (tmp_path / "a" / "endpointing.txt").read_text(encoding="utf-8")
     assert imread(tmp_path / "b" / "endpointing.png").shape[0] > 100
-    assert first.stt_frames == second.stt_frames > 0
+    assert first.summary == second.summary
 
 
 def test_seed_places_pauses_at_word_boundaries(tmp_path: Path) -> None:
@@ -437,3 +447,82 @@ def test_score_lane_definitions() -> None:
     assert score((1260.0, 1000.0))["missed"]
     assert score((2000.0 + 3100.0, 2000.0))["missed"]
     assert endpointing_replay.summarize([r, late])["false_cutoff_rate"] == 0.5
+
+
+# --------------------------------------------------------------------------- natural pauses
+
+
+@pytest.fixture(scope="module")
+def natural(tmp_path_factory: pytest.TempPathFactory) -> EndpointingRun:
+    """The default eval (natural pauses, held-out split, fixed curve + smart + model policies
+    with the observer lane), on the quick subset: real Silero, Whisper, SmolLM2, parselmouth."""
+    out = tmp_path_factory.mktemp("eval-endpointing-natural")
+    return run_endpointing(EndpointingOptions(out_dir=out, quick=True, quiet=True))
+
+
+def test_natural_run_shows_every_policy_against_the_whole_fixed_curve(
+    natural: EndpointingRun,
+) -> None:
+    doc = json.loads((natural.options.out_dir / "endpointing.json").read_text("utf-8"))
+    fixed = [f"fixed {ms} ms · silero" for ms in range(200, 1001, 100)]
+    assert doc["configurations"][: len(fixed)] == fixed
+    assert {"smart · silero", "model (whisper+LM) · silero", "model (no text) · silero"} <= set(
+        doc["configurations"]
+    )
+    assert doc["settings"]["pauses"] == "natural" and doc["settings"]["split"] == "held-out"
+    split = json.loads((bundled_data_dir().parent / "data/endpointing/split.json").read_text())
+    for turn in doc["turns"]:
+        assert turn["true_end_source"] == "vad" and not turn["inserted_pauses"]
+        assert turn["source"] not in split["calibration_speech"]
+        assert turn["noise_file"] not in split["calibration_noise"]
+    # Every model policy is judged in quiet and in noise against fixed 500 / 300 ms.
+    assert {(v["policy"], v["group"]) for v in doc["goal"]} >= {
+        ("model (whisper+LM) · silero", "quiet"),
+        ("model (whisper+LM) · silero", "noise"),
+    }
+    assert all(v["met"] in (True, False) for v in doc["goal"])
+    text = (natural.options.out_dir / "endpointing.txt").read_text("utf-8")
+    assert "AUC at telling true ends" in text and "policy compute per decision" in text
+    assert "goal (model (whisper+LM) · silero, quiet)" in text
+    assert imread(natural.options.out_dir / "endpointing.png").shape[1] > 600
+
+
+def test_fixed_delay_in_quiet_matches_the_vad_ground_truth(natural: EndpointingRun) -> None:
+    """The ground truth is the session's own VAD chain on the clean recording, so in quiet a
+    fixed threshold ends the turn about its threshold after the true end (the replayed track
+    has a lead-in and faded edges, so Silero's state differs by a few frames)."""
+    for turn in natural.turns:
+        if turn["noise"] is not None:
+            continue
+        for label, r in turn["results"].items():
+            threshold = _fixed_ms(label)
+            if threshold is not None:
+                assert abs(r["delay_ms"] - threshold) <= 5 * FRAME_MS, label
+
+
+def test_model_policy_is_charged_its_compute_and_records_its_cues(
+    natural: EndpointingRun,
+) -> None:
+    """Text cues count only once Whisper's and the LM's measured time has passed; every pause
+    of the observer lane carries its cues, compute times and a ground-truth label."""
+    observer = next(c.label for c in natural.configs if c.endpointer.observe)
+    pauses = [p for t in natural.turns for p in t["results"][observer]["pauses"]]
+    assert pauses and {p["label"] for p in pauses} <= {"mid", "end"}
+    for p in pauses:  # the observer reads the text at once: only the LM's time is charged
+        assert p["prosody_ms"] > 0
+        assert p["text"] and p["text_ms"] > 0
+        assert p["text_ready_ms"] == pytest.approx(p["first_silence_ms"] + p["text_ms"], abs=0.01)
+    policy = "model (whisper+LM) · silero"
+    charged = [
+        (p, t["results"][policy]["stt_decode_ms"])
+        for t in natural.turns
+        for p in t["results"][policy].get("pauses", [])
+        if p["text"]
+    ]
+    for p, decodes in charged:  # a policy waits for Whisper's measured decode first
+        waited = p["text_ready_ms"] - p["first_silence_ms"] - p["text_ms"]
+        assert waited >= min(decodes) - FRAME_MS
+    assert natural.compute["Whisper decode"]["n"] > 0
+    assert natural.compute["LM text score"]["p50_ms"] > 0
+    for signal, a in natural.aucs["all"].items():
+        assert a["n_end"] + a["n_mid"] > 0 or signal == "pitch_final_z"

@@ -63,3 +63,30 @@ def test_an_llm_failure_streams_the_fallback_into_the_sink() -> None:
     handle, sink, failures = _run([LlmScript(fail_after_tokens=0)])
     assert handle.generated_text == FALLBACK_LINE and sink.audio[7]
     assert [f.stage for f in failures] == ["llm"] and sink.ended == [7]
+
+
+def test_a_text_only_reply_streams_llm_deltas_without_tts() -> None:
+    clock = SimulatedClock(charge_compute=False)
+    sink = ListSink()
+    deltas: list[str] = []
+    tts = FakeTts()
+    runner = ResponseRunner(
+        clock,
+        FakeLlm(
+            clock, [LlmScript(text="One two three.", token_ms=10.0), LlmScript(fail_after_tokens=0)]
+        ),
+        tts,
+        sink,
+        on_delta=lambda h, d: deltas.append(d),
+    )
+    ok, failed = ResponseHandle(1, TurnRecord(1)), ResponseHandle(2, TurnRecord(2))
+
+    async def main() -> None:
+        await runner.run(ok, [ChatMessage("user", "count")], speak=False)
+        await runner.run(failed, [ChatMessage("user", "again")], speak=False)
+
+    clock.run(main)
+    assert deltas == ["One ", "two ", "three. ", FALLBACK_LINE]
+    assert ok.generated_text == "One two three. " and failed.generated_text == FALLBACK_LINE
+    assert tts.texts == [] and sink.audio == {} and sink.ended == [1, 2]
+    assert ok.turn.marks_ms["llm_first_token"] - ok.turn.marks_ms["llm_request"] == 200.0

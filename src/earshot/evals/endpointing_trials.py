@@ -18,15 +18,23 @@ if TYPE_CHECKING:
     from earshot.evals.endpointing_data import SyntheticTurn
     from earshot.stt.base import WordSegment
     from earshot.stt.pocketsphinx import PocketsphinxRecognizer
+    from earshot.vad.base import VoiceActivityDetector
 
 HELP = "end-pointing on real recordings: false cut-offs and delay, fixed thresholds vs smart"
 """One-line help shown by ``earshot eval --help``."""
 
-DEFAULT_FIXED_MS: tuple[float, ...] = (200.0, 300.0, 500.0, 800.0, 1000.0)
-"""Fixed silence thresholds compared (ms)."""
+DEFAULT_FIXED_MS: tuple[float, ...] = tuple(float(ms) for ms in range(200, 1001, 100))
+"""Fixed silence thresholds compared (ms): the whole curve any policy is shown against."""
 
-DEFAULT_SNRS_DB: tuple[float, ...] = (20.0, 10.0, 5.0)
+DEFAULT_SNRS_DB: tuple[float, ...] = (10.0,)
 """Speech-to-noise ratios of the noise-mixed turns (dB)."""
+
+TURN_GAP_MS = 2000.0
+"""Natural-pause mode: a recording is cut into separate turns at VAD silences this long (ms);
+shorter silences are mid-turn pauses."""
+
+FAST_REFERENCE_MS = 300.0
+"""The fixed threshold whose median delay the goal must not exceed (ms)."""
 
 DEFAULT_VADS: tuple[str, ...] = ("silero",)
 """VADs run by default; ``--vad silero webrtc`` compares both."""
@@ -83,8 +91,11 @@ class SpeechClip:
         onset_sample: first word's start in ``pcm``.
         end_sample: last word's end in ``pcm`` (the turn's true end before pauses).
         boundaries: sample positions in ``pcm`` between consecutive words where a pause may go.
-        end_source: "stt" (pocketsphinx word segmentation) or "energy" (`active_mask`).
+        end_source: "stt" (pocketsphinx word segmentation), "energy" (`active_mask`) or
+            "vad" (Silero on the clean recording, natural-pause mode).
         words: the recognised words (for reports).
+        pauses: natural-pause mode: the mid-turn silences the VAD found on the clean
+            recording, as ``(start_sample, end_sample)`` in ``pcm``.
     """
 
     name: str
@@ -94,6 +105,7 @@ class SpeechClip:
     boundaries: tuple[int, ...]
     end_source: str
     words: str
+    pauses: tuple[tuple[int, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +200,53 @@ def load_speech(
     )
 
 
+def load_speech_vad(name: str, raw: Pcm16, vad: VoiceActivityDetector) -> list[SpeechClip]:
+    """Turns of a recording with ground truth from the VAD on the clean audio (natural pauses).
+
+    The session's own chain (Silero probabilities → `VadSegmenter`, 20 ms frames) runs over
+    the clean recording; its voiced stretches are the speech. Silences of `TURN_GAP_MS` or
+    more cut the recording into separate turns (named ``name@k`` after the first); shorter
+    ones are the turn's natural mid-turn pauses. Each turn's true end is the end of its last
+    voiced stretch; its onset the start of the first.
+
+    Returns:
+        The turns, in order; [] when the VAD hears no speech.
+    """
+    from earshot.evals.endpointing_replay import vad_track
+
+    frame_ms = 20.0
+    n = ms_to_samples(frame_ms)
+    frames = [raw[i : i + n] for i in range(0, len(raw) - n + 1, n)]
+    track = vad_track(vad, frames, frame_ms, 0.5)
+    spans: list[tuple[int, int]] = []
+    start: int | None = None
+    for i, speech in enumerate(track.is_speech):
+        if speech and start is None:
+            start = i * n
+        end_ms = track.voiced_end_ms[i]
+        if not speech and start is not None:
+            spans.append((start, ms_to_samples(end_ms) if end_ms is not None else i * n))
+            start = None
+    if start is not None:
+        spans.append((start, len(frames) * n))
+    groups: list[list[tuple[int, int]]] = []
+    for span in spans:
+        if groups and span[0] - groups[-1][-1][1] < ms_to_samples(TURN_GAP_MS):
+            groups[-1].append(span)
+        else:
+            groups.append([span])
+    clips = []
+    for k, group in enumerate(groups):
+        onset, end = group[0][0], group[-1][1]
+        lo = max(0, onset - ms_to_samples(KEEP_BEFORE_MS))
+        hi = min(len(raw), end + ms_to_samples(KEEP_AFTER_MS))
+        pcm = _fade(raw[lo:hi].copy(), lo > 0, hi < len(raw))
+        pauses = tuple((a[1] - lo, b[0] - lo) for a, b in itertools.pairwise(group))
+        label = name if k == 0 else f"{name}@{k}"
+        clips.append(SpeechClip(label, pcm, onset - lo, end - lo, (), "vad", "", pauses))
+    return clips
+
+
 def noise_label(entry: dict[str, Any], path: Path) -> str:
     """The noise type: the manifest ``description`` up to any parenthesis, else the file stem."""
     description = entry.get("description")
@@ -248,9 +307,14 @@ def seeded_rng(seed: int, *parts: str) -> np.random.Generator:
 
 
 def make_turn(clip: SpeechClip, variant: int, seed: int, tail_ms: float) -> SyntheticTurn:
-    """``clip`` with `PAUSES_PER_TURN` pauses of `PAUSE_MS_RANGE` at seeded word boundaries."""
+    """``clip`` with `PAUSES_PER_TURN` pauses of `PAUSE_MS_RANGE` at seeded word boundaries
+    (inserted-pause mode), or as recorded (natural-pause mode: a clip without boundaries)."""
     from earshot.evals.endpointing_data import build_turn
 
+    if not clip.boundaries:
+        return build_turn(
+            clip.pcm, [], clip.end_sample, lead_ms=LEAD_MS, tail_ms=tail_ms, source=clip.name
+        )
     rng = seeded_rng(seed, "pauses", clip.name, str(variant))
     count = min(int(rng.integers(PAUSES_PER_TURN[0], PAUSES_PER_TURN[1] + 1)), len(clip.boundaries))
     points = [int(i) for i in rng.choice(len(clip.boundaries), size=count, replace=False)]
@@ -293,19 +357,25 @@ def plan_trials(
     turns_per_clip: int,
     every_snr: bool,
     quick: bool,
+    noises_per_turn: int = 0,
 ) -> list[Trial]:
     """Every turn in quiet, then with noise.
 
     Normally each turn is mixed with every noise at one SNR, rotated so that each noise type
-    meets every SNR about equally often (``every_snr``: at every SNR). Quick mode mixes each
-    turn with one noise, rotated over the types.
+    meets every SNR about equally often (``every_snr``: at every SNR). ``noises_per_turn`` > 0
+    mixes each turn with that many noises only, rotated over the types; quick mode with one.
     """
+    per_turn = 1 if quick else noises_per_turn
     trials: list[Trial] = []
     k = 0
     for clip in clips:
         for variant in range(turns_per_clip):
             trials.append(Trial(clip, variant, Condition()))
-            chosen = [noises[k % len(noises)]] if quick and noises else list(noises)
+            if per_turn > 0 and noises:
+                picks = dict.fromkeys((k * per_turn + j) % len(noises) for j in range(per_turn))
+                chosen = [noises[i] for i in picks]
+            else:
+                chosen = list(noises)
             for j, noise in enumerate(chosen):
                 snrs = list(snrs_db) if every_snr else [snrs_db[(k + j) % len(snrs_db)]]
                 trials.extend(Trial(clip, variant, Condition(noise, snr)) for snr in snrs)

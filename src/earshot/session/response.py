@@ -142,6 +142,9 @@ class ResponseRunner:
             and the fallback line is spoken.
         chunker: factory of the sentence chunker (one per response).
         on_text: called with each chunk of text as it is handed to TTS (after sanitizing).
+        on_delta: called with each piece of LLM text as it streams (raw, before chunking),
+            and with the fallback line when it replaces a failed LLM; for a client that
+            shows the reply's text (a text-only Realtime response).
     """
 
     def __init__(
@@ -156,6 +159,7 @@ class ResponseRunner:
         no_audio_timeout_ms: float = 8_000.0,
         chunker: Callable[[], SentenceChunker] = SentenceChunker,
         on_text: Callable[[ResponseHandle, str], None] | None = None,
+        on_delta: Callable[[ResponseHandle, str], None] | None = None,
     ) -> None:
         self.clock = clock
         self.llm = llm
@@ -166,6 +170,7 @@ class ResponseRunner:
         self.no_audio_timeout_ms = no_audio_timeout_ms
         self.chunker = chunker
         self.on_text = on_text
+        self.on_delta = on_delta
 
     def _mark(self, handle: ResponseHandle, name: str) -> None:
         handle.turn.marks_ms.setdefault(name, self.clock.now_ms())
@@ -181,14 +186,33 @@ class ResponseRunner:
             self.on_failure(event)
 
     async def run(
-        self, handle: ResponseHandle, messages: Sequence[ChatMessage] | None, text: str = ""
+        self,
+        handle: ResponseHandle,
+        messages: Sequence[ChatMessage] | None,
+        text: str = "",
+        *,
+        speak: bool = True,
     ) -> None:
         """Generate (or, with ``messages=None``, just speak ``text``) and synthesize the reply.
 
         Returns when all its audio is in the jitter buffer. Cancelling the task cancels the
         LLM stream and the synthesis together. Never raises anything but
         `asyncio.CancelledError`: failures become `ResponseFailed` events.
+
+        With ``speak=False`` the reply is text only (``on_delta`` gets it): no TTS, no
+        fallback speech and no ``no_audio_timeout_ms``; an LLM that fails before any text is
+        still replaced by the fallback line.
         """
+        if not speak:
+            try:
+                await self._text_only(handle, messages, text)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._fail(handle, "internal", describe_error(exc), recovered=False)
+            finally:
+                self.jitter.end(handle.response_id)
+            return
         try:
             try:
                 async with asyncio.timeout(self.no_audio_timeout_ms / 1000.0) as deadline:
@@ -231,6 +255,17 @@ class ResponseRunner:
                 tg.create_task(self._generate(handle, messages, sentences))
             tg.create_task(self._synthesize(handle, sentences, deadline))
 
+    async def _text_only(
+        self, handle: ResponseHandle, messages: Sequence[ChatMessage] | None, text: str
+    ) -> None:
+        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        if messages is None:
+            handle.generated_text = text
+            if self.on_delta is not None and text:
+                self.on_delta(handle, text)
+            return
+        await self._generate(handle, messages, sentences)
+
     async def _generate(
         self,
         handle: ResponseHandle,
@@ -262,6 +297,8 @@ class ResponseRunner:
                     if not recovered:
                         self._mark(handle, "llm_first_token")
                         handle.generated_text = FALLBACK_LINE
+                        if self.on_delta is not None:
+                            self.on_delta(handle, FALLBACK_LINE)
                         chunker = self.chunker()
                         emit(chunker.push(FALLBACK_LINE))
                     handle.turn.extra["fallback"] = not recovered
@@ -271,6 +308,8 @@ class ResponseRunner:
                     continue
                 self._mark(handle, "llm_first_token")
                 handle.generated_text += item
+                if self.on_delta is not None:
+                    self.on_delta(handle, item)
                 emit(chunker.push(item, self.clock.now_ms()))
         emit(chunker.flush())
         sentences.put_nowait(None)

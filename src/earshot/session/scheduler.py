@@ -65,7 +65,8 @@ class Scheduler:
         Args:
             handle: the response the work belongs to.
             work: the coroutine (not yet started).
-            cleanup: called when the task ends for any reason (in ``finally``).
+            cleanup: called when the task ends for any reason (in ``finally``; for a task
+                cancelled before it began, from its done callback).
 
         Raises:
             RuntimeError: the scheduler is not entered (or already closed).
@@ -73,10 +74,19 @@ class Scheduler:
         if self._tg is None:
             work.close()
             raise RuntimeError("Scheduler.start outside `async with Scheduler()`")
-        task = self._tg.create_task(self._guard(handle, work, cleanup))
+        started: list[bool] = []
+        task = self._tg.create_task(self._guard(handle, work, cleanup, started))
         handle.task = task
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._tasks.discard(t)
+            if not started:  # cancelled before it ran: close the work, still clean up
+                work.close()
+                if cleanup is not None:
+                    cleanup(handle)
+
+        task.add_done_callback(done)
         return task
 
     def cancel_all(self) -> None:
@@ -89,7 +99,9 @@ class Scheduler:
         handle: ResponseHandle,
         work: Coroutine[Any, Any, None],
         cleanup: Callable[[ResponseHandle], None] | None,
+        started: list[bool],
     ) -> None:
+        started.append(True)
         try:
             await work
         except asyncio.CancelledError:

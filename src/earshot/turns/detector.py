@@ -165,6 +165,7 @@ class TurnDetector:
             speech_ms=self._speech_ms,
             partial_text=partial_text,
             tail_audio=self._tail_audio(),
+            frame=frame,
         )
         if self.endpointer.decide(ctx):
             events.append(EndOfTurn(self._speech_end_ms, frame_end_ms, self._speech_ms))

@@ -23,12 +23,14 @@ class PauseContext:
         partial_text: the streaming STT's current partial transcript of the turn.
         tail_audio: int16 16 kHz mono audio of the last voiced stretch before the pause
             (up to ~1 s), for acoustic cues; may be empty.
+        frame: int16 16 kHz mono audio of this frame of the pause (the noise floor), if known.
     """
 
     silence_ms: float
     speech_ms: float
     partial_text: str
     tail_audio: Pcm16 | None = None
+    frame: Pcm16 | None = None
 
 
 class Endpointer(Protocol):

@@ -1,16 +1,17 @@
-"""Build an end-of-turn policy from its command-line name (``--endpointer fixed|smart``)."""
+"""Build an end-of-turn policy from its command-line name (``--endpointer fixed|smart|model``)."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Literal
 
 from earshot.turns.endpointer import Endpointer, FixedEndpointer
 from earshot.turns.endpointing_rules import load_rules
 from earshot.turns.smart import SmartEndpointer
 
-EndpointerName = Literal["fixed", "smart"]
-ENDPOINTER_NAMES: tuple[EndpointerName, ...] = ("fixed", "smart")
+EndpointerName = Literal["fixed", "smart", "model"]
+ENDPOINTER_NAMES: tuple[EndpointerName, ...] = ("fixed", "smart", "model")
 
 
 def make_endpointer(
@@ -19,11 +20,15 @@ def make_endpointer(
     rules_path: str | os.PathLike[str] | None = None,
     dynamic: bool = False,
     acoustic: bool | None = None,
+    threshold: float | None = None,
+    language_model: bool = True,
+    now_ms: Callable[[], float] | None = None,
 ) -> Endpointer:
     """The end-of-turn policy called ``name``.
 
     Args:
-        name: "fixed" (a silence threshold) or "smart" (rules on the partial transcript).
+        name: "fixed" (a silence threshold), "smart" (rules on the partial transcript) or
+            "model" (the learned end-of-turn model, `earshot.turns.model_endpointer`).
         silence_ms: the fixed policy's threshold (ms); the smart policy takes its bounds from
             its rules file instead.
         rules_path: a smart-policy rules YAML file; None uses the packaged rules.
@@ -36,7 +41,8 @@ def make_endpointer(
     Raises:
         ValueError: unknown ``name``, or smart-only options given with "fixed".
         RulesError: the rules file is missing or invalid (a ValueError).
-        ImportError: ``acoustic=True`` without praat-parselmouth installed.
+        ImportError: ``acoustic=True`` without praat-parselmouth installed; the model policy
+            with ``language_model=True`` without llama-cpp-python (names the extra).
     """
     if name == "fixed":
         extras = [
@@ -45,6 +51,7 @@ def make_endpointer(
                 ("a rules file", rules_path is not None),
                 ("dynamic mode", dynamic),
                 ("acoustic cues", bool(acoustic)),
+                ("a P(end) threshold", threshold is not None),
             )
             if given
         ]
@@ -54,6 +61,14 @@ def make_endpointer(
                 "use --endpointer smart or drop them"
             )
         return FixedEndpointer(silence_ms)
+    if name == "model":
+        from earshot.turns.eot_features import LmTurnScorer
+        from earshot.turns.model_endpointer import ModelEndpointer
+
+        scorer = LmTurnScorer() if language_model else None
+        return ModelEndpointer(
+            threshold=threshold, scorer=scorer, prosody=acoustic is not False, now_ms=now_ms
+        )
     if name == "smart":
         return SmartEndpointer(
             load_rules(rules_path), dynamic=dynamic, acoustic=acoustic is None or acoustic

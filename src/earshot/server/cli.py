@@ -1,0 +1,94 @@
+"""``earshot serve``, ``earshot call`` and ``earshot loadtest``: the live-caller commands.
+
+Wire-up: ``add_parsers(subparsers)`` registers the three subcommands on the main parser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register ``serve``, ``call`` and ``loadtest``."""
+    _add_serve(sub)
+    from earshot.server.cli_client import add_client_parsers
+
+    add_client_parsers(sub)
+
+
+def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve live callers: a web page, WebSocket and WebRTC endpoints",
+        description=(
+            "Serve live callers in one process: open the printed URL, press Call and talk. "
+            "Each call's turns.jsonl, report.md, latency.png and conversation.wav go into "
+            "--out/<call id>/. Binds 127.0.0.1 unless --host says otherwise; another "
+            "interface needs --token and --allowed-origins."
+        ),
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8765, help="TCP port (default 8765)")
+    p.add_argument("--token", help="secret every call must present (?token=...)")
+    p.add_argument(
+        "--allowed-origins",
+        help="comma-separated browser origins allowed to call, e.g. https://agent.example.com",
+    )
+    p.add_argument(
+        "--max-calls", type=int, default=8, help="concurrent calls before refusing (default 8)"
+    )
+    p.add_argument("--out", type=Path, default=Path("out/calls"), help="per-call output folders")
+    p.add_argument(
+        "--stack",
+        default="embedded",
+        choices=("embedded", "fake"),
+        help="embedded: Silero/pocketsphinx/scripted LLM/espeak-ng; fake: scripted fakes "
+        "(orchestration only, for load tests)",
+    )
+    p.add_argument("--frame-ms", type=int, default=20, choices=(10, 20, 40), help="frame size")
+    p.add_argument("--eot-silence-ms", type=float, default=500.0, help="end-of-turn silence")
+    p.add_argument("--quiet", action="store_true", help="no per-call log lines")
+    p.set_defaults(func=_run_serve)
+
+
+def server_extra_missing() -> str | None:
+    """The install hint when the server's packages are missing, else None."""
+    import importlib.util
+
+    missing = [m for m in ("aiohttp", "aiortc", "av") if importlib.util.find_spec(m) is None]
+    if missing:
+        return (
+            f"the live-caller commands need {', '.join(missing)}: pip install 'earshot[server]'"
+        )
+    return None
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    hint = server_extra_missing()
+    if hint is not None:
+        print(f"error: {hint}", file=sys.stderr)
+        return 2
+    from earshot.server.app import ServerConfig, ServerConfigError, parse_origins
+    from earshot.server.run import serve
+
+    try:
+        config = ServerConfig(
+            host=args.host,
+            port=args.port,
+            token=args.token,
+            allowed_origins=parse_origins(args.allowed_origins),
+            max_calls=args.max_calls,
+            out_dir=args.out,
+        )
+    except ServerConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return serve(
+        config,
+        stack=args.stack,
+        frame_ms=args.frame_ms,
+        eot_silence_ms=args.eot_silence_ms,
+        quiet=args.quiet,
+    )
