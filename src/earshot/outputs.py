@@ -6,7 +6,7 @@ this module, so an output problem is always a one-line `OutputError` that names 
 * `check_out_dir` — before any work: ``--out`` must be (or become) a folder earshot can write
   in; a file, a path under a file, a read-only or missing mount fails here, not after the run.
 * `check_out_file` — the same for a single output file (``--json out.json``).
-* `atomic_write` / `write_text` / `write_json` — temp file in the same folder, fsync, rename:
+* `atomic_write` / `write_text` / `write_json` — temp file in the same folder, then a rename:
   a reader sees the old file or the whole new one, never a part; on failure (a full disk) the
   temp file is removed and the old file is left as it was.
 * `JsonLinesLog` — an append-only JSON Lines file in which a line is written whole or not at
@@ -105,6 +105,10 @@ def _usable_dir(p: Path, shown: str) -> None:
 def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) -> None:
     """Write ``path`` atomically: ``write(tmp)`` fills a temp file beside it, then a rename.
 
+    Readers see the old file or the whole new one. There is no fsync: callers may run on an
+    event loop, where a flush to a busy disk would stall every call (crash durability per
+    line is `JsonLinesLog`'s job).
+
     Args:
         path: the final file.
         write: writes the complete file at the given temporary path.
@@ -124,7 +128,6 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # what open() would give: mkstemp makes it 0600
         write(tmp)
-        _fsync_file(tmp)
         os.replace(tmp, p)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -163,14 +166,6 @@ def write_json_lines(path: str | os.PathLike[str], objs: Iterable[Mapping[str, A
     """
     lines = [json.dumps(redact_json(o), ensure_ascii=False, allow_nan=False) for o in objs]
     write_text(path, "".join(line + "\n" for line in lines))
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class JsonLinesLog:
