@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from earshot.clock import Clock
+from earshot.inputs import read_text_file
 from earshot.llm.base import ChatMessage, ToolCall
 
 EMPTY_TRANSCRIPT_REPLY = "Sorry, I didn't catch that."
@@ -213,10 +214,7 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
             the message names the file and the entry (e.g. ``rules[2].pattern``).
     """
     file = default_rules_path() if path is None else Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RulesError(f"cannot read LLM rules file {file}: {exc.strerror or exc}") from exc
+    text = read_text_file(file, "LLM rules file", RulesError)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -77,6 +77,25 @@ TERMS: tuple[str, ...] = (
 """
 
 
+FAILURE_KEYS: tuple[tuple[str, str], ...] = (
+    ("llm_error", "llm"),
+    ("tts_error", "tts"),
+    ("stt_error", "stt"),
+    ("response_error", "response"),
+)
+"""Keys of `TurnRecord.extra` under which a stage records why it failed this turn, and the
+stage each names. A turn holding one is a *failed* turn (`TurnRecord.failure`): the caller heard
+a fallback line or a reply cut short, so its latency measures the failure, not a reply."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFailure:
+    """Why a turn failed: the stage (``"llm"``, ``"tts"``...) and its error message."""
+
+    stage: str
+    message: str
+
+
 @dataclass(slots=True)
 class NetworkTiming:
     """Network terms of one turn as a client transport measured them (ms; None = unknown).
@@ -262,6 +281,20 @@ class TurnRecord:
     @property
     def complete(self) -> bool:
         return all(name in self.marks_ms for name in MARKS)
+
+    @property
+    def failure(self) -> TurnFailure | None:
+        """The first failure recorded for this turn (see `FAILURE_KEYS`), or None."""
+        for key, stage in FAILURE_KEYS:
+            message = self.extra.get(key)
+            if message:
+                return TurnFailure(stage, str(message))
+        return None
+
+    @property
+    def measured(self) -> bool:
+        """Complete and not failed: a turn whose TTFAT is a reply's, counted in statistics."""
+        return self.complete and self.failure is None
 
     @property
     def ttfat_ms(self) -> float | None:
