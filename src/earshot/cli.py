@@ -9,9 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from earshot import __version__
-from earshot.llm import LLM_KINDS
-from earshot.llm.scripted import DEFAULT_PROFILE, PROFILES
-from earshot.stacks import add_stack_arguments, resolve_stack
+from earshot.stacks import add_model_arguments, model_options
 
 DEMO_CALLER = "demo_caller.wav"
 
@@ -71,34 +69,7 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     p.add_argument("--min-speech-ms", type=float, default=200.0, help="shortest voiced turn")
     p.add_argument("--jitter-ms", type=float, default=40.0, help="jitter buffer hold (ms)")
-    add_stack_arguments(p)
-    p.add_argument(
-        "--stt-model", type=Path, help="whisper: a CTranslate2 Whisper model directory"
-    )
-    p.add_argument(
-        "--llm",
-        choices=LLM_KINDS,
-        help="scripted (offline, simulated timing), an OpenAI-compatible server, or local "
-        "(llama.cpp in-process); overrides --stack",
-    )
-    p.add_argument("--llm-rules", type=Path, help="rules file for the scripted LLM")
-    p.add_argument(
-        "--llm-profile",
-        default=DEFAULT_PROFILE,
-        choices=sorted(PROFILES),
-        help="latency profile of the scripted LLM: time to first token from published provider "
-        f"figures, cited in earshot.llm.scripted (default {DEFAULT_PROFILE})",
-    )
-    p.add_argument(
-        "--llm-base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
-    )
-    p.add_argument(
-        "--llm-model",
-        help="openai: the server's model name; local: a GGUF file (default: bundled SmolLM2)",
-    )
-    p.add_argument(
-        "--tts-voice", default="en-us", help="espeak-ng voice, or a Piper .onnx voice for piper"
-    )
+    add_model_arguments(p)
     p.add_argument("--budget", type=Path, help="per-term budget file (YAML/JSON)")
     p.add_argument(
         "--budget-preset", default="1.5s", choices=("1.5s", "2.0s"), help="built-in budget"
@@ -154,23 +125,11 @@ def _run_converse(args: argparse.Namespace) -> int:
     from earshot.turns.bargein import BargeInConfig, load_backchannels
 
     try:
-        stack = resolve_stack(args.stack, args.stt, args.llm, args.tts)
+        models = model_options(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    llm_options: dict[str, object] = {}
-    if stack.llm == "scripted":
-        llm_options = {"rules_path": args.llm_rules, "profile": args.llm_profile}
-    elif stack.llm == "local":
-        llm_options = {"model_path": args.llm_model}
-    else:
-        if not args.llm_base_url:
-            print(
-                "error: --llm openai needs --llm-base-url (e.g. http://127.0.0.1:8000/v1)",
-                file=sys.stderr,
-            )
-            return 2
-        llm_options = {"base_url": args.llm_base_url, "model": args.llm_model or "default"}
+    stack = models.stack
     try:
         opts = ConverseOptions(
             input_path=Path(args.input) if args.input else bundled_data(DEMO_CALLER),
@@ -208,11 +167,11 @@ def _run_converse(args: argparse.Namespace) -> int:
             endpointing_acoustic=False if args.endpointing_text_only else None,
             eot_threshold=args.eot_threshold,
             stt=stack.stt,
-            stt_model=args.stt_model,
+            stt_model=models.stt_model,
             llm=stack.llm,
-            llm_options=llm_options,
+            llm_options=models.llm_options,
             tts=stack.tts,
-            tts_voice=args.tts_voice,
+            tts_voice=models.tts_voice,
             budget_path=args.budget,
             budget_preset=args.budget_preset,
             simulated_clock=args.simulated_clock,
