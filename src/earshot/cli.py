@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.resources
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from earshot import __version__
-from earshot.stacks import add_model_arguments, model_options
+from earshot import __version__, shutdown
+from earshot.options import OneLineErrorParser, number
+from earshot.outcome import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERNAL,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    EXIT_STATUS_HELP,
+    EXIT_USAGE,
+    RunOutcome,
+)
+
+if TYPE_CHECKING:
+    from earshot.converse import ConverseResult
+    from earshot.metrics.budget import TermBudget
 
 DEMO_CALLER = "demo_caller.wav"
 
@@ -20,6 +36,9 @@ def bundled_data(*parts: str) -> Path:
 
 
 def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from earshot.stacks import add_model_arguments
+
+    ms = number  # every numeric flag is range-checked: finite, and within what it can mean
     p = sub.add_parser(
         "converse",
         help="run a streaming voice agent against a recorded caller and time every turn",
@@ -29,6 +48,7 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
             "buffer. Writes conversation.wav (left = caller, right = agent), turns.jsonl, "
             "report.md and latency.png into --out."
         ),
+        epilog=EXIT_STATUS_HELP,
     )
     p.add_argument(
         "input",
@@ -38,10 +58,15 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--out", default="out/converse", help="output folder (default: out/converse)")
     p.add_argument("--frame-ms", type=int, default=20, choices=(10, 20, 40), help="frame size")
     p.add_argument("--vad", default="silero", choices=("silero", "webrtc"), help="VAD backend")
-    p.add_argument("--vad-threshold", type=float, default=0.5, help="speech probability threshold")
+    p.add_argument(
+        "--vad-threshold",
+        type=number(0.0, 1.0, unit="", lo_open=True, hi_open=True),
+        default=0.5,
+        help="speech probability threshold, in (0, 1)",
+    )
     p.add_argument(
         "--eot-silence-ms",
-        type=float,
+        type=ms(0, 10_000),
         default=500.0,
         help="silence after speech that ends a turn (fixed endpointer; default 500)",
     )
@@ -67,8 +92,12 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="smart endpointer: the transcript alone, without pitch fall / energy decay cues",
     )
-    p.add_argument("--min-speech-ms", type=float, default=200.0, help="shortest voiced turn")
-    p.add_argument("--jitter-ms", type=float, default=40.0, help="jitter buffer hold (ms)")
+    p.add_argument(
+        "--min-speech-ms", type=ms(0, 10_000), default=200.0, help="shortest voiced turn"
+    )
+    p.add_argument(
+        "--jitter-ms", type=ms(0, 2000), default=40.0, help="jitter buffer hold (ms, 0-2000)"
+    )
     add_model_arguments(p)
     p.add_argument("--budget", type=Path, help="per-term budget file (YAML/JSON)")
     p.add_argument(
@@ -84,13 +113,13 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     b.add_argument("--no-barge-in", action="store_true", help="never interrupt the agent")
     b.add_argument(
         "--min-interruption-ms",
-        type=float,
+        type=ms(0, 10_000),
         default=200.0,
         help="user speech during playout that interrupts it (default 200)",
     )
     b.add_argument(
         "--false-interruption-timeout-ms",
-        type=float,
+        type=ms(0, 60_000, lo_open=True),
         default=2000.0,
         help="no words this long after a barge-in: resume the reply (default 2000)",
     )
@@ -99,15 +128,24 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     e.add_argument(
         "--echo", action="store_true", help="feed the agent's output back into the microphone"
     )
-    e.add_argument("--echo-delay-ms", type=float, default=40.0, help="echo path delay")
-    e.add_argument("--echo-decay-ms", type=float, default=150.0, help="room tail decay (RT60)")
-    e.add_argument("--echo-gain-db", type=float, default=-6.0, help="echo path gain")
+    e.add_argument("--echo-delay-ms", type=ms(0, 1000), default=40.0, help="echo path delay")
+    e.add_argument(
+        "--echo-decay-ms", type=ms(0, 10_000), default=150.0, help="room tail decay (RT60)"
+    )
+    e.add_argument(
+        "--echo-gain-db", type=number(-80, 20, unit="dB"), default=-6.0, help="echo path gain"
+    )
     e.add_argument("--noise", type=Path, help="background noise recording mixed into the mic")
-    e.add_argument("--noise-dbfs", type=float, default=-45.0, help="background noise level")
+    e.add_argument(
+        "--noise-dbfs",
+        type=number(-120, 0, unit="dBFS"),
+        default=-45.0,
+        help="background noise level",
+    )
     e.add_argument("--aec", action="store_true", help="WebRTC AEC3 on the microphone signal")
     e.add_argument(
         "--aec-warmup-ms",
-        type=float,
+        type=ms(0, 60_000),
         default=0.0,
         help="agent playout before barge-in is armed (LiveKit default 3000)",
     )
@@ -119,16 +157,15 @@ def _run_converse(args: argparse.Namespace) -> int:
     from earshot.converse import ConverseOptions, EchoOptions, converse
     from earshot.llm.base import LlmError
     from earshot.metrics.budget import load_budget
-    from earshot.metrics.report import render_summary_table
-    from earshot.metrics.stats import summarize
+    from earshot.outputs import OutputError
     from earshot.session.config import SessionConfig
+    from earshot.stacks import model_options
     from earshot.turns.bargein import BargeInConfig, load_backchannels
 
     try:
         models = model_options(args)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _usage_error(str(exc))
     stack = models.stack
     try:
         opts = ConverseOptions(
@@ -178,29 +215,59 @@ def _run_converse(args: argparse.Namespace) -> int:
             quiet=args.quiet,
         )
         result = converse(opts)
-    except (AudioFileError, ValueError, LlmError, ImportError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (AudioFileError, OutputError, ValueError, LlmError, ImportError) as exc:
+        return _usage_error(str(exc))
+    budget = load_budget(args.budget, preset=args.budget_preset)
+    outcome = RunOutcome.of(
+        result.state.turns,
+        stopped_by=shutdown.stopped_by() if result.interrupted else None,
+        output_errors=result.output_errors,
+    )
+    _print_converse_summary(result, outcome, budget)
+    return outcome.exit_code
+
+
+def _print_converse_summary(
+    result: ConverseResult, outcome: RunOutcome, budget: TermBudget
+) -> None:
+    """The terminal end of a converse run: table, components, files, and the last line."""
     from rich.console import Console
 
+    from earshot.metrics.report import render_summary_table
+    from earshot.metrics.stats import summarize
+    from earshot.safe_text import printable
+
     console = Console()
-    turns = result.state.turns
-    console.print(
-        render_summary_table(summarize(turns), load_budget(args.budget, preset=args.budget_preset))
-    )
+
+    def say(text: str) -> None:
+        console.print(printable(text), markup=False, highlight=False, soft_wrap=True)
+
+    console.print(render_summary_table(summarize(result.state.turns), budget))
     for name, desc in result.components.items():
-        console.print(f"  {name:12s} {desc}")
-    console.print(f"wrote {result.out_dir}/conversation.wav, turns.jsonl, report.md, latency.png")
-    if result.interrupted:
-        console.print("interrupted: outputs hold the turns done so far")
-        return 130
-    return 0
+        note = outcome.stage_note(name)
+        say(f"{name}: {desc}" + (f" — {note}" if note else ""))
+    folder = result.folder
+    if folder is not None and folder.earlier is not None:
+        say(folder.earlier)
+    if folder is not None and folder.written:
+        say(f"wrote {result.out_dir}/: {', '.join(folder.written)}")
+    for line in outcome.detail_lines():
+        say(line)
+    say(outcome.last_line())
+
+
+def _usage_error(message: str) -> int:
+    from earshot.safe_text import printable
+
+    print(f"error: {printable(message)}", file=sys.stderr)
+    return EXIT_USAGE
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = OneLineErrorParser(
         prog="earshot",
         description="Streaming voice agents built around the latency budget, with a latency lab.",
+        epilog=EXIT_STATUS_HELP,
     )
     parser.add_argument("--version", action="version", version=f"earshot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -221,12 +288,57 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    return int(args.func(args))
+    """Run ``earshot``; returns the exit status (see `earshot.outcome`).
+
+    One shutdown path: SIGTERM is handled like Ctrl-C (`earshot.shutdown`); a Ctrl-C that a
+    command did not handle itself (during imports, model loading, or a second one while the
+    outputs are written) prints one line, not a traceback; a closed output pipe exits quietly.
+    """
+    try:
+        with shutdown.sigterm_as_sigint():
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+            if func is None:
+                parser.print_help()
+                return EXIT_USAGE
+            status = int(func(args))
+            sys.stdout.flush()  # inside the guard: a closed pipe surfaces here, not at exit
+            return status
+    except KeyboardInterrupt:
+        how = shutdown.stopped_by()
+        _quiet_print(f"earshot: stopped by {'Ctrl-C' if how == 'SIGINT' else how}")
+        return EXIT_SIGTERM if how == "SIGTERM" else EXIT_SIGINT
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except Exception as exc:
+        if os.environ.get("EARSHOT_DEBUG"):
+            raise
+        _quiet_print(f"earshot: internal error (a bug, please report it): {_where(exc)}")
+        return EXIT_INTERNAL
+
+
+def _where(exc: BaseException) -> str:
+    """``Type: message at file.py:line`` of the innermost frame, redacted, on one line."""
+    import traceback
+
+    from earshot.safe_text import printable
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    at = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return printable(f"{type(exc).__name__}: {exc}{at}; set EARSHOT_DEBUG=1 for the traceback")
+
+
+def _quiet_print(line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        print(line, file=sys.stderr)
+
+
+def _silence_stdout() -> None:
+    """After EPIPE: point stdout at /dev/null so the interpreter's final flush stays quiet."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 if __name__ == "__main__":

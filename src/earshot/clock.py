@@ -181,15 +181,11 @@ class SimulatedClock:
             self._pending += delta
 
     def run(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        loop = _VirtualTimeLoop(self)
-        try:
-            return loop.run_until_complete(main())
-        finally:
-            try:
-                loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.run_until_complete(loop.shutdown_default_executor())
-            finally:
-                loop.close()
+        # An asyncio.Runner, as under `SystemClock`: Ctrl-C cancels the main task (every task
+        # group unwinds, executor jobs finish) and then raises KeyboardInterrupt, instead of
+        # raising it wherever the loop happens to be.
+        with asyncio.Runner(loop_factory=lambda: _VirtualTimeLoop(self)) as runner:
+            return runner.run(main())
 
 
 _INFERENCE_EXECUTOR: Executor | None = None

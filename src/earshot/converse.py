@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from earshot.audio.io import check_file_finite
 from earshot.clock import Clock, SimulatedClock, SystemClock
 from earshot.echo.aec import create_echo_canceller
 from earshot.echo.path import EchoPath, MicMixer, NoiseLoop
@@ -18,6 +19,7 @@ from earshot.metrics.progress import ConverseProgress
 from earshot.metrics.report import TurnLog, write_report_md
 from earshot.metrics.stats import summarize
 from earshot.metrics.turn import TurnRecord
+from earshot.outputs import OutputError, RunFolder, RunStatus, write_json_lines
 from earshot.session.config import SessionConfig
 from earshot.session.session import Session, SessionState
 from earshot.stt import describe_stt, make_stt
@@ -94,12 +96,30 @@ class EchoOptions:
         return MicMixer(echo_path=path, noise=noise)
 
 
+OUTPUT_FILES = ("conversation.wav", "turns.jsonl", "report.md", "latency.png", "mic.wav")
+"""Every file a converse run may write into ``--out`` (``mic.wav`` only with an echo room)."""
+
+
 @dataclass(slots=True)
 class ConverseResult:
+    """What a run did.
+
+    Attributes:
+        state: the session's final state (its turns).
+        out_dir: the output folder.
+        components: stage → backend description.
+        interrupted: the run was stopped (Ctrl-C or SIGTERM) before the input ended.
+        folder: the run's output folder record (files written, files not written and why, and
+            a note when it replaced an earlier run).
+        output_errors: one line per output that could not be written (e.g. a full disk).
+    """
+
     state: SessionState
     out_dir: Path
     components: dict[str, str]
     interrupted: bool = False
+    folder: RunFolder | None = None
+    output_errors: list[str] = field(default_factory=list)
 
 
 def build_components(opts: ConverseOptions, clock: Clock) -> dict[str, Any]:
@@ -205,32 +225,62 @@ def _describe_room(mic: MicMixer | None) -> str:
     return " ".join(parts)
 
 
-def converse(opts: ConverseOptions) -> ConverseResult:
-    """Run the conversation and write ``conversation.wav``, ``turns.jsonl``, ``report.md``
-    and ``latency.png`` into ``opts.out_dir``.
-
-    Files for the turns done so far are written even if the run is interrupted (Ctrl-C).
+def check_outputs(opts: ConverseOptions) -> RunFolder:
+    """Check ``--out`` before any work: usable, and not holding one of the run's inputs.
 
     Raises:
+        OutputError: the folder is a file, cannot be created or written in, or an input file
+            (the recording, the noise, a rules or budget file) is one the run would write.
+    """
+    noise = opts.echo.noise_path if opts.echo is not None else None
+    rules = opts.llm_options.get("rules_path")
+    inputs = (opts.input_path, noise, opts.budget_path, opts.endpointing_rules, rules)
+    return RunFolder.check(opts.out_dir, "converse", OUTPUT_FILES, inputs=inputs)
+
+
+def converse(opts: ConverseOptions) -> ConverseResult:
+    """Run the conversation and write ``conversation.wav``, ``turns.jsonl``, ``report.md``
+    and ``latency.png`` into ``opts.out_dir``, plus its manifest (`earshot.outputs.RunFolder`).
+
+    ``--out`` is checked first, then the input is read and the models load; only then are an
+    earlier run's files in the folder removed. Files for the turns done so far are written even
+    if the run is stopped (Ctrl-C, or SIGTERM via `earshot.shutdown`). A file that cannot be
+    written (a full disk) does not stop the others: it is listed in ``output_errors``.
+
+    Raises:
+        OutputError: ``--out`` is unusable (see `check_outputs`); nothing was written.
         AudioFileError: the input recording cannot be used.
         ValueError: a bad option (the message names it).
     """
+    folder = check_outputs(opts)
+    check_file_finite(opts.input_path)  # a corrupt float file: refused, not played as clicks
     source = SoundFileSource(opts.input_path)  # streamed: checked here, read as it plays
     budget: TermBudget = load_budget(opts.budget_path, preset=opts.budget_preset)
     clock: Clock = SimulatedClock() if opts.simulated_clock else SystemClock()
     parts = build_components(opts, clock)
     components = describe_components(parts, clock)
-    out = opts.out_dir
-    out.mkdir(parents=True, exist_ok=True)
-    log = TurnLog(out / "turns.jsonl")
+    folder.claim()
+    out = folder.path
+    errors: list[str] = []
+    log = _open_turn_log(folder, errors)
     progress = ConverseProgress(source.duration_ms, quiet=opts.quiet)
 
     def on_turn(turn: TurnRecord) -> None:
-        log.append(turn)
+        nonlocal log
+        if log is None:
+            return
+        try:
+            log.append(turn)
+        except OutputError as exc:
+            errors.append(f"{exc}; it is rewritten whole at the end of the run")
+            log.close()
+            log = None
 
     session_holder: list[Session] = []
     mic = parts["mic"]
-    recorder = WavRecorder(out / "conversation.wav", out / "mic.wav" if mic is not None else None)
+    recorder = WavRecorder(
+        folder.path_of("conversation.wav"), folder.path_of("mic.wav") if mic is not None else None
+    )
     transport = FileTransport(
         source, clock, mic=mic, recorder=recorder, max_tail_ms=opts.session.max_tail_ms
     )
@@ -255,30 +305,66 @@ def converse(opts: ConverseOptions) -> ConverseResult:
             state = clock.run(main)
     except KeyboardInterrupt:
         interrupted = True
-        if session_holder:
-            state = session_holder[0].state
     finally:
-        recorder.close()
+        _close_recording(folder, recorder, with_mic=mic is not None, errors=errors)
         source.close()
         if session_holder:
             session_holder[0].close_open_turns()  # unfinished turns reach turns.jsonl too
             state = session_holder[0].state
-        log.close()
-        close_components(parts)
-        _write_outputs(out, state, budget, components, opts, interrupted)
-    return ConverseResult(state, out, components, interrupted)
+        if log is not None:
+            log.close()
+        try:
+            _write_outputs(folder, state, budget, components, opts, interrupted, errors)
+        finally:
+            close_components(parts)  # after the outputs: they are the user's data
+    return ConverseResult(state, out, components, interrupted, folder, errors)
+
+
+def _open_turn_log(folder: RunFolder, errors: list[str]) -> TurnLog | None:
+    try:
+        return TurnLog(folder.path_of("turns.jsonl"))
+    except OutputError as exc:
+        errors.append(str(exc))
+        return None
+
+
+def _close_recording(
+    folder: RunFolder, recorder: WavRecorder, *, with_mic: bool, errors: list[str]
+) -> None:
+    """Finish the streamed recordings (renamed into place) and record them in the manifest."""
+    names = ["conversation.wav", *(["mic.wav"] if with_mic else [])]
+    try:
+        recorder.close()
+    except OSError as exc:
+        message = f"cannot write {folder.path_of(names[0])}: {exc.strerror or exc}"
+        errors.append(message)
+        for name in names:
+            folder.skipped(name, message)
+        return
+    for name in names:
+        folder.wrote(name)
+    if not with_mic:
+        folder.skipped("mic.wav", "no echo room: the microphone is the input")
 
 
 def _write_outputs(
-    out: Path,
+    folder: RunFolder,
     state: SessionState,
     budget: TermBudget,
     components: dict[str, str],
     opts: ConverseOptions,
     interrupted: bool,
+    errors: list[str],
 ) -> None:
-    turns = [t for t in state.turns if t.complete]
-    summary = summarize(state.turns)
+    """Write every output from the one final list of turns; each file on its own.
+
+    ``turns.jsonl`` is rewritten whole (atomically) from the same turns as ``report.md``, so
+    both describe the same set of turns. A file that fails is recorded in ``errors`` and in
+    the manifest, and the others are still written; the manifest is written last. (The
+    recordings were streamed to disk during the run; see `_close_recording`.)
+    """
+    turns = state.turns
+    measured = [t for t in turns if t.measured]
     run_info = {
         "input": os.fspath(opts.input_path),
         "frame_ms": opts.session.frame_ms,
@@ -287,6 +373,32 @@ def _write_outputs(
         "jitter_ms": opts.session.jitter_ms,
         "interrupted": interrupted,
     }
-    write_report_md(out / "report.md", state.turns, summary, budget, components, run_info)
-    if turns:
-        plot_latency(out / "latency.png", state.turns, budget)
+    writers: list[tuple[str, Callable[[Path], None] | None, str]] = [
+        ("turns.jsonl", lambda p: write_json_lines(p, [t.to_json() for t in turns]), ""),
+        (
+            "report.md",
+            lambda p: write_report_md(p, turns, summarize(turns), budget, components, run_info),
+            "",
+        ),
+        (
+            "latency.png",
+            (lambda p: plot_latency(p, turns, budget)) if measured else None,
+            "no measured turn to draw",
+        ),
+    ]
+    for name, write, why_not in writers:
+        if write is None:
+            folder.skipped(name, why_not)
+            continue
+        try:
+            write(folder.path_of(name))
+        except OutputError as exc:
+            errors.append(str(exc))
+            folder.skipped(name, str(exc))
+        else:
+            folder.wrote(name)
+    status: RunStatus = "interrupted" if interrupted else ("failed" if errors else "complete")
+    try:
+        folder.finish(status)
+    except OutputError as exc:
+        errors.append(str(exc))

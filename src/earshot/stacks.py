@@ -117,6 +117,7 @@ def add_model_arguments(
     ``--stt/--llm/--tts`` and ``--stt-model``, ``--llm-rules``, ``--llm-profile``,
     ``--llm-base-url``, ``--llm-model``, ``--tts-voice``; read them with `model_options`."""
     from earshot.llm.scripted import DEFAULT_PROFILE, PROFILES
+    from earshot.options import http_url, number
 
     add_stack_arguments(parser, extra_stacks)
     parser.add_argument(
@@ -137,11 +138,31 @@ def add_model_arguments(
         f"figures, cited in earshot.llm.scripted (default {DEFAULT_PROFILE})",
     )
     parser.add_argument(
-        "--llm-base-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
+        "--llm-base-url",
+        type=http_url,
+        help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (checked at start-up)",
     )
     parser.add_argument(
         "--llm-model",
         help="openai: the server's model name; local: a GGUF file (default: bundled SmolLM2)",
+    )
+    parser.add_argument(
+        "--llm-connect-timeout-ms",
+        type=number(0, 600_000, lo_open=True),
+        default=2000.0,
+        help="OpenAI-compatible LLM: time to open the connection (default 2000)",
+    )
+    parser.add_argument(
+        "--llm-first-token-timeout-ms",
+        type=number(0, 600_000, lo_open=True),
+        default=5000.0,
+        help="OpenAI-compatible LLM: request to first token (default 5000)",
+    )
+    parser.add_argument(
+        "--llm-inter-token-timeout-ms",
+        type=number(0, 600_000, lo_open=True),
+        default=2000.0,
+        help="OpenAI-compatible LLM: longest gap between streamed tokens (default 2000)",
     )
     parser.add_argument(
         "--tts-voice", default="en-us", help="espeak-ng voice, or a Piper .onnx voice for piper"
@@ -164,5 +185,15 @@ def model_options(args: argparse.Namespace) -> ModelOptions:
     else:
         if not args.llm_base_url:
             raise ValueError("--llm openai needs --llm-base-url (e.g. http://127.0.0.1:8000/v1)")
-        llm_options = {"base_url": args.llm_base_url, "model": args.llm_model or "default"}
+        from earshot.llm import LlmTimeouts
+
+        llm_options = {
+            "base_url": args.llm_base_url,
+            "model": args.llm_model or "default",
+            "timeouts": LlmTimeouts(
+                connect_ms=args.llm_connect_timeout_ms,
+                first_token_ms=args.llm_first_token_timeout_ms,
+                inter_token_ms=args.llm_inter_token_timeout_ms,
+            ),
+        }
     return ModelOptions(stack, args.stt_model, llm_options, args.tts_voice)

@@ -51,7 +51,7 @@ def test_non_finite_samples_are_read_as_silence(tmp_path: Path) -> None:
 
 
 def test_bad_inputs_are_clear_errors(tmp_path: Path) -> None:
-    with pytest.raises(AudioFileError, match="is a directory"):
+    with pytest.raises(AudioFileError, match="is a folder; give the path of one recording"):
         SoundFileSource(tmp_path)
     with pytest.raises(AudioFileError, match="no such file"):
         SoundFileSource(tmp_path / "missing.wav")

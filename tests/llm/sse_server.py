@@ -75,6 +75,8 @@ class ErrorReply:
 
     status: int
     body: str
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra response headers, e.g. ``(("Location", "http://elsewhere/v1"),)`` for a redirect."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,8 @@ def _handler_for(state: _State, server: SseServer) -> type[BaseHTTPRequestHandle
             self.send_response(reply.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
+            for name, value in reply.headers:
+                self.send_header(name, value)
             self.end_headers()
             self.wfile.write(payload)
 

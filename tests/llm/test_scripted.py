@@ -197,7 +197,7 @@ def test_bad_rules_file_names_file_and_entry(tmp_path: Path, text: str, expected
 
 
 def test_missing_rules_file() -> None:
-    with pytest.raises(RulesError, match=r"cannot read LLM rules file /nonexistent/rules.yaml"):
+    with pytest.raises(RulesError, match=r"LLM rules file /nonexistent/rules.yaml: no such file"):
         load_rules("/nonexistent/rules.yaml")
 
 

@@ -185,7 +185,9 @@ def test_unparsable_and_missing_files(tmp_path: Path) -> None:
     bad.write_text("{total_ms: 1000", encoding="utf-8")
     with pytest.raises(BudgetError, match=r"b\.json: not valid JSON"):
         load_budget(bad)
-    with pytest.raises(BudgetError, match=r"cannot read the budget file.*preset \(1\.5s, 2\.0s\)"):
+    with pytest.raises(
+        BudgetError, match=r"budget file .*nope.yaml: no such file.*preset \(1\.5s, 2\.0s\)"
+    ):
         budget_from_arg(str(tmp_path / "nope.yaml"))
 
 

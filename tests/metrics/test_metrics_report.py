@@ -140,8 +140,8 @@ def test_report_has_the_simulated_llm_line_and_every_turn(tmp_path: Path) -> Non
     assert "| 3 | and tomorrow | — | n/a |" in text
     assert "incomplete (barge-in, no llm_request) |" in text
     assert "| 4 | thanks | You're welcome. | 742 |" in text
-    assert "Turns: 4 (3 complete, 1 incomplete" in text
-    assert "**1 of 3 complete turns over budget**" in text
+    assert "Turns: 4 (3 measured, 0 failed, 1 incomplete" in text
+    assert "**1 of 3 measured turns over budget**" in text
     assert "Most often over: **VAD silence threshold** (1 turns)." in text
     assert "| **TTFAT** | 973 | 1,603 | 1,659 | 1,129 | 1,673 | total TTFAT | 1,500 |" in text
     assert "| sentence_aggregation | 60 | 78 | 80 | 63 | 80 | — (unbudgeted) | — |" in text
@@ -163,12 +163,12 @@ def test_report_without_simulation_has_no_warning(tmp_path: Path) -> None:
     write_report_md(tmp_path / "r.md", turns, summarize(turns), PIPELINE_1_5_S, real, {})
     text = (tmp_path / "r.md").read_text(encoding="utf-8")
     assert "SIMULATED" not in text
-    assert "**All 1 complete turns are within budget.**" in text
+    assert "**All 1 measured turns are within budget.**" in text
     no_llm = {"vad": "Silero (real)"}
     write_report_md(tmp_path / "r.md", [], summarize([]), PIPELINE_1_5_S, no_llm, {})
     text = (tmp_path / "r.md").read_text(encoding="utf-8")
     assert "> **The LLM backend was not reported for this run.**" in text
-    assert "No complete turn: there is nothing to check against the budget." in text
+    assert "No measured turn: there is nothing to check against the budget." in text
 
 
 def test_classify_component() -> None:
@@ -233,7 +233,7 @@ def test_summary_table_rows() -> None:
     console = Console(record=True, width=160, color_system=None)
     console.print(table)
     text = console.export_text()
-    assert "3 complete turns, 1 incomplete" in text
+    assert "3 measured turns, 0 failed, 1 incomplete" in text
     ttfat_row = next(line for line in text.splitlines() if "TTFAT " in line and "total" in line)
     cells = [c.strip() for c in ttfat_row.split("│")[1:8]]
     assert cells == ["TTFAT", "973", "1,603", "1,659", "1,129", "1,500", "total TTFAT"]

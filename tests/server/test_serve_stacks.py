@@ -43,10 +43,15 @@ def test_serve_flags_choose_the_stages() -> None:
         "scripted",
         "espeak",
     )
-    mixed = serve_stack("--stack", "neural", "--llm", "openai", "--llm-base-url", "http://x/v1")
+    mixed = serve_stack(
+        "--stack", "neural", "--llm", "openai", "--llm-base-url", "http://x:8000/v1",
+        "--llm-first-token-timeout-ms", "900",
+    )  # fmt: skip
     assert isinstance(mixed, EmbeddedStack)
     assert mixed.models.stack.stt == "whisper" and mixed.models.stack.tts == "piper"
-    assert mixed.models.llm_options == {"base_url": "http://x/v1", "model": "default"}
+    options = mixed.models.llm_options
+    assert options["base_url"] == "http://x:8000/v1" and options["model"] == "default"
+    assert options["timeouts"].first_token_ms == 900.0
     assert isinstance(serve_stack("--stack", "fake"), FakeStack)
 
 

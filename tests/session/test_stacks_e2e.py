@@ -50,9 +50,9 @@ def test_local_stack_converses_with_no_simulated_stage(tmp_path: Path, speech_di
     rows = {
         line.split("|")[1].strip(): line
         for line in (out / "report.md").read_text().splitlines()
-        if line.startswith("| ") and line.count("|") == 4
+        if line.startswith("| ") and line.count("|") == 5  # stage, backend, kind, outcome
     }
     # Only the clock is simulated here (virtual time); every model stage is real.
     for stage, name in (("stt", "whisper, tiny.en"), ("llm", "llama.cpp"), ("tts", "piper")):
-        assert name in rows[stage] and rows[stage].endswith("| real |"), rows[stage]
+        assert name in rows[stage] and rows[stage].endswith("| real | ok |"), rows[stage]
     assert "SIMULATED" in rows["clock"]

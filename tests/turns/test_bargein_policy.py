@@ -353,7 +353,7 @@ def test_backchannels_override_by_path(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("backchannels: [yeah\n", "not valid UTF-8 YAML"),
+        ("backchannels: [yeah\n", "not valid YAML"),
         ("- yeah\n- okay\n", "single key 'backchannels'"),
         ("backchannels: [yeah]\nextra: 1\n", r"found \['backchannels', 'extra'\]"),
         ("backchannels: []\n", "non-empty list"),

@@ -422,6 +422,37 @@ def _preemptive(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
     return notes
 
 
+_CACHE_KEEPS = (
+    "endpointing",
+    "vad",
+    "codec",
+    "network_in",
+    "net_in",
+    "uplink_jitter_buffer",
+    "network",
+    "transport",
+    "jitter_buffer",
+    "network_out",
+    "net_out",
+    "client_playout",
+)
+
+
+def _cache(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
+    hit_rate = _number(spec, spec.value, "the hit rate")
+    if hit_rate > 1:
+        raise LeverError(f"{spec.text!r}: the hit rate is a probability in [0, 1]")
+    hit = 1.0 - mode.restart(1.0 - hit_rate)  # 1 where (in this draw / bound) the cache hit
+    removed = [t for t in state.durations if t not in _CACHE_KEEPS]
+    for term in removed:
+        state.durations[term] = state.durations[term] * (1.0 - hit)
+    return [
+        f"A response-cache hit (rate {hit_rate:g}) replays stored audio: "
+        f"{', '.join(removed) or 'nothing'} leave the critical path; end-of-turn, network and "
+        "the jitter buffer remain (earshot.levers.cache)."
+    ]
+
+
 def _stream(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
     return _stream_or_batch(spec, state, mode, streaming=True)
 
@@ -548,6 +579,14 @@ LEVERS: dict[str, LeverDef] = {
             "§39.2.2 (overlap)",
             ("stable_ms", "mismatch"),
             _preemptive,
+        ),
+        LeverDef(
+            "cache",
+            "cache=HIT_RATE",
+            "response cache: a hit replays a stored reply (text and audio)",
+            "earshot.levers.cache",
+            (),
+            _cache,
         ),
         LeverDef(
             "stream",

@@ -106,6 +106,9 @@ def load_turns(paths: list[str | Path]) -> Budget:
                     for name in RUNTIME_TERMS
                 ]
             )
+            if "tool" in terms:
+                # The tool term (present only where a tool ran) is budgeted with the LLM's.
+                rows[-1][RUNTIME_TERMS.index("llm_ttft")] += _ms(terms, "tool", where)
             stated.append(_ms(record, "ttfat_ms", where))
     if not rows:
         raise TurnsFileError(

@@ -24,6 +24,7 @@ EVAL_VERBS: tuple[tuple[str, str], ...] = (
     ("bargein", "earshot.evals.bargein"),
     ("stt", "earshot.evals.stt"),
     ("converse", "earshot.evals.converse_batch"),
+    ("levers", "earshot.evals.levers"),
 )
 """(verb, module) pairs, in the order ``earshot eval --help`` lists them."""
 

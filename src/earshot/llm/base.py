@@ -6,7 +6,22 @@ from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A function call the model asked for (OpenAI-style function calling).
+
+    Attributes:
+        id: the call's id (echoed back in the ``tool`` message with its result).
+        name: the tool's name.
+        arguments: the arguments as the model wrote them, JSON text.
+    """
+
+    id: str
+    name: str
+    arguments: str = "{}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,12 +29,15 @@ class ChatMessage:
     """One message of the conversation history.
 
     ``interrupted`` marks an assistant turn cut off by barge-in: its ``content`` is then only
-    the words the user heard.
+    the words the user heard. An assistant message that asked for tools carries them in
+    ``tool_calls``; a ``tool`` message carries one result, for ``tool_call_id``.
     """
 
     role: Role
     content: str
     interrupted: bool = False
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str = ""
 
 
 class LlmError(Exception):

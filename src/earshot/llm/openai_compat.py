@@ -10,9 +10,12 @@ Time-outs are per stage, in the spirit of ``httpx.Timeout(5.0, connect=10.0)``: 
 `LlmTimeouts`. They run on the injected clock's event loop, and the request is wrapped in
 ``clock.busy()`` so a `SimulatedClock` waits for the real network instead of skipping ahead.
 
-Every failure — refused connection, HTTP status >= 400, time-out, malformed stream — is raised
-as `LlmError` with a message that names what failed and how to fix it. The session catches it
-and speaks `FALLBACK_LINE`.
+Every failure — refused connection, a redirect, HTTP status >= 400, time-out, malformed stream,
+and any other exception from httpx or the network — is raised as `LlmError` with a message that
+names what failed and how to fix it, with credentials redacted (`earshot.safe_text.redact`; the
+API key is registered as a secret). No other exception leaves `OpenAICompatLLM.stream`, so the
+session can always catch it and speak `FALLBACK_LINE`. A malformed base URL is refused when the
+client is built (`check_base_url`), not at the first turn.
 
 The HTTP client is created on first use and kept, so later turns reuse the open connection
 (no TCP/TLS setup on the critical path); call `aclose` when done.
@@ -21,16 +24,19 @@ The HTTP client is created on first use and kept, so later turns reuse the open 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
 from earshot.clock import Clock
 from earshot.llm.base import ChatMessage, LlmError
+from earshot.safe_text import redact, register_secret
 
 T = TypeVar("T")
 
@@ -46,6 +52,47 @@ DEFAULT_SYSTEM_PROMPT = (
 
 API_KEY_ENV_VARS = ("EARSHOT_LLM_API_KEY", "OPENAI_API_KEY")
 """Environment variables read for the API key when none is given, first set wins."""
+
+
+TIMEOUT_FLAGS = {
+    "connect_ms": "--llm-connect-timeout-ms",
+    "first_token_ms": "--llm-first-token-timeout-ms",
+    "inter_token_ms": "--llm-inter-token-timeout-ms",
+}
+"""The `earshot converse` flag that sets each `LlmTimeouts` field (named in time-out errors)."""
+
+
+def check_base_url(url: str) -> str:
+    """Check an OpenAI-compatible base URL before any request is made.
+
+    Returns:
+        ``url`` without a trailing ``/``.
+
+    Raises:
+        ValueError: the URL does not parse (e.g. ``http://[::1``), is not http(s), has no host,
+            or a port outside 1–65535 (e.g. ``:99999``); the message shows the URL with any
+            credentials redacted and an example of a good one.
+    """
+    shown = redact(url)
+    example = "e.g. http://127.0.0.1:8000/v1"
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"{shown!r} is not a valid URL ({exc}); {example}") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"{shown!r} must start with http:// or https://; {example}")
+    if not parts.hostname:
+        raise ValueError(f"{shown!r} has no host name; {example}")
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError(f"{shown!r} has port {port}, outside 1-65535; {example}")
+    if any(c.isspace() for c in url):
+        raise ValueError(f"{shown!r} holds a space; {example}")
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"{shown!r} is not a valid URL ({exc}); {example}") from None
+    return url.rstrip("/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +117,12 @@ class LlmTimeouts:
 
     def __post_init__(self) -> None:
         for field in ("connect_ms", "first_token_ms", "inter_token_ms"):
-            if getattr(self, field) <= 0:
-                raise ValueError(f"LLM time-out {field} must be > 0 ms, got {getattr(self, field)}")
+            value = getattr(self, field)
+            if not (value > 0 and value < float("inf")):
+                raise ValueError(
+                    f"LLM time-out {field} must be a finite number of ms > 0, got {value} "
+                    f"(set {TIMEOUT_FLAGS[field]})"
+                )
 
 
 class OpenAICompatLLM:
@@ -104,22 +155,23 @@ class OpenAICompatLLM:
         temperature: float = 0.7,
         max_tokens: int | None = None,
     ) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(
-                f"LLM base URL must start with http:// or https://, got {base_url!r} "
-                "(e.g. --llm-base-url http://127.0.0.1:8000/v1)"
-            )
+        try:
+            self.base_url = check_base_url(base_url)
+        except ValueError as exc:
+            raise ValueError(f"LLM base URL {exc} (set --llm-base-url)") from None
         if not model:
             raise ValueError("an LLM model name is required (set --llm-model)")
-        self.base_url = base_url.rstrip("/")
+        self.shown_url = redact(self.base_url)
+        """The base URL as it may be printed or written: credentials redacted."""
         self.model = model
         self.clock = clock
         self.api_key = api_key if api_key is not None else _key_from_env()
+        register_secret(self.api_key)
         self.timeouts = timeouts or LlmTimeouts()
         self.system_prompt = system_prompt
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self.name = f"openai-compat({model} @ {self.base_url})"
+        self.name = f"openai-compat({model} @ {self.shown_url})"
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
 
@@ -151,6 +203,8 @@ class OpenAICompatLLM:
     async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
         """Yield the reply's text deltas as the server streams them.
 
+        Every exception but cancellation leaves as `LlmError`, its message redacted.
+
         The HTTP response stays open, and the clock marked busy, until the iterator is
         exhausted or closed: when abandoning it early (barge-in), close it, e.g. iterate under
         ``async with contextlib.aclosing(llm.stream(history)) as deltas:``. The first-token
@@ -160,8 +214,22 @@ class OpenAICompatLLM:
         Raises:
             LlmError: connection refused or timed out, HTTP status >= 400, no first token
                 within ``first_token_ms``, a gap over ``inter_token_ms``, malformed JSON, an
-                error event in the stream, or a stream cut off before ``[DONE]``.
+                error event in the stream, a stream cut off before ``[DONE]``, a redirect, or
+                any unexpected exception from the HTTP stack.
         """
+        try:
+            async with contextlib.aclosing(self._stream(messages)) as deltas:
+                async for delta in deltas:
+                    yield delta
+        except LlmError as exc:
+            raise LlmError(redact(str(exc))) from exc
+        except Exception as exc:
+            raise LlmError(
+                f"LLM request to {self.shown_url} failed: {type(exc).__name__}: "
+                f"{redact(str(exc))}; check --llm-base-url and the server"
+            ) from exc
+
+    async def _stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:
         client = self._get_client()
         request = client.build_request(
             "POST", self.url, json=self.request_body(messages), headers=self._headers()
@@ -171,10 +239,12 @@ class OpenAICompatLLM:
             deadline_ms = self.clock.now_ms() + self.timeouts.first_token_ms
             response = await self._within(deadline_ms, stage, self._send(client, request))
             try:
+                if 300 <= response.status_code < 400:
+                    raise self._redirect_error(response)
                 if response.status_code >= 400:
                     raise await self._within(deadline_ms, stage, self._status_error(response))
                 lines = response.aiter_lines()
-                deltas = _content_deltas(lines, response, self.base_url)
+                deltas = _content_deltas(lines, response, self.shown_url)
                 try:
                     while delta := await self._within(deadline_ms, stage, anext(deltas, None)):
                         yield delta
@@ -224,17 +294,19 @@ class OpenAICompatLLM:
             return await client.send(request, stream=True)
         except httpx.ConnectTimeout as exc:
             raise LlmError(
-                f"LLM server at {self.base_url} did not accept a connection within "
-                f"{self.timeouts.connect_ms:g} ms; is it reachable? check --llm-base-url"
+                f"LLM server at {self.shown_url} did not accept a connection within "
+                f"{self.timeouts.connect_ms:g} ms; is it reachable? check --llm-base-url, or "
+                f"raise {TIMEOUT_FLAGS['connect_ms']}"
             ) from exc
         except httpx.ConnectError as exc:
             raise LlmError(
-                f"LLM server at {self.base_url} refused the connection ({exc}); "
+                f"LLM server at {self.shown_url} refused the connection ({exc}); "
                 "is it running? set --llm-base-url"
             ) from exc
         except httpx.HTTPError as exc:
             raise LlmError(
-                f"LLM request to {self.url} failed: {type(exc).__name__}: {exc}"
+                f"LLM request to {self.shown_url}/chat/completions failed: "
+                f"{type(exc).__name__}: {exc}"
             ) from exc
 
     async def _within(self, deadline_ms: float, stage: str, awaitable: Awaitable[T]) -> T:
@@ -248,14 +320,23 @@ class OpenAICompatLLM:
     def _timeout_message(self, stage: str) -> str:
         if stage == "first token":
             return (
-                f"LLM server at {self.base_url} sent no first token within "
+                f"LLM server at {self.shown_url} sent no first token within "
                 f"{self.timeouts.first_token_ms:g} ms (model {self.model!r}); is it overloaded "
-                "or loading the model? raise the first-token time-out or use a faster model"
+                f"or loading the model? raise {TIMEOUT_FLAGS['first_token_ms']} or use a "
+                "faster model"
             )
         return (
-            f"LLM stream from {self.base_url} stalled: no new token for "
+            f"LLM stream from {self.shown_url} stalled: no new token for "
             f"{self.timeouts.inter_token_ms:g} ms between tokens (model {self.model!r}); "
-            "raise the inter-token time-out or check the server"
+            f"raise {TIMEOUT_FLAGS['inter_token_ms']} or check the server"
+        )
+
+    def _redirect_error(self, response: httpx.Response) -> LlmError:
+        location = response.headers.get("location", "(no Location header)")
+        return LlmError(
+            f"LLM server at {self.shown_url} answered with a redirect (HTTP "
+            f"{response.status_code} to {redact(location)}); earshot does not follow redirects "
+            "for a streamed request: set --llm-base-url to the address it redirects to"
         )
 
     async def _status_error(self, response: httpx.Response) -> LlmError:
@@ -271,7 +352,7 @@ class OpenAICompatLLM:
             429: "; the server is rate-limiting, slow down or raise the quota",
         }.get(response.status_code, "")
         return LlmError(
-            f"LLM server at {self.base_url} answered HTTP {response.status_code} "
+            f"LLM server at {self.shown_url} answered HTTP {response.status_code} "
             f"for model {self.model!r}: {detail}{hint}"
         )
 

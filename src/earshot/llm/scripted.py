@@ -17,13 +17,20 @@ Rules file (YAML)::
     default: "I'm not sure I followed that."     # no rule matched (text or list)
     empty: "Sorry, I didn't catch that."         # the user's transcript is empty (optional)
     greeting: "Hi, how can I help?"              # no user message yet (optional)
+
+A rule may call a tool first (`stream_events`, used by `earshot.levers.tools.ToolUsingLLM`)::
+
+      - pattern: "time"
+        tool: {name: get_time, arguments: {zone: "UTC"}}
+        reply: "It is {result}."     # {result}: the tool's answer
 """
 
 from __future__ import annotations
 
+import json
 import random
 import re
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -34,7 +41,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from earshot.clock import Clock
-from earshot.llm.base import ChatMessage
+from earshot.inputs import read_text_file
+from earshot.llm.base import ChatMessage, ToolCall
 
 EMPTY_TRANSCRIPT_REPLY = "Sorry, I didn't catch that."
 DEFAULT_GREETING = "Hi, how can I help?"
@@ -48,14 +56,25 @@ class RulesError(ValueError):
     """A rules file is missing, is not valid YAML, or has a bad entry. The message names both."""
 
 
+class ToolRule(BaseModel):
+    """A tool call a rule makes before replying: the tool's name and its arguments."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: _NonEmptyText
+    arguments: dict[str, object] = Field(default_factory=dict)
+
+
 class Rule(BaseModel):
-    """One rule: a case-insensitive regex and the reply (or replies to rotate) when it matches."""
+    """One rule: a case-insensitive regex and the reply (or replies to rotate) when it matches;
+    optionally a tool to call first (the reply's ``{result}`` is the tool's answer)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     pattern: _NonEmptyText
     reply: _NonEmptyText | None = None
     replies: Annotated[list[_NonEmptyText], Field(min_length=1)] | None = None
+    tool: ToolRule | None = None
 
     @field_validator("pattern")
     @classmethod
@@ -195,10 +214,7 @@ def load_rules(path: str | Path | None = None) -> RuleSet:
             the message names the file and the entry (e.g. ``rules[2].pattern``).
     """
     file = default_rules_path() if path is None else Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RulesError(f"cannot read LLM rules file {file}: {exc.strerror or exc}") from exc
+    text = read_text_file(file, "LLM rules file", RulesError)
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -291,6 +307,46 @@ class ScriptedLLM:
         one every ``ms_per_token`` (each times the jitter multiplier, if any).
         """
         tokens = tokenize(self.reply_for(messages))
+        user_turns = sum(1 for m in messages if m.role == "user")
+        rng = random.Random(f"{self.seed}:{user_turns}")
+        await self.clock.sleep_ms(self._jittered(self.profile.ttft_ms, rng))
+        for index, token in enumerate(tokens):
+            if index > 0:
+                await self.clock.sleep_ms(self._jittered(self.profile.ms_per_token, rng))
+            yield token
+
+    async def stream_events(
+        self, messages: Sequence[ChatMessage], tools: Sequence[Mapping[str, object]]
+    ) -> AsyncGenerator[str | ToolCall, None]:
+        """Like `stream`, but a matching rule with a ``tool:`` among ``tools`` (OpenAI
+        ``tools`` entries) first yields its `ToolCall` (after ``ttft_ms``); once the history
+        ends with the tool's results, the reply streams with ``{result}`` filled in."""
+        offered = {str(f.get("name")) for t in tools if isinstance(f := t.get("function"), dict)}
+        results: list[str] = []
+        for message in reversed(messages):
+            if message.role != "tool":
+                break
+            results.insert(0, message.content)
+        user_texts = [m.content for m in messages if m.role == "user"]
+        key = self._choice_key(user_texts[-1]) if user_texts else "greeting"
+        rule = self.rules.rules[key] if isinstance(key, int) else None
+        if not results and rule is not None and rule.tool is not None and rule.tool.name in offered:
+            user_turns = sum(1 for m in messages if m.role == "user")
+            rng = random.Random(f"{self.seed}:{user_turns}:tool")
+            await self.clock.sleep_ms(self._jittered(self.profile.ttft_ms, rng))
+            yield ToolCall(f"call_{user_turns}", rule.tool.name, json.dumps(rule.tool.arguments))
+            return
+        result = "; ".join(results)
+        async for token in self._stream_text(messages, result):
+            yield token
+
+    async def _stream_text(
+        self, messages: Sequence[ChatMessage], result: str
+    ) -> AsyncGenerator[str, None]:
+        reply = self.reply_for(messages)
+        if "{result}" in reply:
+            reply = reply.replace("{result}", result or "unknown")
+        tokens = tokenize(reply)
         user_turns = sum(1 for m in messages if m.role == "user")
         rng = random.Random(f"{self.seed}:{user_turns}")
         await self.clock.sleep_ms(self._jittered(self.profile.ttft_ms, rng))

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from earshot.budget.model import Budget, load_preset
+from earshot.inputs import read_text_file
 from earshot.metrics.turn import TERMS, TurnRecord
 
 TOTAL_LINE = "total TTFAT"
@@ -317,12 +318,9 @@ def load_budget(
         return PRESETS[preset]
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise BudgetError(
-            f"{p}: cannot read the budget file ({exc.strerror}); give a YAML/JSON file or a "
-            f"preset ({', '.join(PRESETS)})"
-        ) from exc
+        text = read_text_file(p, "budget file", BudgetError)
+    except BudgetError as exc:
+        raise BudgetError(f"{exc}, or use a preset ({', '.join(PRESETS)})") from None
     is_json = p.suffix.lower() == ".json"
     try:
         data = json.loads(text) if is_json else yaml.safe_load(text)

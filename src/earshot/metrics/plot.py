@@ -23,6 +23,7 @@ TERM_COLOURS: dict[str, str] = {
     "endpointing": "#1f77b4",
     "stt_finalization": "#ff7f0e",
     "llm_ttft": "#d62728",
+    "tool": "#8c564b",
     "sentence_aggregation": "#9467bd",
     "tts_first_audio": "#2ca02c",
     "jitter_buffer": "#17becf",
@@ -45,7 +46,8 @@ def plot_latency(
 
     One bar per turn (x = turn number, y = ms), one fixed colour per term (`TERM_COLOURS`), a
     dashed line at ``budget.total_ms``. Incomplete turns get a short hatched stub labelled
-    "incomplete". The image is `plot_size_px(len(turns))` pixels.
+    "incomplete", failed turns (`TurnRecord.failure`: their marks time a fallback) a red one
+    labelled "FAILED"; neither is drawn as a TTFAT. The image is `plot_size_px(len(turns))` pixels.
 
     Raises:
         ValueError: a complete turn has a negative term (a clock bug; see `validate_terms`).
@@ -63,8 +65,8 @@ def plot_latency(
     fig.set_layout_engine("constrained")
     ax = fig.add_subplot()
 
-    complete = [t for t in turns if t.complete]
-    incomplete = [t for t in turns if not t.complete]
+    complete = [t for t in turns if t.measured]
+    incomplete = [t for t in turns if not t.measured]
     ttfats = [t.ttfat_ms for t in complete if t.ttfat_ms is not None]
     top_ms = max([budget.total_ms, *ttfats]) * 1.12
 
@@ -88,16 +90,18 @@ def plot_latency(
                 fontweight="bold" if over else "normal",
             )
     for t in incomplete:
-        ax.bar(t.turn, top_ms * 0.05, width=0.7, fill=False, hatch="///", edgecolor="#555555")
+        failed = t.failure is not None
+        colour = "#c00000" if failed else "#555555"
+        ax.bar(t.turn, top_ms * 0.05, width=0.7, fill=False, hatch="///", edgecolor=colour)
         ax.text(
             t.turn,
             top_ms * 0.06,
-            "incomplete",
+            "FAILED" if failed else "incomplete",
             rotation=90,
             ha="center",
             va="bottom",
             fontsize=8,
-            color="#555555",
+            color=colour,
         )
 
     budget_label = f"TTFAT budget {budget.total_ms:,.0f} ms ({budget.name})"
@@ -106,8 +110,11 @@ def plot_latency(
         Line2D([], [], color="#c00000", linestyle="--", linewidth=1.5, label=budget_label)
     ]
     handles += [Patch(facecolor=TERM_COLOURS[n], label=n) for n in reversed(TERMS)]
-    if incomplete:
+    num_failed = sum(1 for t in incomplete if t.failure is not None)
+    if num_failed < len(incomplete):
         handles.append(Patch(fill=False, hatch="///", edgecolor="#555555", label="incomplete"))
+    if num_failed:
+        handles.append(Patch(fill=False, hatch="///", edgecolor="#c00000", label="FAILED"))
     ax.legend(
         handles=handles,
         loc="upper left",
@@ -130,8 +137,9 @@ def plot_latency(
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     num_over = sum(1 for v in ttfats if v > budget.total_ms)
     ax.set_title(
-        f"TTFAT per turn: {num_over} of {len(complete)} complete turns over budget"
-        + (f", {len(incomplete)} incomplete" if incomplete else ""),
+        f"TTFAT per turn: {num_over} of {len(complete)} measured turns over budget"
+        + (f", {num_failed} FAILED" if num_failed else "")
+        + (f", {len(incomplete) - num_failed} incomplete" if len(incomplete) > num_failed else ""),
         fontsize=11,
     )
     ax.grid(axis="y", alpha=0.3)

@@ -25,8 +25,14 @@ _PLAIN_STEPS = 10
 """Plain mode prints a line each time the audio position crosses another 1/_PLAIN_STEPS."""
 
 
-def _fmt_ttfat(last_ttfat_ms: float | None) -> str:
+def _fmt_ttfat(last_ttfat_ms: float | None, last_failed: bool = False) -> str:
+    if last_failed:
+        return "FAILED"
     return "—" if last_ttfat_ms is None else f"{last_ttfat_ms:,.0f} ms"
+
+
+def _fmt_turns(turns_done: int, turns_failed: int) -> str:
+    return f"{turns_done} ({turns_failed} FAILED)" if turns_failed else str(turns_done)
 
 
 class ConverseProgress:
@@ -66,9 +72,11 @@ class ConverseProgress:
         self._audio_pos_ms = 0.0
         self._turns_done = 0
         self._last_ttfat_ms: float | None = None
+        self._turns_failed = 0
+        self._last_failed = False
         self._drawn_pos_ms = -math.inf
         self._plain_step = -1
-        self._plain_printed: tuple[float, int, float | None] | None = None
+        self._plain_printed: tuple[float, int, float | None, int] | None = None
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -90,7 +98,7 @@ class ConverseProgress:
             "converse",
             total=self.total_audio_ms,
             audio=self._audio_text(),
-            turns=0,
+            turns=_fmt_turns(0, 0),
             ttfat=_fmt_ttfat(None),
         )
         self._progress.start()
@@ -131,8 +139,9 @@ class ConverseProgress:
         Args:
             audio_pos_ms: input audio consumed so far, ms (from sample counts).
             turns_done: user turns so far — a count, or the session's turn records, in which
-                case the count is ``len(turns_done)`` and ``last_ttfat_ms`` is taken from the
-                most recent complete one.
+                case the count is ``len(turns_done)``, failed turns (`TurnRecord.failure`) are
+                counted and shown, ``last_ttfat_ms`` is taken from the most recent measured
+                one, and "FAILED" is shown instead when the most recent turn failed.
             last_ttfat_ms: TTFAT of the last finished turn in ms, ``None`` if there is none
                 or it was incomplete. Ignored when ``turns_done`` is a sequence of records.
         """
@@ -142,8 +151,11 @@ class ConverseProgress:
             records = turns_done
             turns_done = len(records)
             last_ttfat_ms = next(
-                (t.ttfat_ms for t in reversed(records) if t.ttfat_ms is not None), None
+                (t.ttfat_ms for t in reversed(records) if t.measured and t.ttfat_ms is not None),
+                None,
             )
+            self._turns_failed = sum(1 for t in records if t.failure is not None)
+            self._last_failed = bool(records) and records[-1].failure is not None
         self._audio_pos_ms = audio_pos_ms
         new_turn = turns_done != self._turns_done
         self._turns_done = turns_done
@@ -187,13 +199,13 @@ class ConverseProgress:
             self._task,
             completed=self._audio_pos_ms,
             audio=self._audio_text(),
-            turns=self._turns_done,
-            ttfat=_fmt_ttfat(self._last_ttfat_ms),
+            turns=_fmt_turns(self._turns_done, self._turns_failed),
+            ttfat=_fmt_ttfat(self._last_ttfat_ms, self._last_failed),
             refresh=True,
         )
 
     def _print_plain(self) -> None:
-        state = (self._audio_pos_ms, self._turns_done, self._last_ttfat_ms)
+        state = (self._audio_pos_ms, self._turns_done, self._last_ttfat_ms, self._turns_failed)
         if state == self._plain_printed:
             return
         self._plain_printed = state
@@ -201,6 +213,7 @@ class ConverseProgress:
         if self.total_audio_ms:
             pct = f" ({100.0 * self._audio_pos_ms / self.total_audio_ms:.0f}%)"
         self.note(
-            f"converse: {self._audio_text()}{pct}, {self._turns_done} turns, "
-            f"last TTFAT {_fmt_ttfat(self._last_ttfat_ms)}"
+            f"converse: {self._audio_text()}{pct}, "
+            f"{_fmt_turns(self._turns_done, self._turns_failed)} turns, "
+            f"last TTFAT {_fmt_ttfat(self._last_ttfat_ms, self._last_failed)}"
         )

@@ -17,25 +17,21 @@ from __future__ import annotations
 import ast
 import inspect
 import itertools
-import json
 import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from rich.table import Table
 
-from earshot.audio.io import write_text_atomic
 from earshot.metrics import turn as turn_module
 from earshot.metrics.budget import TOTAL_LINE, BudgetLine, TermBudget, count_overruns
 from earshot.metrics.stats import Stat, Summary, percentiles, validate_terms
 from earshot.metrics.turn import MARKS, TERMS, TurnRecord
-
-if TYPE_CHECKING:
-    pass
-
+from earshot.outputs import JsonLinesLog, write_text
+from earshot.safe_text import markdown_cell, redact
 
 BOOK_TERM_MAP: tuple[tuple[str, str], ...] = (
     ("t_vad (end-of-turn detection)", "endpointing"),
@@ -72,22 +68,26 @@ ComponentKind = Literal["real", "simulated", "not stated"]
 class TurnLog:
     """Writes ``turns.jsonl``: one `TurnRecord.to_json` object per line, durable per line.
 
-    Each `append` writes the line, flushes and fsyncs it before returning, so Ctrl-C (or a
-    crash) leaves every turn appended so far on disk. The file is created (or truncated, unless
-    ``append=True``) when the log is constructed.
+    Each `append` writes the whole line (or, on a full disk, nothing: see
+    `earshot.outputs.JsonLinesLog`), flushes and fsyncs it before returning, so Ctrl-C (or a
+    crash) leaves every turn appended so far on disk. Every string is redacted
+    (`earshot.safe_text.redact`). The file is created (or truncated, unless ``append=True``)
+    when the log is constructed.
 
     Use as a context manager, or call `close` yourself.
+
+    Raises:
+        OutputError: the file cannot be created.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, append: bool = False) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh: IO[str] | None = open(  # noqa: SIM115 - closed in close()
-            self.path, "a" if append else "w", encoding="utf-8"
-        )
-        _fsync_dir(self.path.parent)
-        self.count = 0
+        self._log = JsonLinesLog(self.path, append=append)
+
+    @property
+    def count(self) -> int:
         """Lines written by this log."""
+        return self._log.count
 
     def append(self, turn: TurnRecord) -> None:
         """Write ``turn`` as one JSON line and fsync it.
@@ -95,26 +95,21 @@ class TurnLog:
         Raises:
             ValueError: the log is closed, or the turn holds a value JSON cannot carry
                 (NaN, infinity, or a non-JSON object in ``extra``).
+            OutputError: the line could not be written (the file keeps only whole lines).
         """
-        if self._fh is None:
+        if self._log.closed:
             raise ValueError(f"{self.path}: the turn log is closed; open a new TurnLog to write")
         try:
-            line = json.dumps(turn.to_json(), ensure_ascii=False, allow_nan=False)
+            self._log.append(turn.to_json())
         except (TypeError, ValueError) as exc:
             raise ValueError(
                 f"turn {turn.turn}: cannot write it as JSON ({exc}); keep marks finite and "
                 f"`extra` to str/number/bool/list/dict values"
             ) from exc
-        self._fh.write(line + "\n")
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self.count += 1
 
     def close(self) -> None:
         """Close the file (idempotent)."""
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        self._log.close()
 
     def __enter__(self) -> TurnLog:
         return self
@@ -126,20 +121,6 @@ class TurnLog:
         tb: TracebackType | None,
     ) -> None:
         self.close()
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a newly created directory entry durable (POSIX; a no-op where unsupported)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --------------------------------------------------------------------------- definitions
@@ -212,11 +193,8 @@ def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:,.0f}"
 
 
-def _cell(text: str, max_chars: int | None = None) -> str:
-    flat = " ".join(text.split())
-    if max_chars is not None and len(flat) > max_chars:
-        flat = flat[: max_chars - 1].rstrip() + "…"
-    return flat.replace("|", "\\|") or "—"
+_cell = markdown_cell
+"""Every text written into a report table passes through `earshot.safe_text.markdown_cell`."""
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) -> list[str]:
@@ -227,7 +205,13 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str) 
     return out
 
 
+_FAILURE_CHARS = 120
+
+
 def _verdict(turn: TurnRecord, budget: TermBudget) -> str:
+    failure = turn.failure
+    if failure is not None:
+        return f"**FAILED** ({failure.stage}): {_cell(failure.message, _FAILURE_CHARS)}"
     if not turn.complete:
         missing = [m for m in MARKS if m not in turn.marks_ms]
         note = "barge-in, " if turn.interrupted else ""
@@ -281,11 +265,12 @@ def write_report_md(
         ValueError: a complete turn has a negative term (a clock bug; see `validate_terms`).
     """
     validate_terms(turns)
-    complete = [t for t in turns if t.complete]
+    complete = [t for t in turns if t.measured]
     kinds = {stage: classify_component(desc) for stage, desc in components.items()}
     out: list[str] = ["# earshot converse — latency report", ""]
 
-    # Simulation warnings come first: they change how every number below must be read.
+    # Failures and simulation warnings come first: they change how every number below reads.
+    out += _failure_banner(turns)
     llm_desc = components.get("llm")
     if llm_desc is None:
         out += ["> **The LLM backend was not reported for this run.**", ""]
@@ -311,9 +296,37 @@ def write_report_md(
         out += [f"![TTFAT terms per turn]({plot_file})", ""]
     out += _percentile_section(complete, summary, budget)
     out += _turns_section(turns, budget)
-    out += _components_section(components, kinds)
+    out += _components_section(components, kinds, turns)
     out += _equation_section()
-    write_text_atomic(path, "\n".join(out).rstrip() + "\n")
+    write_text(path, redact("\n".join(out).rstrip() + "\n"))
+
+
+def failures_by_stage(turns: Sequence[TurnRecord]) -> dict[str, int]:
+    """How many turns each stage failed on (`TurnRecord.failure`), most failures first."""
+    counts: dict[str, int] = {}
+    for t in turns:
+        if (failure := t.failure) is not None:
+            counts[failure.stage] = counts.get(failure.stage, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _failure_banner(turns: Sequence[TurnRecord]) -> list[str]:
+    failed = [t for t in turns if t.failure is not None]
+    if not failed:
+        return []
+    stages = failures_by_stage(turns)
+    parts = []
+    for stage, n in stages.items():
+        parts.append(f"{stage} failed on every turn" if n == len(turns) else f"{stage} on {n}")
+    first = failed[0].failure
+    assert first is not None
+    return [
+        f"> **✗ {len(failed)} of {len(turns)} turns FAILED** ({'; '.join(parts)}): the caller "
+        "heard a fallback line or a reply cut short. Failed turns are not in the latency "
+        "statistics.",
+        f"> First error (turn {failed[0].turn}, {first.stage}): {_cell(first.message, 300)}",
+        "",
+    ]
 
 
 def _summary_section(
@@ -329,22 +342,23 @@ def _summary_section(
     )
     out.append("")
     out.append(
-        f"Turns: {len(turns)} ({summary.count} complete, {summary.count_incomplete} incomplete "
-        "— incomplete turns have no TTFAT and are not in the statistics)."
+        f"Turns: {len(turns)} ({summary.count} measured, {summary.count_failed} failed, "
+        f"{summary.count_incomplete} incomplete — failed turns time a fallback, incomplete "
+        "turns have no TTFAT; neither is in the statistics)."
     )
     out.append("")
     if not complete:
-        return [*out, "No complete turn: there is nothing to check against the budget.", ""]
+        return [*out, "No measured turn: there is nothing to check against the budget.", ""]
     overruns = [o for t in complete for o in budget.check(t)]
     turns_over = len({o.turn for o in overruns})
     total_over = sum(1 for o in overruns if o.line == TOTAL_LINE)
     if turns_over == 0:
-        out.append(f"**All {len(complete)} complete turns are within budget.**")
+        out.append(f"**All {len(complete)} measured turns are within budget.**")
     else:
         counts = count_overruns(overruns)
         top_line, top_n = next(iter(counts.items()))
         out.append(
-            f"**{turns_over} of {len(complete)} complete turns over budget** "
+            f"**{turns_over} of {len(complete)} measured turns over budget** "
             f"(over at least one line or the total); the total TTFAT was over in {total_over}."
         )
         out.append(f"Most often over: **{top_line}** ({top_n} turns).")
@@ -375,7 +389,7 @@ def _percentile_section(
     complete: Sequence[TurnRecord], summary: Summary, budget: TermBudget
 ) -> list[str]:
     out = [
-        "## Percentiles (ms, complete turns)",
+        "## Percentiles (ms, measured turns: complete and not failed)",
         "",
         'Linear interpolation between order statistics (numpy `method="linear"`); '
         "with fewer than 100 turns p99 lies between the two largest values.",
@@ -453,15 +467,26 @@ def _turns_section(turns: Sequence[TurnRecord], budget: TermBudget) -> list[str]
     return out
 
 
-def _components_section(components: Mapping[str, str], kinds: Mapping[str, str]) -> list[str]:
+def _components_section(
+    components: Mapping[str, str], kinds: Mapping[str, str], turns: Sequence[TurnRecord]
+) -> list[str]:
     out = ["## Components", ""]
     if not components:
         return [*out, "No components were reported for this run.", ""]
+    failed = failures_by_stage(turns)
     rows = []
     for stage, desc in components.items():
         kind = kinds[stage]
-        rows.append([stage, _cell(desc), "**SIMULATED**" if kind == "simulated" else kind])
-    out += _md_table(["stage", "backend", "real / simulated"], rows, "lll")
+        n = failed.get(stage, 0)
+        rows.append(
+            [
+                stage,
+                _cell(desc),
+                "**SIMULATED**" if kind == "simulated" else kind,
+                f"**FAILED on {n} of {len(turns)} turns**" if n else "ok",
+            ]
+        )
+    out += _md_table(["stage", "backend", "real / simulated", "outcome"], rows, "llll")
     out.append("")
     return out
 
@@ -507,7 +532,10 @@ def render_summary_table(summary: Summary, budget: TermBudget) -> Table:
     (or the total, for TTFAT); shared and unbudgeted terms are not coloured.
     """
     table = Table(
-        title=f"TTFAT (ms) — {summary.count} complete turns, {summary.count_incomplete} incomplete",
+        title=(
+            f"TTFAT (ms) — {summary.count} measured turns, {summary.count_failed} failed, "
+            f"{summary.count_incomplete} incomplete"
+        ),
         caption=f"budget: {budget.name}",
     )
     table.add_column("quantity")

@@ -5,8 +5,9 @@ q-th percentile of n sorted values sits at rank ``(n − 1)·q/100`` and is inte
 between the two neighbouring values. With few turns the tail percentiles are therefore close to
 the maximum (with n < 100, p99 lies between the two largest values), not extrapolated past it.
 
-Only complete turns (every mark present) have a TTFAT; incomplete ones are counted, not
-averaged in.
+Only *measured* turns are aggregated: complete (every mark present) and not failed. A failed
+turn (`TurnRecord.failure`: the LLM or TTS failed and the caller heard a fallback line) has marks,
+but they time the fallback, not a reply, so it is counted apart; so are incomplete turns.
 """
 
 from __future__ import annotations
@@ -86,7 +87,7 @@ def stat_ms(
 
 @dataclass(frozen=True, slots=True)
 class Stat:
-    """Distribution of one quantity over the complete turns of a run, all in ms."""
+    """Distribution of one quantity over the measured turns of a run, all in ms."""
 
     p50_ms: float
     p95_ms: float
@@ -113,16 +114,18 @@ class Stat:
 class Summary:
     """Aggregates of one run.
 
-    ``ttfat`` is ``None`` and ``terms`` is empty when no turn was complete; otherwise ``terms``
+    ``ttfat`` is ``None`` and ``terms`` is empty when no turn was measured; otherwise ``terms``
     has one `Stat` per name in `TERMS`, in that order.
     """
 
     count: int
-    """Complete turns (those with a TTFAT)."""
+    """Measured turns: complete and not failed (those in the statistics)."""
     count_incomplete: int
     """Turns missing at least one mark (e.g. the recording ended mid-reply, or barge-in)."""
     ttfat: Stat | None
     terms: dict[str, Stat]
+    count_failed: int = 0
+    """Turns a stage failed on (`TurnRecord.failure`), complete or not; not in the statistics."""
 
 
 def validate_terms(turns: Iterable[TurnRecord]) -> None:
@@ -163,16 +166,20 @@ def validate_terms(turns: Iterable[TurnRecord]) -> None:
 
 
 def summarize(turns: Sequence[TurnRecord]) -> Summary:
-    """p50/p95/p99, mean and max of TTFAT and of every term over the complete turns.
+    """p50/p95/p99, mean and max of TTFAT and of every term over the measured turns.
+
+    ``count + count_incomplete + count_failed == len(turns)``: a failed turn counts as failed
+    whether or not it is complete.
 
     Raises:
         ValueError: a complete turn has a negative or non-finite term (see `validate_terms`).
     """
     validate_terms(turns)
-    complete = [t for t in turns if t.complete]
-    ttfats = [t.ttfat_ms for t in complete if t.ttfat_ms is not None]
+    measured = [t for t in turns if t.measured]
+    failed = sum(1 for t in turns if t.failure is not None)
+    ttfats = [t.ttfat_ms for t in measured if t.ttfat_ms is not None]
     per_term: dict[str, list[float]] = {name: [] for name in TERMS}
-    for t in complete:
+    for t in measured:
         terms = t.terms_ms
         assert terms is not None  # complete turns always have terms
         for name in TERMS:
@@ -183,8 +190,9 @@ def summarize(turns: Sequence[TurnRecord]) -> Summary:
         if stat is not None:
             term_stats[name] = stat
     return Summary(
-        count=len(complete),
-        count_incomplete=len(turns) - len(complete),
+        count=len(measured),
+        count_incomplete=len(turns) - len(measured) - failed,
+        count_failed=failed,
         ttfat=Stat.of(ttfats),
         terms=term_stats,
     )

@@ -77,6 +77,25 @@ TERMS: tuple[str, ...] = (
 """
 
 
+FAILURE_KEYS: tuple[tuple[str, str], ...] = (
+    ("llm_error", "llm"),
+    ("tts_error", "tts"),
+    ("stt_error", "stt"),
+    ("response_error", "response"),
+)
+"""Keys of `TurnRecord.extra` under which a stage records why it failed this turn, and the
+stage each names. A turn holding one is a *failed* turn (`TurnRecord.failure`): the caller heard
+a fallback line or a reply cut short, so its latency measures the failure, not a reply."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnFailure:
+    """Why a turn failed: the stage (``"llm"``, ``"tts"``...) and its error message."""
+
+    stage: str
+    message: str
+
+
 @dataclass(slots=True)
 class NetworkTiming:
     """Network terms of one turn as a client transport measured them (ms; None = unknown).
@@ -115,6 +134,14 @@ class NetworkTiming:
         return tuple(k for k, v in values.items() if v is not None)
 
 
+TOOL_TERM = "tool"
+"""An extra term, present in a turn's terms only when a tool ran before the first token: the
+``tool_start`` → ``tool_end`` marks, cut at ``llm_first_token`` (a filler line spoken
+meanwhile takes the rest of the tool's time off the critical path). It is taken out of
+``llm_ttft`` (which is then llm_first_token − llm_request − tool), so the terms still sum to
+TTFAT (`earshot.levers.tools`)."""
+
+
 def decompose(
     marks_ms: dict[str, float],
     network_in_ms: float = 0.0,
@@ -144,12 +171,15 @@ def decompose(
         client = net.client_playout_ms or 0.0
         endpointing -= network_in_ms + uplink_jb
         network_out_ms = heard - m["playout_start"] - client
+    tool = 0.0
+    if "tool_start" in m and "tool_end" in m:
+        tool = max(0.0, min(m["tool_end"], m["llm_first_token"]) - m["tool_start"])
     return {
         "network_in": network_in_ms,
         "uplink_jitter_buffer": uplink_jb,
         "endpointing": endpointing,
         "stt_finalization": m["stt_final"] - m["end_of_turn"],
-        "llm_ttft": m["llm_first_token"] - m["llm_request"],
+        "llm_ttft": m["llm_first_token"] - m["llm_request"] - tool,
         "sentence_aggregation": m["first_sentence"] - m["llm_first_token"],
         "tts_first_audio": m["tts_first_audio"] - m["first_sentence"],
         "jitter_buffer": m["playout_start"] - m["playout_queued"],
@@ -157,7 +187,7 @@ def decompose(
         "client_playout": client,
         "engine_overhead": (m["llm_request"] - m["stt_final"])
         + (m["playout_queued"] - m["tts_first_audio"]),
-    }
+    } | ({TOOL_TERM: tool} if "tool_start" in m else {})
 
 
 def ttfat(
@@ -251,6 +281,20 @@ class TurnRecord:
     @property
     def complete(self) -> bool:
         return all(name in self.marks_ms for name in MARKS)
+
+    @property
+    def failure(self) -> TurnFailure | None:
+        """The first failure recorded for this turn (see `FAILURE_KEYS`), or None."""
+        for key, stage in FAILURE_KEYS:
+            message = self.extra.get(key)
+            if message:
+                return TurnFailure(stage, str(message))
+        return None
+
+    @property
+    def measured(self) -> bool:
+        """Complete and not failed: a turn whose TTFAT is a reply's, counted in statistics."""
+        return self.complete and self.failure is None
 
     @property
     def ttfat_ms(self) -> float | None:

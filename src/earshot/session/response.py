@@ -36,7 +36,8 @@ Stage = Literal["llm", "tts", "no_audio", "internal"]
 
 class AudioSink(Protocol):
     """Where a response's audio goes: the session's `earshot.playout.jitter.JitterBuffer`, or
-    an endpoint that streams it to a client that owns playout (OpenAI Realtime, Twilio)."""
+    an endpoint that streams it to a client that owns playout (OpenAI Realtime, Twilio), or
+    a lever that holds it back (`earshot.levers.session_levers.HoldingBuffer`)."""
 
     def push(self, response_id: int, audio: Pcm16, now_ms: float) -> bool:
         """Queue int16 16 kHz audio of a response; False if it was dropped (cleared id)."""

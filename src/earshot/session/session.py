@@ -33,6 +33,8 @@ import numpy as np
 from earshot.audio.frames import SAMPLE_RATE_HZ, Pcm16, samples_per_frame
 from earshot.clock import Clock, run_blocking
 from earshot.echo.aec import AcousticEchoCanceller
+from earshot.levers.notes import bind_turn_notes
+from earshot.levers.session_levers import HoldingBuffer, SessionLevers
 from earshot.llm.base import ChatMessage, LanguageModel
 from earshot.metrics.turn import BargeInRecord, TurnRecord
 from earshot.playout.jitter import JitterBuffer
@@ -127,6 +129,8 @@ class Session:
             unfinished at the end).
         on_tick: called after every output frame with the session time and the state.
         on_failure: called with every `ResponseFailed`.
+        levers: latency levers acting inside the loop (response cache, preemptive
+            generation; `earshot.levers.session_levers`); None runs without them.
         on_event: called with every `earshot.session.events.SessionEvent` (a transport that
             is a `SessionEventSink` gets them too).
     """
@@ -146,6 +150,7 @@ class Session:
         on_turn: Callable[[TurnRecord], None] | None = None,
         on_tick: Callable[[float, SessionState], None] | None = None,
         on_failure: Callable[[ResponseFailed], None] | None = None,
+        levers: SessionLevers | None = None,
         on_event: Callable[[SessionEvent], None] | None = None,
     ) -> None:
         self.config = config
@@ -168,11 +173,12 @@ class Session:
             aec_warmup_ms=config.aec_warmup_ms,
         )
         self.jitter = JitterBuffer(config.jitter_ms, SAMPLE_RATE_HZ)
+        self.holding = HoldingBuffer(self.jitter)
         self.runner = ResponseRunner(
             clock,
             llm,
             tts,
-            self.jitter,
+            self.holding,
             on_failure=self._failed,
             max_lookahead_ms=config.max_lookahead_ms,
             no_audio_timeout_ms=config.no_audio_timeout_ms,
@@ -194,6 +200,9 @@ class Session:
         self._last_input: InputFrame | None = None
         self._turn_during_agent = False
         self._closed = False
+        self.levers = levers
+        if levers is not None:
+            levers.attach(self)
         self._partial = ""
 
     # -- SessionPort -----------------------------------------------------------------------
@@ -279,6 +288,8 @@ class Session:
                 self._scheduler = scheduler
                 tg.create_task(self._input_worker())
                 tg.create_task(self.stt_worker.run())
+                if self.levers is not None:
+                    tg.create_task(self.levers.session_started())
                 try:
                     await transport.run(self)
                 except TransportError as exc:  # raised below, outside the TaskGroup
@@ -329,6 +340,8 @@ class Session:
             )
             for event in events:
                 self._dispatch(event)
+            if self.levers is not None:
+                self.levers.poll(self.clock.now_ms())
             self._frames_processed += 1
 
     def _dispatch(self, event: ListenerEvent) -> None:
@@ -336,6 +349,8 @@ class Session:
         match event:
             case UserTurnStarted():
                 self._turn_during_agent = event.during_agent
+                if self.levers is not None:
+                    self.levers.turn_started(self.clock.now_ms())
                 self._emit(UserSpeechStarted(event.start_ms))
                 q.put_nowait(SttStart())
                 for pcm in event.pre_roll:
@@ -344,8 +359,12 @@ class Session:
                 q.put_nowait(SttAudio(event.pcm))
             case SpeechPaused():
                 q.put_nowait(SttPause())
+                if self.levers is not None:
+                    self.levers.speech_paused(event.end_ms)
             case SpeechResumed():
                 q.put_nowait(SttResume())
+                if self.levers is not None:
+                    self.levers.speech_resumed(self.clock.now_ms())
             case UserTurnEnded():
                 self._end_of_turn(event)
             case UserTurnDiscarded():
@@ -361,6 +380,8 @@ class Session:
         if text != self._partial:
             self._partial = text
             self._emit(UserTranscriptPartial(text, now_ms))
+        if self.levers is not None:
+            self.levers.partial(text, now_ms)
 
     # -- events ----------------------------------------------------------------------------
 
@@ -382,6 +403,8 @@ class Session:
         self._emit(TurnCompleted(turn))
 
     def _text_out(self, handle: ResponseHandle, text: str) -> None:
+        if self.holding.held(handle.response_id):
+            return  # a speculative reply (preemptive generation): nothing of it is out yet
         self._emit(ResponseText(handle.response_id, text, self.clock.now_ms()))
 
     # -- barge-in ------------------------------------------------------------------------------
@@ -455,7 +478,11 @@ class Session:
         self.stt_worker.queue.put_nowait(SttFinish(final))
         handle = self._new_handle(turn)
         self._emit(TurnEndedEvent(handle.response_id, ev.eot.speech_end_ms, self.clock.now_ms()))
-        self._start(handle, self._respond(handle, final, self._turn_during_agent))
+        if self.levers is not None:
+            work = self.levers.respond(handle, final, self._turn_during_agent)
+        else:
+            work = self._respond(handle, final, self._turn_during_agent)
+        self._start(handle, work)
 
     def _complete(self, rid: int, played: int) -> None:
         handle = self._responses.pop(rid, None)
@@ -463,6 +490,8 @@ class Session:
         if handle is not None:
             handle.played_samples = played
             self.conversation.complete(handle, played)
+            if self.levers is not None:
+                self.levers.completed(handle)
 
     def _drop(self, handle: ResponseHandle) -> None:
         self._responses.pop(handle.response_id, None)
@@ -477,7 +506,11 @@ class Session:
     async def _respond(
         self, handle: ResponseHandle, final: asyncio.Future[Transcript], during_agent: bool
     ) -> None:
-        turn = handle.turn
+        text = await self._final_text(handle.turn, final)
+        await self._respond_to(handle, text, during_agent)
+
+    async def _final_text(self, turn: TurnRecord, final: asyncio.Future[Transcript]) -> str:
+        """Wait for the final transcript; mark ``stt_final`` (an STT failure gives "")."""
         try:
             transcript = await final
         except asyncio.CancelledError:
@@ -490,7 +523,12 @@ class Session:
             turn.extra["stt_decode_ms"] = [round(v, 3) for v in transcript.decode_ms]
         if transcript.early_final is not None:
             turn.extra["stt_early_final"] = transcript.early_final
-        text = transcript.text
+        return transcript.text
+
+    def _takes_turn(self, handle: ResponseHandle, text: str, during_agent: bool) -> bool:
+        """Settle a pending barge-in with this transcript; False if it is not a turn (the
+        reply resumed, or a backchannel under the agent's speech): the handle is dropped."""
+        turn = handle.turn
         if self.listener.bargein is not None:
             if self.listener.bargein_pending:
                 resolution = self.listener.on_transcript(
@@ -499,10 +537,22 @@ class Session:
                 self._settle(resolution)
                 if not isinstance(resolution, InterruptionConfirmed):
                     self._drop(handle)  # a backchannel or a noise: the reply resumed
-                    return
+                    return False
             elif during_agent and self.listener.is_backchannel(text):
                 self._drop(handle)  # "mm-hmm" under the agent's speech is not a turn
-                return
+                return False
+        return True
+
+    async def _respond_to(self, handle: ResponseHandle, text: str, during_agent: bool) -> None:
+        """Answer ``text`` (the final transcript) with a generated reply."""
+        if not self._takes_turn(handle, text, during_agent):
+            return
+        self.answer(handle, text)
+        with bind_turn_notes(handle.turn.extra, handle.turn.marks_ms):
+            await self.runner.run(handle, list(self.state.history))
+
+    def answer(self, handle: ResponseHandle, text: str) -> None:
+        """Record ``text`` as the caller's words for this turn (history, events)."""
+        turn = handle.turn
         self.conversation.answer(turn, text)
         self._emit(UserTranscriptFinal(handle.response_id, turn.turn, text, self.clock.now_ms()))
-        await self.runner.run(handle, list(self.state.history))

@@ -97,9 +97,10 @@ class SoundFileSource:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         p = Path(path)
+        if p.is_dir():
+            raise AudioFileError(f"{p}: is a folder; give the path of one recording file inside it")
         if not p.is_file():
-            what = "is a directory" if p.is_dir() else "no such file"
-            raise AudioFileError(f"{p}: {what}; give the path of a WAV/FLAC/OGG recording")
+            raise AudioFileError(f"{p}: no such file; give the path of a WAV/FLAC/OGG recording")
         try:
             self._file = sf.SoundFile(str(p))
         except (sf.LibsndfileError, RuntimeError, TypeError) as exc:

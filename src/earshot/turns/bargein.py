@@ -36,6 +36,8 @@ from pathlib import Path
 
 import yaml
 
+from earshot.inputs import read_text_file
+
 PACKAGED_BACKCHANNELS = "data/bargein/backchannels.yaml"
 """Path of the default backchannel list inside the ``earshot`` package."""
 
@@ -170,9 +172,9 @@ def load_backchannels(path: str | os.PathLike[str] | None = None) -> frozenset[s
             f"{packaged_backchannels_path()}"
         )
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise BackchannelsError(f"{p}: not valid UTF-8 YAML ({exc}); fix the syntax") from exc
+        data = yaml.safe_load(read_text_file(p, "backchannel file", BackchannelsError))
+    except yaml.YAMLError as exc:
+        raise BackchannelsError(f"{p}: not valid YAML ({exc}); fix the syntax") from exc
     if not isinstance(data, dict) or set(data) != {"backchannels"}:
         found = sorted(str(k) for k in data) if isinstance(data, dict) else type(data).__name__
         raise BackchannelsError(
@@ -539,13 +541,15 @@ class BargeInPolicy:
 def reaction_ms(user_onset_ms: float, last_agent_sample_played_ms: float) -> float:
     """Barge-in reaction time: how long the agent kept talking over the user.
 
-    ``reaction_ms = last_agent_sample_played_ms - user_onset_ms``, both in the session's audio
-    time (ms): ``user_onset_ms`` is the onset of the user's voiced run (`BargeInDetected.onset_ms`)
-    and ``last_agent_sample_played_ms`` the time just past the last agent sample that reached
-    the speaker (the playout position when playout was cleared). The issue's target is a p95 of
-    at most `max_reaction_ms`.
+    ``reaction_ms = max(0, last_agent_sample_played_ms - user_onset_ms)``, both in the session's
+    audio time (ms): ``user_onset_ms`` is the onset of the user's voiced run
+    (`BargeInDetected.onset_ms`) and ``last_agent_sample_played_ms`` the time just past the last
+    agent sample that reached the speaker (the playout position when playout was cleared). When
+    the agent had already gone quiet before the user spoke (a pause between sentences, or the
+    reply was still being prepared), it did not talk over the user at all: 0, never negative.
+    The issue's target is a p95 of at most `max_reaction_ms`.
     """
-    return last_agent_sample_played_ms - user_onset_ms
+    return max(0.0, last_agent_sample_played_ms - user_onset_ms)
 
 
 def max_reaction_ms(min_interruption_ms: float, frame_ms: float) -> float:

