@@ -40,7 +40,7 @@ def configure_stack(app: web.Application, stack: CallStack) -> None:
 
 
 def stack_of(app: web.Application) -> CallStack:
-    """The app's `CallStack` (the embedded one unless `configure_stack` set another)."""
+    """The app's `CallStack` (the default `fast` models unless `configure_stack` set another)."""
     if STACK_KEY not in app:
         app[STACK_KEY] = default_stack()
     return app[STACK_KEY]
