@@ -71,7 +71,9 @@ def _factory(app: web.Application) -> ComponentsFactory:
 
     def from_stack(clock: Clock) -> EngineComponents:
         parts = build(clock)
-        return EngineComponents(vad=parts.vad, stt=parts.stt, llm=parts.llm, tts=parts.tts)
+        return EngineComponents(
+            vad=parts.vad, stt=parts.stt, llm=parts.llm, tts=parts.tts, closers=parts.closers
+        )
 
     return from_stack
 
