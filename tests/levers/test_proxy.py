@@ -76,8 +76,8 @@ def test_proxy_delays_each_request_and_a_hedge_loser_never_reaches_the_upstream(
 def test_eval_levers_hedge_arm_writes_table_json_and_chart(
     upstream: Upstream, tmp_path: Path
 ) -> None:
-    from earshot.evals.levers import LeversOptions
-    from earshot.evals.levers_eval import evaluate
+    from earshot.evals.harness import CommonSettings, execute
+    from earshot.evals.levers import EVALUATION, LeversOptions
 
     opts = LeversOptions(
         out_dir=tmp_path,
@@ -88,13 +88,33 @@ def test_eval_levers_hedge_arm_writes_table_json_and_chart(
         model="stub",
         quiet=True,
     )
-    doc, text = evaluate(opts)
+    done = execute(EVALUATION, opts, CommonSettings(tmp_path, quiet=True))
+    assert done.run.failure == "" and done.report.exit_code == 0
+    doc = done.report.doc
     arms = doc["levers"]["hedge"]["arms"]
     assert set(arms) == {"off", "hedge=2", "hedge=2 delayed p90"}
     assert arms["hedge=2"]["requests_sent"] == 12 and arms["off"]["requests"] == 6
     comparison = arms["hedge=2"]["comparison"]
     assert comparison["num_off"] == 6 and comparison["projected_on_ms"]["p50"] is not None
-    assert "hedge — llm_ttft" in text
+    assert "hedge — llm_ttft" in (tmp_path / "levers.txt").read_text()
     saved = json.loads((tmp_path / "levers.json").read_text())
     assert saved["injected_ttft"]["name"] == TailProfile().name
+    assert saved["levers"] == json.loads(json.dumps(doc["levers"]))
+    # the proxies' counters hold every request of the proxied arms (the direct ones bypass them)
+    sent = sum(arm["requests_sent"] for arm in arms.values())
+    assert sum(p["requests"] for p in saved["proxy_stats"]) == sent
     assert (tmp_path / "levers.png").stat().st_size > 1000
+    lines = (tmp_path / "levers.trials.jsonl").read_text().splitlines()
+    assert [json.loads(x)["trial"] for x in lines] == ["hedge"]
+
+
+def test_eval_levers_cli_rejects_an_unknown_lever(tmp_path: Path) -> None:
+    import argparse
+
+    from earshot.evals import levers
+
+    parser = argparse.ArgumentParser()
+    levers.add_arguments(parser)
+    args = parser.parse_args(["--out", str(tmp_path / "o"), "--levers", "hedge,nope", "--quiet"])
+    assert levers.run(args) == 2
+    assert not (tmp_path / "o").exists()

@@ -18,51 +18,62 @@ delay from a heavy-tailed distribution shaped on published provider figures
 A measured change and a projection disagree when the projection lies outside the measured
 change ± its spread (`earshot.evals.levers_stats`); the table marks it with "!".
 
-Outputs in ``--out``: ``levers.json``, ``levers.txt`` (the tables), ``levers.png``, and each
-session run's ``turns.jsonl`` under ``runs/<lever>-<off|on>/``.
+Each lever is one trial of the harness (`earshot.evals.harness`) with a rig of its own, so
+the common flags (``--out --data --seed --quiet --ray``) work as in every ``earshot eval``.
+Modules, in import order: `levers_model` (options, plan), `levers_stats` (the comparison),
+`levers_report` (JSON, table, chart), `levers_runs` / `levers_session` / `levers_trial` (the
+arms), and this module (the `Evaluation` and the CLI).
+
+Outputs in ``--out``: ``levers.json``, ``levers.txt`` (the tables), ``levers.png``,
+``levers.trials.jsonl`` (one line per lever as it finishes), each session run's
+``turns.jsonl`` under ``runs/<lever>-<off|on>/`` and the servers' logs under ``servers/``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+
+from earshot.evals.harness import Evaluation, add_common_arguments, common_settings, run_cli
+from earshot.evals.levers_model import (
+    DEFAULT_TRIALS,
+    LEVER_NAMES,
+    QUICK_TRIALS,
+    LeversOptions,
+    LeverTrial,
+    plan,
+)
+from earshot.evals.levers_report import report
+from earshot.evals.levers_trial import run_trial
+
+__all__ = ["EVALUATION", "HELP", "LeversOptions", "add_arguments", "options_from_args", "run"]
 
 HELP = "each latency lever off vs on against real LLM servers, beside the budget model"
 
-LEVER_NAMES: tuple[str, ...] = ("hedge", "cache", "preemptive")
-DEFAULT_TRIALS = 200
-QUICK_TRIALS = 30
-MAX_TOKENS = 24
-"""Reply cap in the session runs (SmolLM2 replicas): a sentence or two, so runs stay short."""
-TRIAL_MAX_TOKENS = 8
-"""Reply cap in the TTFT trials: only the first token is measured, and a short reply keeps a
-cancelled loser's leftover generation from queueing the next request on a shared CPU."""
+
+def _describe(result: dict[str, Any]) -> str:
+    lever = result["result"]
+    if result["lever"] == "hedge":
+        c = lever["arms"].get("hedge=2", {}).get("comparison")
+        rel = None if c is None else c["relative_change"]["p99"]
+        return "llm_ttft p99 change " + ("n/a" if rel is None else f"{rel:+.0%}")
+    change = lever["comparison"]["change_ms"]["p50"]
+    return f"{lever['comparison']['name']} p50 change " + (
+        "n/a" if change is None else f"{change:+.0f} ms"
+    )
 
 
-@dataclass(slots=True)
-class LeversOptions:
-    """What `earshot eval levers` takes."""
-
-    out_dir: Path = Path("out/eval-levers")
-    levers: tuple[str, ...] = LEVER_NAMES
-    trials: int = DEFAULT_TRIALS
-    quick: bool = False
-    seed: int = 0
-    base_urls: tuple[str, ...] = ()
-    model: str = "smollm2"
-    hedge_percentile: float = 90.0
-    stable_ms: float = 100.0
-    data_dir: Path | None = None
-    n_utterances: int = 8
-    quiet: bool = False
-    results: dict[str, Any] = field(default_factory=dict)
+EVALUATION: Evaluation[LeversOptions, LeverTrial] = Evaluation(
+    name="levers", plan=plan, run_trial=run_trial, report=report, describe=_describe
+)
+"""`earshot eval levers` as the harness runs it: one trial per lever."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=Path("out/eval-levers"), help="output folder")
+    """Register `earshot eval levers`' flags on ``parser``."""
+    add_common_arguments(
+        parser, default_out="out/eval-levers", seed_help="proxy draws and bootstrap seed"
+    )
     parser.add_argument(
         "--levers",
         default=",".join(LEVER_NAMES),
@@ -77,7 +88,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick", action="store_true", help="few trials and utterances, for CI (seconds)"
     )
-    parser.add_argument("--seed", type=int, default=0, help="proxy draws and bootstrap seed")
     parser.add_argument(
         "--llm-base-url",
         action="append",
@@ -93,30 +103,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=90.0,
         help="delayed hedge: send the second request after this percentile of measured TTFT",
     )
-    parser.add_argument("--data", type=Path, default=None, help="recordings folder (manifest)")
     parser.add_argument("--n", type=int, default=8, help="utterances per session run")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def options_from_args(args: argparse.Namespace) -> LeversOptions:
-    """Validate the flags.
-
-    Raises:
-        ValueError: an unknown lever or a bad count (the message names the flag).
-    """
+    """The options from the flags (checked by the plan: `levers_model.check_options`)."""
     levers = tuple(x.strip() for x in str(args.levers).split(",") if x.strip())
-    unknown = [x for x in levers if x not in LEVER_NAMES]
-    if unknown or not levers:
-        raise ValueError(
-            f"--levers {args.levers!r}: unknown {unknown}; choose from {', '.join(LEVER_NAMES)}"
-        )
     trials = (
         args.trials if args.trials is not None else (QUICK_TRIALS if args.quick else DEFAULT_TRIALS)
     )
-    if trials < 2:
-        raise ValueError(f"--trials {trials}: need at least 2 requests per arm")
-    if args.n < 1:
-        raise ValueError(f"--n {args.n}: need at least 1 utterance")
     return LeversOptions(
         out_dir=args.out,
         levers=levers,
@@ -133,15 +128,6 @@ def options_from_args(args: argparse.Namespace) -> LeversOptions:
 
 
 def run(args: argparse.Namespace) -> int:
-    from earshot.evals.levers_eval import evaluate
-    from earshot.evals.llm_rig import RigError
-
-    try:
-        opts = options_from_args(args)
-        doc, text = evaluate(opts)
-    except (ValueError, RigError, ImportError) as exc:
-        print(f"earshot eval levers: {exc}", file=sys.stderr)
-        return 2
-    print(text)
-    failed = [name for name, r in doc["levers"].items() if r.get("error")]
-    return 1 if failed else 0
+    """`earshot eval levers`: 0 done, 1 a lever failed (e.g. no server), 2 bad input,
+    130/143 interrupted (the levers done so far are written)."""
+    return run_cli(EVALUATION, options_from_args(args), common_settings(args))

@@ -1,0 +1,227 @@
+"""The report of `earshot eval levers`: ``levers.json``, the tables and the chart (pure).
+
+Aggregates the per-lever trials (`earshot.evals.levers_trial.run_trial`) in plan order: each
+lever's section under ``levers``, the rig's URLs per lever under ``servers``, the proxies'
+counters summed over the levers' rigs under ``proxy_stats`` (one entry per replica), and the
+machine's load at the first trial's start and the last trial's end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from earshot.evals.harness import Report, RunResult
+from earshot.evals.latency_proxy import TailProfile
+from earshot.evals.levers_model import MAX_TOKENS, TRIAL_MAX_TOKENS, LeversOptions
+
+
+def levers_doc(opts: LeversOptions, results: list[dict[str, Any]]) -> dict[str, Any]:
+    """``levers.json`` from the trials' results (plan order)."""
+    settings: dict[str, Any] = {
+        "levers": list(opts.levers),
+        "trials": opts.trials,
+        "quick": opts.quick,
+        "seed": opts.seed,
+        "max_tokens": MAX_TOKENS,
+        "trial_max_tokens": TRIAL_MAX_TOKENS,
+        "hedge_percentile": opts.hedge_percentile,
+    }
+    for r in results:
+        if "utterances" in r:
+            settings["utterances"] = r["utterances"]
+            break
+    machine: dict[str, Any] = {}
+    if results:
+        machine = {
+            "cpus": results[0]["machine"]["cpus"],
+            "load_average_start": results[0]["machine"]["load_average_start"],
+            "load_average_end": results[-1]["machine"]["load_average_end"],
+        }
+    proxy_stats: list[dict[str, Any]] = []
+    for r in results:
+        for k, stats in enumerate(r["proxy_stats"]):
+            if k == len(proxy_stats):
+                proxy_stats.append(dict(stats))
+            else:
+                for key, value in stats.items():
+                    proxy_stats[k][key] = proxy_stats[k].get(key, 0) + value
+    return {
+        "settings": settings,
+        "injected_ttft": TailProfile().to_json(),
+        "machine": machine,
+        "levers": {r["lever"]: r["result"] for r in results},
+        "servers": {r["lever"]: r["servers"] for r in results},
+        "proxy_stats": proxy_stats,
+    }
+
+
+def report(opts: LeversOptions, run: RunResult) -> Report:
+    """The JSON, the tables (plain lines) and the chart of the levers done so far."""
+    doc = levers_doc(opts, run.results)
+    if not doc["levers"]:
+        return Report(doc=doc, exit_code=1, message="no lever was measured")
+    return Report(
+        doc=doc,
+        lines=render_text(doc).rstrip("\n").split("\n"),
+        plot=lambda path: plot_levers(path, doc),
+        text_width=200,
+    )
+
+
+def _fmt(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:+.0f}" if signed else f"{value:.0f}"
+
+
+def render_text(doc: dict[str, Any]) -> str:
+    """The tables printed on the terminal and written to ``levers.txt``."""
+    machine = doc.get("machine", {})
+    load = machine.get("load_average_start") or [float("nan")]
+    lines = [
+        "earshot eval levers",
+        f"injected TTFT: {doc['injected_ttft']['name']} — {doc['injected_ttft']['source']}",
+        f"machine: {machine.get('cpus')} CPUs, 1-min load average {load[0]:.1f} at the start "
+        "(the real server's own TTFT moves with it)",
+        "",
+    ]
+    hedge = doc["levers"].get("hedge")
+    if hedge is not None:
+        up = hedge.get("upstream") or {}
+        if up:
+            corr = up.get("correlation")
+            lines.append(
+                "the real servers' own TTFT (no injected delay): "
+                + "; ".join(
+                    f"{k} p50/p95/p99 {_fmt(up[k]['p50'])}/{_fmt(up[k]['p95'])}/"
+                    f"{_fmt(up[k]['p99'])} ms"
+                    for k in ("a", "b")
+                )
+                + f"; correlation a–b {'n/a' if corr is None else f'{corr:.2f}'}"
+            )
+        lines.append("hedge — llm_ttft (ms): off vs on, measured change ± spread, budget model")
+        header = (
+            f"{'arm':28} {'n':>4} {'q':>4} {'off':>7} {'on':>7} {'change':>8} {'±spread':>8} "
+            f"{'model':>7} {'Δmodel':>8}"
+        )
+        lines.append(header)
+        for name, arm in hedge["arms"].items():
+            c = arm.get("comparison")
+            if c is None:
+                continue
+            for q in ("p50", "p95", "p99"):
+                flag = " !" if c["model_disagrees"][q] else ""
+                lines.append(
+                    f"{name:28} {c['num_on']:>4} {q:>4} {_fmt(c['off_ms'][q]):>7} "
+                    f"{_fmt(c['on_ms'][q]):>7} {_fmt(c['change_ms'][q], True):>8} "
+                    f"{_fmt(c['spread_ms'][q]):>8} {_fmt(c['projected_on_ms'][q]):>7} "
+                    f"{_fmt(c['projected_change_ms'][q], True):>8}{flag}"
+                )
+            rel = c["relative_change"]["p99"]
+            lines.append(
+                f"{'':28} waste: {arm['extra_requests']} extra requests, "
+                f"{arm['cancelled_streams']} cancelled; second request won "
+                f"{arm['second_request_won']}×; p99 change "
+                f"{'n/a' if rel is None else f'{rel:+.0%}'}; criterion met: "
+                f"{arm['meets_criterion']}"
+            )
+        lines.append("")
+    for name in ("cache", "preemptive"):
+        arm = doc["levers"].get(name)
+        if arm is None:
+            continue
+        c = arm["comparison"]
+        lines.append(f"{name} — {c['name']} (ms), off vs on, budget model beside it")
+        lines.append(
+            f"{'q':>4} {'off':>7} {'on':>7} {'change':>8} {'±spread':>8} {'model':>7} "
+            f"{'Δmodel':>8}   (n={c['num_on']})"
+        )
+        for q in ("p50", "p95", "p99"):
+            flag = " !" if c["model_disagrees"][q] else ""
+            lines.append(
+                f"{q:>4} {_fmt(c['off_ms'][q]):>7} {_fmt(c['on_ms'][q]):>7} "
+                f"{_fmt(c['change_ms'][q], True):>8} {_fmt(c['spread_ms'][q]):>8} "
+                f"{_fmt(c['projected_on_ms'][q]):>7} {_fmt(c['projected_change_ms'][q], True):>8}"
+                f"{flag}"
+            )
+        saving = ", ".join(
+            f"{k} {v:+.0f}" for k, v in arm["saving_per_term_ms"].items() if abs(v) >= 0.5
+        )
+        lines.append(f"  mean change per term: {saving or 'none'}")
+        projection = arm.get("projection") or {}
+        lines.append(
+            f"  budget model: earshot budget --from OFF --lever {projection.get('lever')}"
+            f" --simulate{' — ' + projection['error'] if 'error' in projection else ''}"
+        )
+        if name == "cache":
+            lines.append(
+                f"  hit rate {arm['hit_rate']:.0%} on {arm['turns_compared']} repeat turns; "
+                f"{arm['cache']}; hit TTFAT = endpointing + jitter buffer only: "
+                f"{arm['hit_ttfat_is_endpointing_plus_jitter_only']}"
+            )
+        else:
+            every = arm["comparison_all_turns"]
+            lines.append(
+                "  all turns (restarts included): "
+                + ", ".join(
+                    f"{q} {_fmt(every['off_ms'][q])} → {_fmt(every['on_ms'][q])} "
+                    f"(model {_fmt(every['projected_on_ms'][q])})"
+                    for q in ("p50", "p95", "p99")
+                )
+                + f" — {(arm.get('projection_all_turns') or {}).get('lever')}"
+            )
+            lines.append(
+                f"  {arm['matched']}/{arm['turns_compared']} turns matched; waste "
+                f"{arm['preemptive']}; off llm_ttft p50 {_fmt(arm['off_llm_ttft_p50_ms'])} ms; "
+                f"criterion met: {arm['meets_criterion']}"
+            )
+        lines.append("")
+    lines.append("'!' = the budget model's projection lies outside measured change ± spread")
+    return "\n".join(lines) + "\n"
+
+
+def plot_levers(path: Path, doc: dict[str, Any]) -> None:
+    """Grouped bars: per lever and arm, p50/p95/p99 off, on, and the model's projection."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from earshot.audio.io import save_figure_atomic
+
+    groups: list[tuple[str, dict[str, Any]]] = []
+    hedge = doc["levers"].get("hedge")
+    if hedge is not None:
+        for name, arm in hedge["arms"].items():
+            if "comparison" in arm:
+                groups.append((f"llm_ttft, {name}", arm["comparison"]))
+    for name in ("cache", "preemptive"):
+        arm = doc["levers"].get(name)
+        if arm is not None:
+            groups.append((f"{name}: {arm['comparison']['name']}", arm["comparison"]))
+    fig, axes = plt.subplots(
+        1, max(1, len(groups)), figsize=(5.0 * max(1, len(groups)), 4.5), squeeze=False
+    )
+    try:
+        for ax, (title, c) in zip(axes[0], groups, strict=False):
+            qs = ["p50", "p95", "p99"]
+            xs = range(len(qs))
+            width = 0.27
+            for k, (label, key) in enumerate(
+                (
+                    ("off", "off_ms"),
+                    ("on (measured)", "on_ms"),
+                    ("on (budget model)", "projected_on_ms"),
+                )
+            ):
+                values = [c[key][q] or 0.0 for q in qs]
+                ax.bar([x + (k - 1) * width for x in xs], values, width, label=label)
+            ax.set_xticks(list(xs), qs)
+            ax.set_ylabel("ms")
+            ax.set_title(title, fontsize=9)
+            ax.legend(fontsize=8)
+        fig.tight_layout()
+        save_figure_atomic(fig, path)
+    finally:
+        plt.close(fig)

@@ -1,0 +1,227 @@
+"""One trial of `earshot eval levers`: one lever's arms against their own LLM rig.
+
+`run_trial` starts the rig (`earshot.evals.llm_rig`: servers and latency proxies, seeded by
+the trial's seed), runs the lever's arms, compares them (`earshot.evals.levers_stats`) and
+returns plain JSON; `earshot.evals.levers_report` aggregates the trials.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from earshot.clock import SystemClock
+from earshot.evals.harness import Trial
+from earshot.evals.latency_proxy import TailProfile
+from earshot.evals.levers_model import MAX_TOKENS, TRIAL_MAX_TOKENS, LeversOptions, LeverTrial
+from earshot.evals.levers_runs import TtftTrial, ttft_trials
+from earshot.evals.levers_session import cache_arm, preemptive_arm
+from earshot.evals.levers_stats import Comparison, compare, pct, project_hedged_ttft
+from earshot.evals.llm_rig import LlmRig
+from earshot.levers.hedge import HedgeConfig, HedgedLLM
+from earshot.llm.base import LanguageModel
+from earshot.llm.openai_compat import LlmTimeouts, OpenAICompatLLM
+
+CACHE_WORD_DISTANCE = 0.4
+"""The eval's cache tolerance (`ResponseCache.max_word_distance`): pocketsphinx does not
+transcribe a recording the same way twice in one session (its normalisation adapts)."""
+
+HEDGE_CRITERION = -0.30
+"""Done-when of issue 13: hedging with N=2 cuts ``llm_ttft`` p99 by at least 30 %."""
+
+
+def caller_prompts(opts: LeversOptions) -> list[str]:
+    """The recorded callers' reference transcripts (the LLM prompts of the TTFT trials)."""
+    from earshot.evals.latency_plan import load_manifest
+    from earshot.evals.manifest import bundled_data_dir
+
+    utterances = load_manifest(opts.data_dir or bundled_data_dir())
+    prompts = [u.transcript for u in utterances if u.transcript.strip()]
+    if not prompts:
+        raise ValueError("the recordings' manifest has no transcripts to use as prompts")
+    return prompts
+
+
+def caller_paths(opts: LeversOptions) -> list[Path]:
+    """The first ``n_utterances`` recorded callers (manifest order, sorted by path)."""
+    from earshot.evals.latency_plan import load_manifest
+    from earshot.evals.manifest import bundled_data_dir
+
+    utterances = load_manifest(opts.data_dir or bundled_data_dir())
+    return [u.path for u in utterances[: opts.n_utterances]]
+
+
+def _progress(opts: LeversOptions, text: str) -> None:
+    if not opts.quiet:
+        print(f"  {text}", file=sys.stderr, flush=True)
+
+
+def run_trial(opts: LeversOptions, trial: Trial[LeverTrial]) -> dict[str, Any]:
+    """Run one lever's arms against a rig of its own; the lever's results, JSON-able.
+
+    Returns:
+        ``lever``, ``result`` (the lever's section of ``levers.json``), ``servers`` (the
+        rig's URLs), ``proxy_stats`` (per proxy), ``utterances`` (session levers: the
+        callers' file names) and ``machine`` (CPUs, 1-min load average at start and end).
+
+    Raises:
+        RigError: the LLM servers cannot be started or reached.
+        ValueError: bad data or options.
+    """
+    lever = trial.params.lever
+    load_start = list(os.getloadavg())
+    rig = LlmRig(
+        replicas=2,
+        profile=TailProfile(),
+        seed=trial.seed,
+        base_urls=opts.base_urls or None,
+        log_dir=opts.out_dir / "servers",
+    )
+    out: dict[str, Any] = {"lever": lever}
+    with rig.running():
+        out["servers"] = {"upstreams": rig.upstream_urls, "proxies": rig.proxy_urls}
+        if lever == "hedge":
+            out["result"] = _hedge(opts, rig, trial.seed)
+        else:
+            paths = caller_paths(opts)
+            llm = _client(rig.proxy_urls[0], opts.model, SystemClock())
+            out["utterances"] = [p.name for p in paths]
+            if lever == "cache":
+                _progress(opts, "cache: the callers twice, off then on")
+                out["result"] = cache_arm(opts.out_dir, paths, llm, trial.seed, CACHE_WORD_DISTANCE)
+            else:
+                _progress(opts, "preemptive: the callers, off then on")
+                out["result"] = preemptive_arm(opts.out_dir, paths, llm, trial.seed, opts.stable_ms)
+        out["proxy_stats"] = [p.stats.to_json() for p in rig.proxies]
+    out["machine"] = {
+        "cpus": os.cpu_count(),
+        "load_average_start": load_start,
+        "load_average_end": list(os.getloadavg()),
+    }
+    return out
+
+
+def _client(
+    url: str, model: str, clock: SystemClock, max_tokens: int = MAX_TOKENS
+) -> OpenAICompatLLM:
+    return OpenAICompatLLM(
+        url,
+        model,
+        clock,
+        max_tokens=max_tokens,
+        temperature=0.0,
+        timeouts=LlmTimeouts(first_token_ms=15_000.0),
+    )
+
+
+def _hedge(opts: LeversOptions, rig: LlmRig, seed: int) -> dict[str, Any]:
+    clock = SystemClock()
+    a, b = rig.proxy_urls[0], rig.proxy_urls[1]
+    single = _client(a, opts.model, clock, TRIAL_MAX_TOKENS)
+    hedged = HedgedLLM(
+        [
+            _client(a, opts.model, clock, TRIAL_MAX_TOKENS),
+            _client(b, opts.model, clock, TRIAL_MAX_TOKENS),
+        ],
+        clock,
+    )
+    delayed = HedgedLLM(
+        [
+            _client(a, opts.model, clock, TRIAL_MAX_TOKENS),
+            _client(b, opts.model, clock, TRIAL_MAX_TOKENS),
+        ],
+        clock,
+        HedgeConfig(2, delay_ms=TailProfile().body_p90_ms, percentile=opts.hedge_percentile),
+    )
+    # The servers' own first-token time, straight to each upstream (no injected delay): how
+    # heavy their own tail is, and how much the two replicas' slowness moves together.
+    direct = {
+        f"upstream {k}": _client(url, opts.model, clock, TRIAL_MAX_TOKENS)
+        for k, url in zip("ab", rig.upstream_urls[:2], strict=True)
+    }
+    arms: dict[str, LanguageModel] = {
+        "off": single,
+        "hedge=2": hedged,
+        f"hedge=2 delayed p{opts.hedge_percentile:g}": delayed,
+        **direct,
+    }
+
+    def progress(i: int) -> None:
+        if not opts.quiet and (i % 10 == 0 or i == opts.trials):
+            print(
+                f"  hedge: {i}/{opts.trials} prompts through {len(arms)} arms",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    async def main() -> dict[str, list[TtftTrial]]:
+        try:
+            return await ttft_trials(
+                arms, caller_prompts(opts), clock, opts.trials, on_trial=progress
+            )
+        finally:
+            await single.aclose()
+            await hedged.aclose()
+            await delayed.aclose()
+            for client in direct.values():
+                await client.aclose()
+
+    results = asyncio.run(main())
+    off = [t.ttft_ms for t in results["off"] if t.ttft_ms is not None]
+    out: dict[str, Any] = {"arms": {}, "criterion": "llm_ttft p99 cut >= 30 % at no worse p50"}
+    out["upstream"] = _upstream_tail(results["upstream a"], results["upstream b"])
+    for name, trials in results.items():
+        if name.startswith("upstream"):
+            continue
+        ttfts = [t.ttft_ms for t in trials if t.ttft_ms is not None]
+        hedges: list[dict[str, Any]] = [
+            t.notes["llm_hedge"] for t in trials if "llm_hedge" in t.notes
+        ]
+        sent = sum(h["requests_sent"] for h in hedges) if hedges else len(trials)
+        arm: dict[str, Any] = {
+            "requests": len(trials),
+            "failed": sum(1 for t in trials if t.ttft_ms is None),
+            "requests_sent": sent,
+            "extra_requests": sent - len(trials),
+            "cancelled_streams": sum(h["cancelled"] for h in hedges),
+            "second_request_won": sum(1 for h in hedges if h["winner"] == 1),
+            "ttft_ms": ttfts,
+        }
+        if name != "off":
+            comparison = compare("llm_ttft", off, ttfts, project_hedged_ttft(off, 2, seed), seed)
+            arm["comparison"] = comparison.to_json()
+            arm["meets_criterion"] = _meets(comparison)
+        out["arms"][name] = arm
+    return out
+
+
+def _upstream_tail(a: list[TtftTrial], b: list[TtftTrial]) -> dict[str, Any]:
+    """Percentiles of each server's own TTFT and the correlation of the two on the same trial
+    (hedging assumes independent replicas: the closer to 1, the less it can cut)."""
+    pairs = [
+        (x.ttft_ms, y.ttft_ms)
+        for x, y in zip(a, b, strict=True)
+        if x.ttft_ms is not None and y.ttft_ms is not None
+    ]
+    out: dict[str, Any] = {}
+    for name, trials in (("a", a), ("b", b)):
+        values = [t.ttft_ms for t in trials if t.ttft_ms is not None]
+        out[name] = {f"p{q:g}": pct(values, q) for q in (50.0, 95.0, 99.0)}
+    if len(pairs) >= 3:
+        xs = np.array(pairs, dtype=np.float64)
+        out["correlation"] = float(np.corrcoef(xs[:, 0], xs[:, 1])[0, 1])
+    else:
+        out["correlation"] = None
+    return out
+
+
+def _meets(c: Comparison) -> bool | None:
+    p99, p50 = c.relative_change("p99"), c.change_ms.get("p50")
+    if p99 is None or p50 is None:
+        return None
+    return p99 <= HEDGE_CRITERION and p50 <= 0.0
