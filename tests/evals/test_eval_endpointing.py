@@ -52,12 +52,13 @@ from earshot.evals.endpointing_trials import (
 from earshot.evals.manifest import bundled_data_dir, read_manifest
 from earshot.llm import make_llm
 from earshot.session.config import SessionConfig
+from earshot.session.listener import Listener
 from earshot.session.session import Session
 from earshot.stt import make_stt
 from earshot.stt.base import Transcript
 from earshot.stt.pocketsphinx import PocketsphinxRecognizer
+from earshot.testing import ScriptedVad
 from earshot.tts import make_tts
-from earshot.turns.detector import TurnDetector
 from earshot.turns.endpointer import FixedEndpointer
 from earshot.vad import make_vad
 
@@ -432,7 +433,7 @@ def test_score_lane_definitions() -> None:
         lane = Lane(
             Configuration("silero", EndpointerSpec("fixed", 200.0)),
             FixedEndpointer(200.0),
-            TurnDetector(FixedEndpointer(200.0)),
+            Listener(ScriptedVad([]), FixedEndpointer(200.0)),
             None,
             [{"decided_at_ms": at, "speech_end_ms": end} for at, end in decisions],
         )

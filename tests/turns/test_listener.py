@@ -15,7 +15,7 @@ from earshot.session.listener import (
 )
 from earshot.testing import ScriptedVad
 from earshot.turns.bargein import BargeInConfig
-from earshot.turns.endpointer import FixedEndpointer
+from earshot.turns.endpointer import FixedEndpointer, PauseContext
 
 FRAME = np.zeros(320, dtype=np.int16)
 
@@ -58,3 +58,53 @@ def test_speech_over_the_agent_barges_in_after_min_interruption() -> None:
     (i, barge) = next((i, e) for i, e in events if isinstance(e, BargeIn))
     assert barge.detection.onset_ms == 1000.0 and barge.detection.detected_ms == 1200.0
     assert i == 59 and listener.bargein_pending
+
+
+class TextRecordingEndpointer(FixedEndpointer):
+    """A fixed policy that keeps the partial text it was shown on each pause frame."""
+
+    def __init__(self, silence_ms: float) -> None:
+        super().__init__(silence_ms)
+        self.seen: list[str] = []
+
+    def decide(self, ctx: PauseContext) -> bool:
+        self.seen.append(ctx.partial_text)
+        return super().decide(ctx)
+
+
+def test_a_partial_source_is_asked_on_pause_frames_of_an_open_turn_only() -> None:
+    vad = ScriptedVad([(200.0, 1000.0), (1200.0, 1600.0)])
+    endpointer = TextRecordingEndpointer(500.0)
+    asked_on: list[int] = []
+    frame = [0]
+
+    def source() -> str:
+        asked_on.append(frame[0])
+        return f"words up to {frame[0]}"
+
+    listener = Listener(vad, endpointer, partial_source=source)
+    ended_on = None
+    for i in range(150):
+        frame[0] = i
+        for ev in listener.push(FRAME, i * 20.0, False, (i + 1) * 20.0):
+            if isinstance(ev, UserTurnEnded):
+                ended_on = i
+    # the segmenter's pause frames only: the gap (silence from frame 51, its hangover frame
+    # after 1000 ms, to 61, speech again two voiced frames after 1200 ms) and the tail from
+    # 81 to the end of turn; never in speech, before the turn or after its end
+    pause_frames = [*range(51, 62), *range(81, 105)]
+    assert ended_on == 104 and asked_on == pause_frames
+    assert endpointer.seen == [f"words up to {i}" for i in pause_frames]
+    assert listener.partial == "words up to 104"
+
+
+def test_without_a_partial_source_the_policy_reads_on_partial() -> None:
+    vad = ScriptedVad([(200.0, 1000.0)])
+    endpointer = TextRecordingEndpointer(500.0)
+    listener = Listener(vad, endpointer)
+    for i in range(30):
+        listener.push(FRAME, i * 20.0, False, (i + 1) * 20.0)
+    listener.on_partial("hello there", 600.0)
+    for i in range(30, 80):
+        listener.push(FRAME, i * 20.0, False, (i + 1) * 20.0)
+    assert endpointer.seen and set(endpointer.seen) == {"hello there"}

@@ -1,4 +1,4 @@
-"""Configurations, replay through the runtime's turn logic, and scoring for the endpointing eval."""
+"""Configurations, replay through the session's listener, and scoring for the endpointing eval."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from earshot.evals.endpointing_lanes import ModelResources, WhisperLaneStt, paus
 
 if TYPE_CHECKING:
     from earshot.evals.endpointing_data import SyntheticTurn
+    from earshot.session.listener import Listener
     from earshot.stt.base import StreamingRecognizer
-    from earshot.turns.detector import EndOfTurn, TurnDetector
+    from earshot.turns.detector import EndOfTurn
     from earshot.turns.endpointer import Endpointer
     from earshot.vad.base import VoiceActivityDetector
 
@@ -234,39 +235,13 @@ class LaneStt:
         self._next_frame = until_frame
 
 
-@dataclass(frozen=True, slots=True)
-class VadTrack:
-    """A VAD segmenter's output per frame: speech state, and the voiced end where speech stops."""
-
-    is_speech: tuple[bool, ...]
-    voiced_end_ms: tuple[float | None, ...]
-
-
-def vad_track(
-    vad: VoiceActivityDetector, frames: Sequence[Pcm16], frame_ms: float, threshold: float
-) -> VadTrack:
-    """Run ``vad`` (reset first) and a fresh `VadSegmenter` over ``frames``, as the session does."""
-    from earshot.vad.segmenter import SpeechEnded, VadSegmenter
-
-    vad.reset()
-    segmenter = VadSegmenter(threshold=threshold)
-    speech: list[bool] = []
-    ends: list[float | None] = []
-    for i, frame in enumerate(frames):
-        end: float | None = None
-        for event in segmenter.push(vad.speech_probability(frame), i * frame_ms, frame_ms):
-            if isinstance(event, SpeechEnded):
-                end = event.end_ms
-        speech.append(segmenter.is_speech)
-        ends.append(end)
-    return VadTrack(tuple(speech), tuple(ends))
-
-
 @dataclass(slots=True)
 class Lane:
-    """One configuration's run through one track: the runtime's detector and what it did.
+    """One configuration's run through one track: the session's listener and what it did.
 
     Attributes:
+        listener: the session's `Listener`, with the configuration's policy as its end-of-turn
+            policy (and, for a policy that reads text, the lane's STT as its partial source).
         decisions: every end of turn as ``{"decided_at_ms", "speech_end_ms", "partial",
             "reason"}`` (partial and reason for policies that read text).
         discarded: voiced stretches too short to be a turn.
@@ -274,13 +249,19 @@ class Lane:
 
     config: Configuration
     endpointer: Endpointer
-    detector: TurnDetector
+    listener: Listener
     stt: LaneStt | WhisperLaneStt | None
     decisions: list[dict[str, Any]] = field(default_factory=list)
     observed_at_ms: list[float] = field(default_factory=list)
     """Model policies: end of the frame on which each pause observation was first asked."""
     discarded: int = 0
     finished: bool = False
+    frame_index: int = 0
+    """The frame being decided (what the partial source transcribes up to)."""
+
+    def partial(self) -> str:
+        """The lane's STT partial as frame `frame_index` arrives (the listener's source)."""
+        return self.stt.partial(self.frame_index) if self.stt is not None else ""
 
 
 def replay(
@@ -291,11 +272,16 @@ def replay(
     settings: ReplaySettings,
     resources: ModelResources | None = None,
 ) -> list[Lane]:
-    """Run every configuration over ``turn`` frame by frame, as ``Session._input_worker`` does.
+    """Run every configuration over ``turn`` frame by frame through the session's `Listener`.
+
+    Each configuration gets its own listener (the session's, built with its settings), fed
+    as ``Session._input_worker`` feeds it: the front end (VAD) once per VAD and frame (the
+    detectors are stateful and shared by the configurations that name them), then
+    `Listener.decide` per configuration, with no agent playing.
 
     Args:
         turn: the track and its ground truth.
-        configs: the configurations, each run with a fresh policy and detector.
+        configs: the configurations, each run with a fresh policy and listener.
         vads: a detector per VAD name in ``configs`` (reset before use).
         make_recognizer: builds a streaming recognizer for each configuration that reads the
             transcript.
@@ -307,7 +293,12 @@ def replay(
         ended the turn at or after its true end, or `MISSED_AFTER_MS` after the true end.
     """
     from earshot.audio.frames import samples_per_frame
-    from earshot.turns.detector import EndOfTurn, TurnDetector, TurnDiscarded, TurnStarted
+    from earshot.session.listener import (
+        Listener,
+        UserTurnDiscarded,
+        UserTurnEnded,
+        UserTurnStarted,
+    )
     from earshot.turns.model_endpointer import ModelEndpointer
 
     frame_ms = settings.frame_ms
@@ -315,10 +306,6 @@ def replay(
     true_end_ms = turn.turn_end_ms
     num_frames = min(math.ceil((true_end_ms + MISSED_AFTER_MS) / frame_ms), len(turn.pcm) // n)
     frames = [turn.pcm[i * n : (i + 1) * n] for i in range(num_frames)]
-    tracks = {
-        name: vad_track(vads[name], frames, frame_ms, settings.vad_threshold)
-        for name in sorted({c.vad for c in configs})
-    }
     pre_roll_frames = int(settings.pre_roll_ms // frame_ms)
     lanes: list[Lane] = []
     r = resources if resources is not None else ModelResources()
@@ -339,38 +326,48 @@ def replay(
             )
         elif spec.reads_text:
             stt = LaneStt(make_recognizer, frames, pre_roll_frames)
-        detector = TurnDetector(endpointer, settings.min_speech_ms)
-        lanes.append(Lane(config, endpointer, detector, stt))
-    for i, frame in enumerate(frames):
+        listener = Listener(
+            vads[config.vad],
+            endpointer,
+            frame_ms=frame_ms,
+            vad_threshold=settings.vad_threshold,
+            min_speech_ms=settings.min_speech_ms,
+            pre_roll_ms=settings.pre_roll_ms,
+        )
+        lane = Lane(config, endpointer, listener, stt)
+        if stt is not None:
+            listener.partial_source = lane.partial
+        lanes.append(lane)
+    front_ends: dict[str, list[tuple[Pcm16, float]]] = {}
+    for lane in lanes:
+        if lane.config.vad not in front_ends:
+            lane.listener.vad.reset()
+            front_ends[lane.config.vad] = [lane.listener.front_end(f) for f in frames]
+    for i in range(num_frames):
         start_ms, end_ms = i * frame_ms, (i + 1) * frame_ms
         for lane in lanes:
             if lane.finished:
                 continue
-            track = tracks[lane.config.vad]
-            is_speech = track.is_speech[i]
-            partial = ""
-            if lane.stt is not None and not is_speech and lane.detector.in_turn:
-                partial = lane.stt.partial(i)
-            events = lane.detector.push(
-                start_ms, end_ms, is_speech, partial, frame, track.voiced_end_ms[i]
-            )
+            lane.frame_index = i
+            clean, prob = front_ends[lane.config.vad][i]
+            events = lane.listener.decide(clean, prob, float(start_ms), False, float(end_ms))
             if isinstance(lane.endpointer, ModelEndpointer):
                 while len(lane.observed_at_ms) < lane.endpointer.pauses_started:
                     lane.observed_at_ms.append(end_ms)
             for event in events:
                 match event:
-                    case TurnStarted():
+                    case UserTurnStarted():
                         if lane.stt is not None:
                             lane.stt.turn_started(i)
-                    case TurnDiscarded():
+                    case UserTurnDiscarded():
                         lane.discarded += 1
                         if lane.stt is not None:
                             lane.stt.turn_ended(i)
-                    case EndOfTurn():
-                        lane.decisions.append(_decision(event, lane, partial))
+                    case UserTurnEnded(eot=eot):
+                        lane.decisions.append(_decision(eot, lane, lane.listener.partial))
                         if lane.stt is not None:
                             lane.stt.turn_ended(i)
-                        lane.finished = event.decided_at_ms >= true_end_ms
+                        lane.finished = eot.decided_at_ms >= true_end_ms
                     case _:
                         pass
         if all(lane.finished for lane in lanes):
@@ -389,10 +386,16 @@ def lane_pauses(lane: Lane, true_end_ms: float, onset_ms: float) -> list[dict[st
     return pause_records(lane.endpointer, lane.observed_at_ms[:n], true_end_ms, onset_ms)
 
 
+def _ms(value: float) -> float:
+    """A time to the µs; a whole number of ms as an int (the records are on the frame grid)."""
+    rounded = round(float(value), 3)
+    return int(rounded) if rounded.is_integer() else rounded
+
+
 def _decision(event: EndOfTurn, lane: Lane, partial: str) -> dict[str, Any]:
     decision: dict[str, Any] = {
-        "decided_at_ms": round(event.decided_at_ms, 3),
-        "speech_end_ms": round(event.speech_end_ms, 3),
+        "decided_at_ms": _ms(event.decided_at_ms),
+        "speech_end_ms": _ms(event.speech_end_ms),
     }
     if lane.stt is not None:
         decision["partial"] = partial

@@ -212,18 +212,23 @@ def load_speech_vad(name: str, raw: Pcm16, vad: VoiceActivityDetector) -> list[S
     Returns:
         The turns, in order; [] when the VAD hears no speech.
     """
-    from earshot.evals.endpointing_replay import vad_track
+    from earshot.vad.segmenter import SpeechEnded, VadSegmenter
 
     frame_ms = 20.0
     n = ms_to_samples(frame_ms)
     frames = [raw[i : i + n] for i in range(0, len(raw) - n + 1, n)]
-    track = vad_track(vad, frames, frame_ms, 0.5)
+    vad.reset()
+    segmenter = VadSegmenter(threshold=0.5)
     spans: list[tuple[int, int]] = []
     start: int | None = None
-    for i, speech in enumerate(track.is_speech):
+    for i, frame in enumerate(frames):
+        end_ms: float | None = None
+        for event in segmenter.push(vad.speech_probability(frame), i * frame_ms, frame_ms):
+            if isinstance(event, SpeechEnded):
+                end_ms = event.end_ms
+        speech = segmenter.is_speech
         if speech and start is None:
             start = i * n
-        end_ms = track.voiced_end_ms[i]
         if not speech and start is not None:
             spans.append((start, ms_to_samples(end_ms) if end_ms is not None else i * n))
             start = None

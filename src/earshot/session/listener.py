@@ -20,6 +20,7 @@ the frame before the turn detector), then turn events.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,6 +139,10 @@ class Listener:
         aec: echo canceller run on frames that come with a far-end reference.
         aec_warmup_ms: agent playout (ms, counted in frames with the agent playing) before
             barge-in is armed, while the echo canceller converges.
+        partial_source: for a caller that transcribes on demand (the end-pointing
+            evaluation): called with no argument on each frame of a pause inside an open turn,
+            just before the end-of-turn policy is asked; its text is given to `on_partial`.
+            None (the session): partials arrive through `on_partial` as the STT makes them.
 
     Raises:
         ValueError: an unsupported ``frame_ms``.
@@ -155,12 +160,14 @@ class Listener:
         bargein: BargeInConfig | None = None,
         aec: AcousticEchoCanceller | None = None,
         aec_warmup_ms: float = 0.0,
+        partial_source: Callable[[], str] | None = None,
     ) -> None:
         self.frame_ms = frame_ms
         self.frame_samples = samples_per_frame(frame_ms)
         self.vad = vad
         self.aec = aec
         self.aec_warmup_ms = aec_warmup_ms
+        self.partial_source = partial_source
         self.segmenter = VadSegmenter(threshold=vad_threshold)
         self.detector = TurnDetector(endpointer, min_speech_ms)
         self.bargein = BargeInPolicy(bargein) if bargein is not None else None
@@ -256,6 +263,8 @@ class Listener:
             self._agent_played_ms += frame_ms
         events[:0] = self._barge_in_step(end_ms, agent_playing or reply_pending)
         was_in_turn = self.detector.in_turn
+        if self.partial_source is not None and was_in_turn and not self.segmenter.is_speech:
+            self.on_partial(self.partial_source(), now_ms)
         turn_events = self.detector.push(
             start_ms, end_ms, self.segmenter.is_speech, self._partial, clean, voiced_end_ms
         )
