@@ -100,9 +100,12 @@ def test_eval_levers_hedge_arm_writes_table_json_and_chart(
     saved = json.loads((tmp_path / "levers.json").read_text())
     assert saved["injected_ttft"]["name"] == TailProfile().name
     assert saved["levers"] == json.loads(json.dumps(doc["levers"]))
-    # the proxies' counters hold every request of the proxied arms (the direct ones bypass them)
+    # the proxies' counters, summed per replica: every winner reached a proxy; a loser
+    # cancelled before its connection opened never did (the direct arms bypass the proxies)
     sent = sum(arm["requests_sent"] for arm in arms.values())
-    assert sum(p["requests"] for p in saved["proxy_stats"]) == sent
+    winners = sum(arm["requests"] for arm in arms.values())
+    assert len(saved["proxy_stats"]) == 2
+    assert winners <= sum(p["requests"] for p in saved["proxy_stats"]) <= sent
     assert (tmp_path / "levers.png").stat().st_size > 1000
     lines = (tmp_path / "levers.trials.jsonl").read_text().splitlines()
     assert [json.loads(x)["trial"] for x in lines] == ["hedge"]
