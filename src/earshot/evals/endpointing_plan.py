@@ -35,8 +35,8 @@ from earshot.evals.harness import trial_seed
 from earshot.evals.manifest import bundled_data_dir
 
 if TYPE_CHECKING:
-    from earshot.evals.endpointing import EndpointingOptions
     from earshot.evals.endpointing_lanes import ModelResources
+    from earshot.evals.endpointing_model import EndpointingOptions
     from earshot.evals.endpointing_replay import Configuration, ReplaySettings
     from earshot.vad.base import VoiceActivityDetector
 
@@ -136,7 +136,7 @@ _CONTEXTS: dict[tuple[Any, ...], _Context] = {}
 
 def _context(opts: EndpointingOptions) -> _Context:
     """The configurations and models of these options, built once per process."""
-    from earshot.evals.endpointing import build_configurations, build_resources
+    from earshot.evals.endpointing_model import build_configurations, build_resources
     from earshot.evals.endpointing_replay import ReplaySettings
     from earshot.vad import make_vad
 
@@ -171,7 +171,7 @@ def run_trial(opts: EndpointingOptions, trial: HarnessTrial[EndpointingTrial]) -
         ValueError: the recording or noise is not in the data folder any more.
         ImportError: a backend a policy needs is not installed (names the extra).
     """
-    from earshot.evals.endpointing import turn_doc
+    from earshot.evals.endpointing_model import turn_doc
     from earshot.evals.endpointing_replay import replay
     from earshot.stt import make_stt
     from earshot.stt.pocketsphinx import PocketsphinxRecognizer

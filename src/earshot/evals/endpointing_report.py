@@ -19,7 +19,7 @@ from earshot.evals.endpointing_trials import (
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from earshot.evals.endpointing import EndpointingRun
+    from earshot.evals.endpointing_model import EndpointingRun
 
 SIGNALS: tuple[str, ...] = (
     "lm_logit",
