@@ -9,12 +9,12 @@ every N:
   sent per tick; no session, no models;
 * ``fake`` — ``earshot serve --stack fake``: the whole session on the shipped fakes
   (orchestration only);
-* ``embedded`` — ``earshot serve --stack embedded``: Silero, pocketsphinx, scripted LLM,
-  espeak-ng.
+* ``fast`` — ``earshot serve --stack fast`` (the default): Silero, pocketsphinx, scripted LLM,
+  espeak-ng; any other ``earshot serve --stack`` (``neural``, ``local``) runs the same way.
 
 A server "holds" N calls when the p99 lateness of its frame ticks (how late each call's 20 ms
 tick ran, from ``/healthz``) stays under 20 ms and no call failed. Reported: the largest N held
-per server and the ratios fake/bare and embedded/bare. The callers run in this process; their
+per server and the ratios fake/bare and fast/bare. The callers run in this process; their
 own send lateness is printed too, so an overloaded load generator is visible.
 
 ``--memory`` instead runs ``--memory-calls`` calls of ``--long-s`` seconds against
@@ -260,9 +260,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--duration-s", type=float, default=20.0, help="seconds per call per step")
     p.add_argument("--max-n", type=int, default=16, help="largest N tried")
-    p.add_argument("--stacks", default="bare,fake,embedded", help="which servers, in order")
+    p.add_argument("--stacks", default="bare,fake,fast", help="which servers, in order")
     p.add_argument("--memory", action="store_true", help="per-call memory instead")
-    p.add_argument("--stack", default="fake", help="--memory: fake or embedded")
+    p.add_argument("--stack", default="fake", help="--memory: an earshot serve --stack")
     p.add_argument("--memory-calls", type=int, default=2)
     p.add_argument("--short-s", type=float, default=60.0)
     p.add_argument("--long-s", type=float, default=600.0)
@@ -320,7 +320,7 @@ def main() -> None:
     for name, held_n in held_sets:
         bare = held_n.get("bare")
         if bare:
-            for kind in ("fake", "embedded"):
+            for kind in (k for k in kinds if k != "bare"):
                 value = held_n.get(kind)
                 if value is not None:
                     print(f"{name}: {kind}/bare = {value / bare:.2f}")

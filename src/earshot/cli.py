@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from earshot import __version__, shutdown
-from earshot.options import OneLineErrorParser, http_url, number
+from earshot.options import OneLineErrorParser, number
 from earshot.outcome import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERNAL,
@@ -36,9 +36,7 @@ def bundled_data(*parts: str) -> Path:
 
 
 def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from earshot.llm import LLM_KINDS
-    from earshot.llm.scripted import DEFAULT_PROFILE, PROFILES
-    from earshot.stacks import add_stack_arguments
+    from earshot.stacks import add_model_arguments
 
     ms = number  # every numeric flag is range-checked: finite, and within what it can mean
     p = sub.add_parser(
@@ -100,52 +98,7 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument(
         "--jitter-ms", type=ms(0, 2000), default=40.0, help="jitter buffer hold (ms, 0-2000)"
     )
-    add_stack_arguments(p)
-    p.add_argument("--stt-model", type=Path, help="whisper: a CTranslate2 Whisper model directory")
-    p.add_argument(
-        "--llm",
-        choices=LLM_KINDS,
-        help="scripted (offline, simulated timing), an OpenAI-compatible server, or local "
-        "(llama.cpp in-process); overrides --stack",
-    )
-    p.add_argument("--llm-rules", type=Path, help="rules file for the scripted LLM")
-    p.add_argument(
-        "--llm-profile",
-        default=DEFAULT_PROFILE,
-        choices=sorted(PROFILES),
-        help="latency profile of the scripted LLM: time to first token from published provider "
-        f"figures, cited in earshot.llm.scripted (default {DEFAULT_PROFILE})",
-    )
-    p.add_argument(
-        "--llm-base-url",
-        type=http_url,
-        help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (checked at start-up)",
-    )
-    p.add_argument(
-        "--llm-model",
-        help="openai: the server's model name; local: a GGUF file (default: bundled SmolLM2)",
-    )
-    p.add_argument(
-        "--llm-connect-timeout-ms",
-        type=ms(0, 600_000, lo_open=True),
-        default=2000.0,
-        help="OpenAI-compatible LLM: time to open the connection (default 2000)",
-    )
-    p.add_argument(
-        "--llm-first-token-timeout-ms",
-        type=ms(0, 600_000, lo_open=True),
-        default=5000.0,
-        help="OpenAI-compatible LLM: request to first token (default 5000)",
-    )
-    p.add_argument(
-        "--llm-inter-token-timeout-ms",
-        type=ms(0, 600_000, lo_open=True),
-        default=2000.0,
-        help="OpenAI-compatible LLM: longest gap between streamed tokens (default 2000)",
-    )
-    p.add_argument(
-        "--tts-voice", default="en-us", help="espeak-ng voice, or a Piper .onnx voice for piper"
-    )
+    add_model_arguments(p)
     p.add_argument("--budget", type=Path, help="per-term budget file (YAML/JSON)")
     p.add_argument(
         "--budget-preset", default="1.5s", choices=("1.5s", "2.0s"), help="built-in budget"
@@ -202,35 +155,18 @@ def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _run_converse(args: argparse.Namespace) -> int:
     from earshot.audio.io import AudioFileError
     from earshot.converse import ConverseOptions, EchoOptions, converse
-    from earshot.llm import LlmTimeouts
     from earshot.llm.base import LlmError
     from earshot.metrics.budget import load_budget
     from earshot.outputs import OutputError
     from earshot.session.config import SessionConfig
-    from earshot.stacks import resolve_stack
+    from earshot.stacks import model_options
     from earshot.turns.bargein import BargeInConfig, load_backchannels
 
     try:
-        stack = resolve_stack(args.stack, args.stt, args.llm, args.tts)
+        models = model_options(args)
     except ValueError as exc:
         return _usage_error(str(exc))
-    llm_options: dict[str, object] = {}
-    if stack.llm == "scripted":
-        llm_options = {"rules_path": args.llm_rules, "profile": args.llm_profile}
-    elif stack.llm == "local":
-        llm_options = {"model_path": args.llm_model}
-    else:
-        if not args.llm_base_url:
-            return _usage_error("--llm openai needs --llm-base-url (e.g. http://127.0.0.1:8000/v1)")
-        llm_options = {
-            "base_url": args.llm_base_url,
-            "model": args.llm_model or "default",
-            "timeouts": LlmTimeouts(
-                connect_ms=args.llm_connect_timeout_ms,
-                first_token_ms=args.llm_first_token_timeout_ms,
-                inter_token_ms=args.llm_inter_token_timeout_ms,
-            ),
-        }
+    stack = models.stack
     try:
         opts = ConverseOptions(
             input_path=Path(args.input) if args.input else bundled_data(DEMO_CALLER),
@@ -268,11 +204,11 @@ def _run_converse(args: argparse.Namespace) -> int:
             endpointing_acoustic=False if args.endpointing_text_only else None,
             eot_threshold=args.eot_threshold,
             stt=stack.stt,
-            stt_model=args.stt_model,
+            stt_model=models.stt_model,
             llm=stack.llm,
-            llm_options=llm_options,
+            llm_options=models.llm_options,
             tts=stack.tts,
-            tts_voice=args.tts_voice,
+            tts_voice=models.tts_voice,
             budget_path=args.budget,
             budget_preset=args.budget_preset,
             simulated_clock=args.simulated_clock,

@@ -41,7 +41,7 @@ os.umask(_UMASK)
 RunStatus = Literal["running", "complete", "failed", "interrupted"]
 
 
-class OutputError(Exception):
+class OutputError(ValueError):
     """An output path cannot be used or written; the one-line message names it and the fix."""
 
 
@@ -49,11 +49,15 @@ def _reason(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-def check_out_dir(path: str | os.PathLike[str], flag: str = "--out") -> Path:
+def check_out_dir(
+    path: str | os.PathLike[str], flag: str = "--out", *, create: bool = True
+) -> Path:
     """Make sure ``path`` is a folder this process can create files in (creating it if needed).
 
     The check is a real one: a probe file is created and removed, so a read-only mount, a full
-    inode table or a permission problem show up here and not after the run.
+    inode table or a permission problem show up here and not after the run. With
+    ``create=False`` nothing is made: the nearest existing folder on the way is probed instead
+    (the evaluations make their folder only once a trial has run).
 
     Returns:
         The folder, as a Path.
@@ -64,12 +68,13 @@ def check_out_dir(path: str | os.PathLike[str], flag: str = "--out") -> Path:
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise OutputError(f"{flag} {p}: is a file, not a folder; give a folder path")
-    _usable_dir(p, f"{flag} {p}")
+    _usable_dir(p, f"{flag} {p}", create=create)
     return p
 
 
-def check_out_file(path: str | os.PathLike[str], flag: str) -> Path:
-    """The same check for a single output file (``--json out.json``): its folder must be usable.
+def check_out_file(path: str | os.PathLike[str], flag: str, *, create: bool = True) -> Path:
+    """The same check for a single output file (``--json out.json``): its folder must be usable
+    (``create`` as for `check_out_dir`).
 
     Raises:
         OutputError: ``path`` is a folder, or its folder cannot be created or written in.
@@ -77,21 +82,26 @@ def check_out_file(path: str | os.PathLike[str], flag: str) -> Path:
     p = Path(path)
     if p.is_dir():
         raise OutputError(f"{flag} {p}: is a folder; give a file path, e.g. {p / 'out.json'}")
-    _usable_dir(p.parent, f"{flag} {p}")
+    _usable_dir(p.parent, f"{flag} {p}", create=create)
     return p
 
 
-def _usable_dir(p: Path, shown: str) -> None:
-    """Create ``p`` if needed and probe that files can be made in it; errors start ``shown``."""
+def _usable_dir(p: Path, shown: str, *, create: bool = True) -> None:
+    """Create ``p`` if needed (or, without ``create``, take its nearest existing folder) and
+    probe that files can be made in it; errors start ``shown``."""
     for parent in (p, *p.parents):
         if parent.exists() and not parent.is_dir():
             raise OutputError(f"{shown}: {parent} is a file, not a folder; give another path")
-    try:
-        p.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"{shown}: cannot create the folder ({_reason(exc)}); give a writable path"
-        ) from None
+    if create:
+        try:
+            p.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(
+                f"{shown}: cannot create the folder ({_reason(exc)}); give a writable path"
+            ) from None
+    else:
+        while not p.exists() and p.parent != p:
+            p = p.parent
     try:
         fd, probe = tempfile.mkstemp(dir=p, prefix=".earshot-probe-")
     except OSError as exc:

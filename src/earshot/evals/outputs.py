@@ -13,62 +13,40 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from earshot.audio.io import write_text_atomic
+from earshot.outputs import OutputError
+from earshot.outputs import check_out_dir as shared_check_out_dir
+from earshot.outputs import check_out_file as shared_check_out_file
 
-
-class OutputPathError(ValueError):
-    """An output path cannot be written; the message names the path, the problem and the fix."""
-
-
-def _probe_writable(folder: Path, flag: str, path: Path) -> None:
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".earshot-write-check.")
-    except OSError as exc:
-        raise OutputPathError(
-            f"{flag} {path}: cannot write into {folder} ({exc.strerror or exc}); "
-            "choose a folder you can write to"
-        ) from None
-    os.close(fd)
-    Path(tmp).unlink(missing_ok=True)
-
-
-def _check_folder(folder: Path, flag: str, path: Path) -> None:
-    probe = folder
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        what = "is a file" if probe == path else f"cannot be created: {probe} is a file"
-        raise OutputPathError(f"{flag} {path}: {what}; give a path in a folder")
-    _probe_writable(probe, flag, path)
+OutputPathError = OutputError
+"""An output path cannot be written (the shared `earshot.outputs.OutputError`)."""
 
 
 def check_out_dir(path: Path, flag: str = "--out") -> None:
     """Make sure ``path`` is, or can be created as, a folder this process can write to.
 
-    Nothing is created: the nearest existing folder on the way to ``path`` is probed with a
-    temporary file (then removed); the folder itself is made when the first output is written.
+    Nothing is created (the folder is made when the first output is written); the check is
+    `earshot.outputs.check_out_dir` with ``create=False``.
 
     Raises:
         OutputPathError: ``path`` or a parent is a file, or the folder cannot be written to.
     """
-    _check_folder(path, flag, path)
+    shared_check_out_dir(path, flag, create=False)
 
 
 def check_out_file(path: Path, flag: str) -> None:
-    """Make sure a file can be written at ``path`` (its folder may not exist yet).
+    """Make sure a file can be written at ``path`` (its folder may not exist yet; nothing is
+    created).
 
     Raises:
         OutputPathError: ``path`` is a folder, a parent is a file, or the folder cannot be
             written to.
     """
-    if path.is_dir():
-        raise OutputPathError(f"{flag} {path}: is a folder; give a file name")
-    _check_folder(path.parent, flag, path)
+    shared_check_out_file(path, flag, create=False)
 
 
 def dump_json(doc: dict[str, Any]) -> str:

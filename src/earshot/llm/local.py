@@ -141,6 +141,7 @@ class LocalLLM:
             "timeouts": timeouts,
         }
         self._server: Any = None
+        self._owns_server = True
         self._client: _LlamaServerClient | None = None
 
     @property
@@ -177,11 +178,30 @@ class LocalLLM:
             raise
         self._server = server
 
+    def share_server(self, source: LocalLLM) -> None:
+        """Send requests to ``source``'s llama.cpp server (starting it if needed) instead of
+        starting one; `close` then leaves it running. Each instance keeps its own clock and
+        client; the server queues concurrent requests.
+
+        Raises:
+            ValueError: ``source`` serves another model file.
+            LlmError: ``source``'s server did not start.
+        """
+        if source.model_path != self.model_path:
+            raise ValueError(
+                f"cannot share the llama.cpp server of {source.model_path} for {self.model_path}"
+            )
+        source.load()
+        self._server = source._server
+        self._owns_server = False
+        self._client = None
+
     def close(self) -> None:
-        """Stop the child server (the next `stream` starts a new one)."""
-        if self._server is not None:
+        """Stop the child server unless it is shared (the next `stream` starts a new one)."""
+        if self._server is not None and self._owns_server:
             self._server.stop()
-            self._server = None
+        self._server = None
+        self._owns_server = True
         self._client = None
 
     async def stream(self, messages: Sequence[ChatMessage]) -> AsyncGenerator[str, None]:

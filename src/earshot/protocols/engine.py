@@ -91,6 +91,9 @@ class EngineComponents:
     stt: StreamingRecognizer
     llm: LanguageModel
     tts: Synthesizer
+    closers: tuple[Callable[[], None], ...] = ()
+    """Stop what this connection's backends own (e.g. the recognizer's worker thread) when
+    the connection ends; shared models stay loaded."""
 
 
 def smart_endpointer(scale: float) -> Endpointer:

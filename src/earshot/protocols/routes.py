@@ -59,7 +59,7 @@ def add_protocol_routes(app: web.Application) -> None:
 
 def _factory(app: web.Application) -> ComponentsFactory:
     """The Realtime backends: `COMPONENTS_KEY` if set, else the server's own call stack's
-    (``earshot serve --stack embedded|fake`` and its LLM options), else `embedded_components`."""
+    (``earshot serve --stack`` and its model flags), else `embedded_components`."""
     custom = app.get(COMPONENTS_KEY)
     if custom is not None:
         return custom
@@ -71,7 +71,9 @@ def _factory(app: web.Application) -> ComponentsFactory:
 
     def from_stack(clock: Clock) -> EngineComponents:
         parts = build(clock)
-        return EngineComponents(vad=parts.vad, stt=parts.stt, llm=parts.llm, tts=parts.tts)
+        return EngineComponents(
+            vad=parts.vad, stt=parts.stt, llm=parts.llm, tts=parts.tts, closers=parts.closers
+        )
 
     return from_stack
 

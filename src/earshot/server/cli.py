@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from earshot.stacks import ModelOptions, add_model_arguments, model_options
+
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register ``serve``, ``call`` and ``loadtest``."""
@@ -40,12 +42,8 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--max-calls", type=int, default=8, help="concurrent calls before refusing (default 8)"
     )
     p.add_argument("--out", type=Path, default=Path("out/calls"), help="per-call output folders")
-    p.add_argument(
-        "--stack",
-        default="embedded",
-        choices=("embedded", "fake"),
-        help="embedded: Silero/pocketsphinx/scripted LLM/espeak-ng; fake: scripted fakes "
-        "(orchestration only, for load tests)",
+    add_model_arguments(
+        p, extra_stacks={"fake": "the shipped fakes (orchestration only, for load tests)"}
     )
     p.add_argument("--frame-ms", type=int, default=20, choices=(10, 20, 40), help="frame size")
     p.add_argument("--eot-silence-ms", type=float, default=500.0, help="end-of-turn silence")
@@ -85,10 +83,33 @@ def _run_serve(args: argparse.Namespace) -> int:
     except ServerConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return serve(
-        config,
-        stack=args.stack,
-        frame_ms=args.frame_ms,
-        eot_silence_ms=args.eot_silence_ms,
-        quiet=args.quiet,
+    from earshot.llm.base import LlmError
+    from earshot.server.stack import FAKE_STACK, make_stack
+
+    fake = args.stack == FAKE_STACK
+    try:
+        models = None if fake else model_options(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    stack = make_stack(
+        models, fake=fake, frame_ms=args.frame_ms, eot_silence_ms=args.eot_silence_ms
     )
+    if not args.quiet:
+        print(f"earshot serve: {describe_models(models)}", flush=True)
+    preload = getattr(stack, "shared_parts", None)
+    if callable(preload):
+        try:
+            preload()  # the shared models load now, not in the first caller's time
+        except (ImportError, ValueError, LlmError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return serve(config, stack)
+
+
+def describe_models(models: ModelOptions | None) -> str:
+    """One line naming the stage backends, e.g. ``stt whisper, llm scripted, tts piper``."""
+    if models is None:
+        return "fake stack (shipped fakes, orchestration only)"
+    s = models.stack
+    return f"stt {s.stt}, llm {s.llm}, tts {s.tts}"

@@ -1,14 +1,28 @@
-"""The server's stacks: ``embedded`` (the real offline defaults) and ``fake`` (orchestration).
+"""The server's stacks: `EmbeddedStack` (real models, any ``--stack``) and `FakeStack`.
 
-* `EmbeddedStack` — the same backends as ``earshot converse``: Silero VAD, pocketsphinx
-  streaming STT, the scripted LLM (labelled simulated) or any OpenAI-compatible server,
-  espeak-ng streaming TTS. No AEC in the engine: browsers cancel their own echo.
+* `EmbeddedStack` — the backends ``earshot converse`` builds from the same model flags
+  (`earshot.stacks.ModelOptions`: ``--stack fast|neural|local``, ``--stt/--llm/--tts`` and
+  their options), made by the same factories (`earshot.stt.make_stt`, `earshot.llm.make_llm`,
+  `earshot.tts.make_tts`). No AEC in the engine: browsers cancel their own echo.
 * `FakeStack` — the shipped fakes of `earshot.testing` (energy VAD, scripted STT/LLM/TTS): no
-  inference, so a load test measures the orchestration alone.
+  inference, so a load test measures the orchestration alone (``--stack fake``).
+
+What many calls share (loaded once per server, on the first call) and what each call owns:
+
+* per call: the VAD (Silero/WebRTC keep per-stream state), the STT recognizer (turn buffer,
+  partial agreement, pocketsphinx decoder state), the endpointer, the LLM client (its clock;
+  the scripted LLM's reply rotation), espeak-ng's synthesizer settings (espeak-ng is one C
+  library per process and serializes syntheses itself, `earshot.tts.espeak`);
+* shared: the Whisper model (each call's recognizer decodes on it in turn under one lock,
+  `earshot.stt.whisper.WhisperRecognizer.share_model`), the llama.cpp server process of the
+  ``local`` LLM (it queues the calls' requests, `earshot.llm.local.LocalLLM.share_server`),
+  and the Piper voice (one `earshot.tts.piper.PiperSynthesizer`, whose phonemizer and
+  synthesis steps run one at a time under its lock; it holds no per-utterance state).
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,69 +30,142 @@ from earshot.clock import Clock
 from earshot.server.gil import SlicedRecognizer
 from earshot.server.session_stack import SessionParts, SessionStack
 from earshot.session.config import SessionConfig
+from earshot.stacks import ModelOptions
 from earshot.turns.bargein import BargeInConfig
 
 
 class EmbeddedStack(SessionStack):
-    """Real offline components per call (see the module docstring).
+    """Real components per call, from the model flags (see the module docstring).
 
     Args:
         config: session settings.
+        models: the stage backends and their options; None: the ``fast`` stack (Silero VAD,
+            pocketsphinx, the scripted LLM labelled simulated, espeak-ng).
         vad: ``silero`` or ``webrtc``.
         endpointer: ``fixed`` or ``smart``; ``eot_silence_ms`` for the fixed one.
-        llm: ``scripted`` or ``openai`` with ``llm_options`` as for `earshot.llm.make_llm`.
-        bargein: barge-in thresholds, None to disable.
+        bargein: barge-in thresholds, None for the defaults.
+        budget_preset: the budget each call's report is held against.
+
+    Raises:
+        ImportError: a backend's package is missing (on the first call; names the extra).
+        ValueError: a bad model option (on the first call).
     """
 
-    name = "embedded"
+    name = "real"
 
     def __init__(
         self,
         config: SessionConfig | None = None,
         *,
+        models: ModelOptions | None = None,
         vad: str = "silero",
         endpointer: str = "fixed",
         eot_silence_ms: float = 500.0,
-        llm: str = "scripted",
-        llm_options: dict[str, Any] | None = None,
         bargein: BargeInConfig | None = None,
         budget_preset: str = "1.5s",
     ) -> None:
         super().__init__(config, budget_preset)
+        self.models = models or ModelOptions()
         self.vad_name = vad
         self.endpointer_name = endpointer
         self.eot_silence_ms = eot_silence_ms
-        self.llm_name = llm
-        self.llm_options = llm_options or {}
         self.bargein = bargein if bargein is not None else BargeInConfig()
+        self._shared: dict[str, Any] | None = None
+        self._shared_lock = threading.Lock()
 
-    def build_parts(self, clock: Clock) -> SessionParts:
-        from earshot.converse import ConverseOptions, build_components, describe_components
+    def _options(self) -> Any:
+        from earshot.converse import ConverseOptions
 
-        opts = ConverseOptions(
+        m = self.models
+        return ConverseOptions(
             input_path=Path("-"),
             out_dir=Path("-"),
             session=self.config,
             vad=self.vad_name,
             endpointer=self.endpointer_name,
             eot_silence_ms=self.eot_silence_ms,
-            llm=self.llm_name,  # type: ignore[arg-type]
-            llm_options=self.llm_options,
+            stt=m.stack.stt,
+            stt_model=m.stt_model,
+            llm=m.stack.llm,
+            llm_options=m.llm_options,
+            tts=m.stack.tts,
+            tts_voice=m.tts_voice,
             bargein=self.bargein,
         )
-        parts = build_components(opts, clock)
+
+    def shared_parts(self) -> dict[str, Any]:
+        """The loaded models every call shares (stage → instance), loaded on first use.
+
+        Blocking (loads models): call from the inference pool.
+        """
+        from earshot.clock import SystemClock
+        from earshot.converse import _stt_options, _tts_options
+        from earshot.llm import make_llm
+        from earshot.stt import make_stt
+        from earshot.tts import make_tts
+
+        with self._shared_lock:
+            if self._shared is None:
+                opts = self._options()
+                shared: dict[str, Any] = {}
+                if opts.stt == "whisper":
+                    options = _stt_options(opts, SystemClock())
+                    options.pop("clock", None)
+                    shared["stt"] = make_stt(opts.stt, **options)
+                if opts.llm == "local":
+                    shared["llm"] = make_llm(opts.llm, clock=SystemClock(), **opts.llm_options)
+                if opts.tts == "piper":
+                    shared["tts"] = make_tts(opts.tts, **_tts_options(opts), **opts.tts_options)
+                for part in shared.values():
+                    part.load()
+                self._shared = shared
+            return self._shared
+
+    def build_parts(self, clock: Clock) -> SessionParts:
+        from earshot.converse import _stt_options, _tts_options, describe_components
+        from earshot.llm import make_llm
+        from earshot.stt import make_stt
+        from earshot.tts import make_tts
+        from earshot.turns.factory import make_endpointer
+        from earshot.vad import make_vad
+
+        opts = self._options()
+        shared = self.shared_parts()
+        stt = make_stt(opts.stt, **_stt_options(opts, clock))
+        if "stt" in shared:
+            stt.share_model(shared["stt"])  # type: ignore[attr-defined]
+        llm = make_llm(opts.llm, clock=clock, **opts.llm_options)
+        if "llm" in shared:
+            llm.share_server(shared["llm"])  # type: ignore[attr-defined]
+        tts = shared["tts"] if "tts" in shared else make_tts(opts.tts, **_tts_options(opts))
+        for part in (stt, llm, tts):
+            load = getattr(part, "load", None)
+            if callable(load):
+                load()
+        parts: dict[str, Any] = {
+            "vad": make_vad(opts.vad),
+            "stt": stt,
+            "llm": llm,
+            "tts": tts,
+            "endpointer": make_endpointer(opts.endpointer, silence_ms=opts.eot_silence_ms),
+            "aec": None,
+            "mic": None,
+            "bargein": opts.bargein,
+        }
         components = describe_components(parts, clock)
         components.pop("transport", None)
         components["echo"] = "the caller's device (browser echo cancellation)"
         components["aec"] = "off in the engine (no far-end reference over the network)"
+        closers = [c for c in (getattr(stt, "close", None), getattr(llm, "close", None)) if c]
         return SessionParts(
             vad=parts["vad"],
-            stt=SlicedRecognizer(parts["stt"]),
-            llm=parts["llm"],
-            tts=parts["tts"],
+            stt=SlicedRecognizer(stt),
+            llm=llm,
+            tts=tts,
             endpointer=parts["endpointer"],
             bargein=parts["bargein"],
             components=components,
+            closers=tuple(closers),
         )
 
 

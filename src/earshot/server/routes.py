@@ -30,6 +30,7 @@ HELLO_TIMEOUT_S = 10.0
 def add_call_routes(app: web.Application) -> None:
     """Register the call endpoints on ``app`` (a `earshot.server.app.Setup`)."""
     app.router.add_get("/ws", ws_call)
+    app.on_startup.append(_ensure_stack)
     from earshot.server.rtc import add_rtc_routes
 
     add_rtc_routes(app)
@@ -40,8 +41,14 @@ def configure_stack(app: web.Application, stack: CallStack) -> None:
     app[STACK_KEY] = stack
 
 
+async def _ensure_stack(app: web.Application) -> None:
+    """At start-up (while the app may still change): the default stack unless one was set."""
+    if STACK_KEY not in app:
+        app[STACK_KEY] = default_stack()
+
+
 def stack_of(app: web.Application) -> CallStack:
-    """The app's `CallStack` (the embedded one unless `configure_stack` set another)."""
+    """The app's `CallStack` (the default `fast` models unless `configure_stack` set another)."""
     if STACK_KEY not in app:
         app[STACK_KEY] = default_stack()
     return app[STACK_KEY]

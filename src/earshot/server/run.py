@@ -13,6 +13,7 @@ from aiohttp import web
 from earshot.clock import set_inference_executor
 from earshot.server.app import ServerConfig, build_app
 from earshot.server.rtc import CALL_TASKS_KEY, RUNNING_CALLS_KEY, RunningCalls
+from earshot.server.stack import CallStack
 
 
 def pool_size() -> int:
@@ -58,22 +59,12 @@ async def serving(config: ServerConfig, app: web.Application) -> AsyncIterator[s
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def serve(
-    config: ServerConfig,
-    *,
-    stack: str = "embedded",
-    frame_ms: int = 20,
-    eot_silence_ms: float = 500.0,
-    quiet: bool = False,
-) -> int:
-    """Serve until Ctrl-C. Returns the exit status."""
+def serve(config: ServerConfig, stack: CallStack) -> int:
+    """Serve ``stack``'s calls until Ctrl-C. Returns the exit status."""
     from earshot.server.routes import configure_stack
-    from earshot.server.stack import make_stack
 
     app = build_app(config)
-    configure_stack(
-        app, make_stack(stack, frame_ms=frame_ms, eot_silence_ms=eot_silence_ms, quiet=quiet)
-    )
+    configure_stack(app, stack)
 
     async def main() -> None:
         async with serving(config, app) as url:

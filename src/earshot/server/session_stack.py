@@ -4,9 +4,9 @@
 only says how to build the stage backends (`SessionStack.build_parts`, run in the inference
 pool because loading a model blocks). Per call it
 
-* builds fresh backends (no state is shared between calls: each call has its own VAD state,
-  recognizer, LLM history and synthesizer settings; espeak-ng is one C library per process and
-  serializes syntheses with its own lock, `earshot.tts.espeak`);
+* builds the call's backends (each call has its own VAD state, recognizer and LLM history;
+  loaded models that are safe to share are shared, see `earshot.server.embedded`) and closes
+  what the call owns when it ends (`SessionParts.closers`);
 * runs the session on the transport with a fresh session clock;
 * sends the page its live messages from the session's events (`PageEvents`: partial and final
   transcripts, the agent's text, the heard part once known, each finished turn with TTFAT
@@ -17,6 +17,7 @@ pool because loading a model blocks). Per call it
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,9 @@ class SessionParts:
     endpointer: Endpointer
     bargein: BargeInConfig | None
     components: dict[str, str]
+    closers: tuple[Callable[[], None], ...] = ()
+    """Stop what this call's backends own (worker threads) once the call ends; shared
+    models stay loaded."""
 
 
 class SessionStack:
@@ -118,7 +122,13 @@ class SessionStack:
         finally:
             recorder.close()
             log.close()
-            await run_blocking(self._write_report, out, session.state, parts, transport, admission)
+            try:
+                await run_blocking(
+                    self._write_report, out, session.state, parts, transport, admission
+                )
+            finally:
+                for close in parts.closers:
+                    await run_blocking(close)
         return CallSummary(turns=len(session.state.turns), out_dir=str(out))
 
     def _write_report(

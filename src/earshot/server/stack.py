@@ -1,9 +1,11 @@
 """What a server call runs: a `CallStack` builds one session per call on a transport.
 
-`earshot serve --stack embedded` (the default: Silero VAD, pocketsphinx, the scripted LLM,
-espeak-ng — `earshot.server.embedded`) and ``--stack fake`` (the shipped fakes of
-`earshot.testing`, orchestration only) are the two stacks; a test or an embedding application
-may pass its own to `earshot.server.routes.configure_stack`.
+`earshot serve` runs real models (`earshot.server.embedded.EmbeddedStack`) chosen by the same
+flags as ``earshot converse`` (``--stack fast|neural|local``, ``--stt/--llm/--tts`` and their
+options; default the ``fast`` stack: Silero VAD, pocketsphinx, the scripted LLM, espeak-ng),
+or with ``--stack fake`` the shipped fakes of `earshot.testing` (orchestration only, for load
+tests). A test or an embedding application may pass its own stack to
+`earshot.server.routes.configure_stack`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pydantic import BaseModel
 
 from earshot.clock import Clock
 from earshot.server.registry import Admission
+from earshot.stacks import ModelOptions
 from earshot.transports.base import Transport
 
 Notify = Callable[[BaseModel], None]
@@ -58,26 +61,28 @@ class CallStack(Protocol):
 STACK_KEY = web.AppKey("earshot_stack", CallStack)
 
 
+FAKE_STACK = "fake"
+"""The ``earshot serve --stack`` choice beyond `earshot.stacks.STACKS`: the shipped fakes."""
+
+
 def default_stack() -> CallStack:
-    """The embedded stack with its default settings."""
-    return make_stack("embedded")
+    """Real models of the default (``fast``) stack with their default settings."""
+    return make_stack()
 
 
 def make_stack(
-    name: str, *, frame_ms: int = 20, eot_silence_ms: float = 500.0, quiet: bool = False
+    models: ModelOptions | None = None,
+    *,
+    fake: bool = False,
+    frame_ms: int = 20,
+    eot_silence_ms: float = 500.0,
 ) -> CallStack:
-    """``embedded`` or ``fake`` with these settings (``earshot serve --stack``).
-
-    Raises:
-        ValueError: an unknown stack name.
-    """
+    """The stack ``earshot serve`` runs: real models per ``models`` (None: the ``fast``
+    stack), or the shipped fakes if ``fake`` (``--stack fake``)."""
     from earshot.server.embedded import EmbeddedStack, FakeStack
     from earshot.session.config import SessionConfig
 
     config = SessionConfig(frame_ms=frame_ms)
-    del quiet
-    if name == "embedded":
-        return EmbeddedStack(config, eot_silence_ms=eot_silence_ms)
-    if name == "fake":
+    if fake:
         return FakeStack(config)
-    raise ValueError(f"unknown stack {name!r}: use embedded or fake")
+    return EmbeddedStack(config, models=models, eot_silence_ms=eot_silence_ms)

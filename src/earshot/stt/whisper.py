@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -164,6 +165,7 @@ class WhisperRecognizer:
         self._margin_ms = context_margin_ms
         self._clock = clock
         self._model: Any = None
+        self._model_lock = threading.Lock()  # one decode at a time per (shared) model
         self._worker: ThreadPoolExecutor | None = None
         self._reset_turn()
         self._open = False
@@ -192,6 +194,25 @@ class WhisperRecognizer:
             self._decode(np.zeros(SAMPLE_RATE_HZ, dtype=np.float32), None)
         if self._worker is None:
             self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="whisper")
+
+    def share_model(self, source: WhisperRecognizer) -> None:
+        """Decode with ``source``'s loaded model (loading it if needed) instead of a copy.
+
+        Recognizers sharing a model keep their own turn state and worker thread; their
+        decodes take turns on the model (one lock per model: the encoder window is set per
+        decode). ``source`` must have the same model path and compute settings.
+
+        Raises:
+            ValueError: ``source`` uses another model directory.
+        """
+        if source.model_path != self.model_path:
+            raise ValueError(
+                f"cannot share the Whisper model {source.model_path} with a recognizer of "
+                f"{self.model_path}"
+            )
+        source.load()
+        self._model = source._model
+        self._model_lock = source._model_lock
 
     def close(self) -> None:
         """Stop the worker thread (waits for a decode in flight)."""
@@ -378,31 +399,34 @@ class WhisperRecognizer:
         if audio.size == 0:
             return _Decode((), "", stopwatch.elapsed_ms(), 0)
         model = self._model
-        model.window_frames = (
-            _WINDOW_FRAMES
-            if self._margin_ms is None
-            else encoder_frames(int(audio.size), self._margin_ms)
-        )
-        segments, _info = model.transcribe(
-            audio,
-            language=self.language,
-            beam_size=self._beam_size,
-            word_timestamps=True,
-            condition_on_previous_text=False,
-            vad_filter=False,
-            # No temperature fallback: its retries cost a decode each (seconds on a short,
-            # unclear buffer) and a streaming turn cannot afford them.
-            temperature=0.0,
-            max_new_tokens=_max_tokens(int(audio.size)),
-        )
         words: list[WordSegment] = []
         texts: list[str] = []
-        for segment in segments:
-            texts.append(str(segment.text).strip())
-            for w in segment.words or ():
-                token = str(w.word).strip()
-                if token:
-                    words.append(WordSegment(token, float(w.start) * 1000, float(w.end) * 1000))
+        with self._model_lock:  # segments decode lazily: iterate them under the lock too
+            model.window_frames = (
+                _WINDOW_FRAMES
+                if self._margin_ms is None
+                else encoder_frames(int(audio.size), self._margin_ms)
+            )
+            segments, _info = model.transcribe(
+                audio,
+                language=self.language,
+                beam_size=self._beam_size,
+                word_timestamps=True,
+                condition_on_previous_text=False,
+                vad_filter=False,
+                # No temperature fallback: its retries cost a decode each (seconds on a short,
+                # unclear buffer) and a streaming turn cannot afford them.
+                temperature=0.0,
+                max_new_tokens=_max_tokens(int(audio.size)),
+            )
+            for segment in segments:
+                texts.append(str(segment.text).strip())
+                for w in segment.words or ():
+                    token = str(w.word).strip()
+                    if token:
+                        words.append(
+                            WordSegment(token, float(w.start) * 1000, float(w.end) * 1000)
+                        )
         text = " ".join(t for t in texts if t)
         return _Decode(tuple(words), text, stopwatch.elapsed_ms(), int(audio.size))
 

@@ -135,6 +135,10 @@ class PiperSynthesizer:
         self._speaker_id = speaker_id
         self._voice: Any = None
         self._load_lock = threading.Lock()
+        # Piper phonemizes through espeak-ng's process-global state: one synthesis step at a
+        # time, so that one instance can serve many calls (the lock is never held across a
+        # yield).
+        self._synth_lock = threading.Lock()
 
     @property
     def voice_name(self) -> str:
@@ -199,17 +203,24 @@ class PiperSynthesizer:
         voice = self._voice
         segment = tokens[begin:end]
         text = " ".join(segment)
-        sentences = [s for s in voice.phonemize(text) if s]
-        token_phonemes = [[p for s in voice.phonemize(t) for p in s] for t in segment]
+        with self._synth_lock:
+            sentences = [s for s in voice.phonemize(text) if s]
+            token_phonemes = [[p for s in voice.phonemize(t) for p in s] for t in segment]
         labels = label_phonemes(token_phonemes, [p for s in sentences for p in s])
         owners = sorted({label for label in labels if label is not None})
         texts = word_texts(segment, owners)
         rate = int(voice.config.sample_rate)
         scale = SAMPLE_RATE_HZ / rate
         cursor = 0
-        for index, chunk in enumerate(
-            voice.synthesize(text, self._syn_config, include_alignments=True)
-        ):
+        with self._synth_lock:
+            pieces = voice.synthesize(text, self._syn_config, include_alignments=True)
+        index = -1
+        while True:
+            with self._synth_lock:
+                chunk = next(pieces, None)
+            if chunk is None:
+                break
+            index += 1
             if index >= len(sentences) or list(chunk.phonemes) != list(sentences[index]):
                 raise PiperError(f"Piper's sentence {index} of {text!r} differs from its phonemes")
             sentence_labels = labels[cursor : cursor + len(chunk.phonemes)]

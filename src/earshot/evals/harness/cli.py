@@ -34,6 +34,7 @@ from earshot.evals.harness.runner import (
     shutdown_ray,
 )
 from earshot.evals.outputs import OutputPathError, TrialLog, check_out_dir, write_eval_outputs
+from earshot.outputs import OutputError
 
 O = TypeVar("O")  # noqa: E741
 P = TypeVar("P")
@@ -168,11 +169,14 @@ def execute(evaluation: Evaluation[O, P], options: O, settings: CommonSettings) 
     log.close()  # not on a plan error: an output folder is only made once a trial ran
     elapsed_s = time.perf_counter() - started
     report = evaluation.report(options, run)
-    write_eval_outputs(
-        settings.out_dir, evaluation.name, report.doc, render_text(report), report.plot
-    )
-    for file_name, text in report.files.items():
-        write_text_atomic(settings.out_dir / file_name, text)
+    try:
+        write_eval_outputs(
+            settings.out_dir, evaluation.name, report.doc, render_text(report), report.plot
+        )
+        for file_name, text in report.files.items():
+            write_text_atomic(settings.out_dir / file_name, text)
+    except OutputError as exc:  # after the work: a failed write, not a bad --out
+        raise OSError(str(exc)) from None
     return Executed(run, report, elapsed_s)
 
 

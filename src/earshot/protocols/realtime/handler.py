@@ -15,7 +15,7 @@ from pathlib import Path
 from aiohttp import WSMsgType, web
 
 from earshot.audio.io import write_text_atomic
-from earshot.clock import Clock, SystemClock
+from earshot.clock import Clock, SystemClock, run_blocking
 from earshot.protocols.engine import EngineComponents, ProtocolEngine
 from earshot.protocols.engine_types import EngineEvent
 from earshot.protocols.realtime.events import EarshotLatencyEvent, ServerEvent
@@ -137,6 +137,11 @@ async def serve_realtime(
     finally:
         if not ws.closed:
             await ws.close()
+        for close in components.closers:
+            try:
+                await run_blocking(close)
+            except Exception:  # a backend that fails to close must not hide the call's outputs
+                log.exception("realtime: closing a backend failed")
         if out_dir is not None and conn.latency:
             out_dir.mkdir(parents=True, exist_ok=True)
             lines = "".join(record.model_dump_json() + "\n" for record in conn.latency)
