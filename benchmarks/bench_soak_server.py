@@ -58,8 +58,10 @@ their clients: not yet diagnosed); 982 500 frames sent, 0 never reached the serv
 (6.1 %) late and concealed; client sends more than one frame late 31 478; TTFAT p50 1 427 ms,
 p95 13 990 ms over 1 940 turns; misbehaving 915 calls (486 vanish, 359 garbage, 70 stall);
 server alive, 0 tracebacks; RSS first minute 142.3 MiB, last minute 215.1 MiB (ratio 1.51, 63
-samples, max 218.1): not flat. Both the growth and the lingering calls need a run with
-``/healthz`` ``active_calls`` logged next to RSS (not done here).
+samples, max 218.1): not flat. The failed healthy calls all started in the run's first two
+minutes, while pytest, mypy and a merge ran on the same two cores: their server reports show
+the overload (one call: 1 079 of 1 500 frames on time, 421 late). Both the growth and the
+lingering calls need a run with ``/healthz`` ``active_calls`` logged next to RSS (not done).
 """
 
 from __future__ import annotations
