@@ -245,3 +245,37 @@ def test_summary_table_rows() -> None:
     assert p95_cells[1 + TERMS.index("jitter_buffer")] == "40"  # shared line: not coloured
     assert "network / buffer jitter margin (shared)" in text
     assert "unbudgeted" in text
+
+
+def test_definitions_are_safe_from_many_report_threads_at_once() -> None:
+    """Call reports are written from the inference pool's threads, several at once; parsing
+    turn.py's source concurrently raised SystemError ("AST constructor recursion depth
+    mismatch", CPython 3.11) in a 50-call soak and failed that call."""
+    import threading
+
+    from earshot.metrics import report
+
+    expected = report.definitions("TERMS")
+    getattr(report._docstring_after, "cache_clear", lambda: None)()
+    results: list[dict[str, str]] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def worker() -> None:
+        start.wait()
+        try:
+            for _ in range(20):
+                results.append(report.definitions("TERMS"))
+                results.append(report.definitions("MARKS"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert [r for r in results if "network_in" in r] and all(
+        r == expected for r in results if "network_in" in r
+    )

@@ -224,3 +224,47 @@ def test_exposed_host_needs_token_and_origins() -> None:
     with pytest.raises(ValueError, match="--allowed-origins"):
         ServerConfig(host="0.0.0.0", token="x")
     assert ServerConfig(host="0.0.0.0", token="x", allowed_origins=("https://a.example",))
+
+
+def test_bye_to_a_client_that_already_left_is_no_server_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A malformed message ends the call with an ``error``; the client then vanishes (TCP
+    reset, no close frame). The server stopped reading at the error, so its socket is closed
+    underneath while ``ws.closed`` is still False when the bye goes out after the call's
+    outputs: that must not raise into aiohttp (found by benchmarks/bench_soak_server.py: one
+    traceback per garbage caller). A slow report write (a loaded server) makes the reset land
+    before the bye."""
+    import time as time_mod
+
+    from earshot.server import session_stack
+
+    real_write = session_stack.write_report_md
+
+    def slow_write(*args: object, **kwargs: object) -> None:
+        time_mod.sleep(0.5)  # in the inference pool's thread, as on a busy server
+        real_write(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(session_stack, "write_report_md", slow_write)
+
+    async def main() -> tuple[proto.ErrorMsg | None, int]:
+        cfg, app = server(tmp_path)
+        registry = app[CALLS_KEY]
+        async with serving(cfg, app) as url, aiohttp.ClientSession() as http:
+            conn = await raw_hello(http, url)
+            await conn.send_str("{not json")
+            error = await until_error(conn)
+            conn._conn.transport.abort()  # type: ignore[union-attr]  # gone without a close
+            for _ in range(100):
+                await asyncio.sleep(0.1)
+                if registry.active_calls == 0:
+                    break
+            return error, registry.active_calls
+
+    with caplog.at_level("ERROR"):
+        error, active_after = asyncio.run(main())
+    assert error is not None and error.code == "bad_message"
+    assert active_after == 0
+    assert not [r for r in caplog.records if r.name.startswith("aiohttp")], caplog.text
+    folder = sorted(p for p in tmp_path.iterdir() if p.is_dir())[0]
+    assert (folder / "report.md").exists()

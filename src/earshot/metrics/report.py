@@ -15,10 +15,12 @@ first (`validate_terms`) and raises ValueError on a negative term, which means a
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import itertools
 import os
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -126,10 +128,20 @@ class TurnLog:
 # --------------------------------------------------------------------------- definitions
 
 
+_PARSE_LOCK = threading.Lock()
+
+
+@functools.cache
 def _docstring_after(assign_name: str) -> str:
-    """The attribute docstring that follows ``assign_name = ...`` in turn.py, or ""."""
+    """The attribute docstring that follows ``assign_name = ...`` in turn.py, or "".
+
+    Cached and parsed under a lock: call reports are written from several inference-pool
+    threads at once, and concurrent ``ast.parse`` calls raised ``SystemError`` ("AST
+    constructor recursion depth mismatch") on CPython 3.11 in the server soak.
+    """
     try:
-        tree = ast.parse(inspect.getsource(turn_module))
+        with _PARSE_LOCK:
+            tree = ast.parse(inspect.getsource(turn_module))
     except (OSError, TypeError, SyntaxError):
         return ""
     body = tree.body

@@ -10,6 +10,7 @@ message; it never touches another call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiohttp import WSMsgType, web
@@ -104,8 +105,11 @@ async def ws_call(request: web.Request) -> web.WebSocketResponse:
                 bye = proto.Bye(
                     call_id=admission.call_id, out_dir=str(admission.out_dir), turns=summary.turns
                 )
-                await ws.send_str(proto.dump(bye))
-                await ws.close()
+                # A client that vanished (reset, no close frame) leaves ``ws.closed`` False
+                # while its transport is closing: the bye has no one to go to.
+                with contextlib.suppress(ConnectionResetError):
+                    await ws.send_str(proto.dump(bye))
+                    await ws.close()
     except ServerFullError as exc:
         return await _refuse(ws, "server_full", str(exc))
     return ws
