@@ -26,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from earshot.clock import Stopwatch
 from earshot.evals.latency_proxy import LatencyProxy, TailProfile
 
 SERVER_START_TIMEOUT_S = 120.0
@@ -65,8 +66,8 @@ def _free_port() -> int:
 
 
 def _wait_ready(base_url: str, process: subprocess.Popen[bytes] | None, log: Path | None) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
+    waited = Stopwatch()
+    while waited.elapsed_ms() < SERVER_START_TIMEOUT_S * 1000.0:
         if process is not None and process.poll() is not None:
             tail = log.read_text(errors="replace")[-800:] if log is not None else ""
             raise RigError(f"llama.cpp server exited with {process.returncode}: {tail}")

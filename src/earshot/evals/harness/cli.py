@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import io
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from earshot.audio.io import write_text_atomic
+from earshot.clock import Stopwatch
 from earshot.evals.harness.api import DoneTrial, Evaluation, Report, RunResult
 from earshot.evals.harness.errors import HarnessError
 from earshot.evals.harness.runner import (
@@ -148,7 +148,7 @@ def execute(evaluation: Evaluation[O, P], options: O, settings: CommonSettings) 
     check_out_dir(settings.out_dir)
     if settings.ray is not None:
         import_ray()
-    started = time.perf_counter()
+    started = Stopwatch()
     count = 0
     log = TrialLog(settings.out_dir / f"{evaluation.name}.trials.jsonl")
     try:
@@ -167,7 +167,7 @@ def execute(evaluation: Evaluation[O, P], options: O, settings: CommonSettings) 
         if settings.ray is not None:
             shutdown_ray()
     log.close()  # not on a plan error: an output folder is only made once a trial ran
-    elapsed_s = time.perf_counter() - started
+    elapsed_s = started.elapsed_ms() / 1000.0
     report = evaluation.report(options, run)
     try:
         write_eval_outputs(
