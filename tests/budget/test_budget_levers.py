@@ -105,6 +105,25 @@ def test_preemptive_generation_hides_the_llm_behind_end_of_turn() -> None:
         what_if("pipeline-1.5s", "preemptive", "preemptive")
 
 
+def test_preemptive_through_tts_hides_the_first_audio_too() -> None:
+    # 500 ms behind; llm 600 + tts 300 started at speech end: 400 ms stick out, charged to
+    # the last hidden term first (tts 300, then 100 of the llm).
+    hidden = what_if("pipeline-1.5s", "preemptive,through=tts")
+    assert (hidden["llm_ttft"], hidden["tts_first_audio"]) == ([100, 100], [300, 300])
+    late = what_if("pipeline-1.5s", "preemptive,through=tts,stable_ms=450")
+    assert (late["llm_ttft"], late["tts_first_audio"]) == ([550, 550], [300, 300])
+    # Started at speech end, through=llm leaves the TTS term whole: only 100 of the llm shows.
+    assert what_if("pipeline-1.5s", "preemptive")["tts_first_audio"] == [300, 300]
+    assert total("pipeline-1.5s", "preemptive,through=tts") == total("pipeline-1.5s", "preemptive")
+    # Behind a 1 s wait (1300 ms in all) the whole speculation hides: through=tts saves the
+    # first audio as well, through=llm does not.
+    slow = ("pipeline-1.5s", "vad_silence=1000")
+    assert what_if(*slow, "preemptive,through=tts")["tts_first_audio"] == [0, 0]
+    assert what_if(*slow, "preemptive")["tts_first_audio"] == [300, 300]
+    with pytest.raises(LeverError, match="through= is llm or tts"):
+        what_if("pipeline-1.5s", "preemptive,through=stt")
+
+
 def test_stream_and_batch_use_the_published_savings_as_bounds() -> None:
     streamed = what_if("pipeline-sequential", "stream=llm")
     assert streamed["llm"] == [300, 1200]  # 800 − 500, 1500 − 300

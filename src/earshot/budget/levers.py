@@ -18,34 +18,41 @@ Levers act on arrays through a `Mode`, so one rule serves both evaluations:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from functools import cache
-from importlib.resources import files
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-import yaml
 
 from earshot.budget.dists import expected_tokens_per_step, speculative_speedup
-from earshot.budget.model import FloatArray, Overlap
+from earshot.budget.lever_base import (
+    BoundsMode,
+    LeverDef,
+    LeverError,
+    LeverSpec,
+    Mode,
+    PathState,
+    as_integer,
+    as_number,
+    have,
+    lever_data,
+    range_of,
+    scale_to,
+    shift_to,
+    targets,
+)
+from earshot.budget.model import Overlap
 
-
-class LeverError(ValueError):
-    """A lever is unknown, malformed, or does not fit the budget; the message says the fix."""
-
-
-@dataclass(frozen=True, slots=True)
-class LeverSpec:
-    """A parsed ``--lever`` argument."""
-
-    name: str
-    value: str | None
-    params: tuple[tuple[str, str], ...]
-    text: str
-
-    def get(self, key: str) -> str | None:
-        return dict(self.params).get(key)
+__all__ = [
+    "LEVERS",
+    "BoundsMode",
+    "LeverDef",
+    "LeverError",
+    "LeverSpec",
+    "Mode",
+    "PathState",
+    "apply_lever",
+    "lever_data",
+    "parse_lever",
+]
 
 
 def parse_lever(text: str) -> LeverSpec:
@@ -77,148 +84,13 @@ def parse_lever(text: str) -> LeverSpec:
     return LeverSpec(name, value or None, tuple(params), text)
 
 
-class Mode(Protocol):
-    """How a lever's rule is evaluated: on ``[best, worst]`` bounds or on Monte Carlo draws."""
-
-    def reference(self, x: FloatArray) -> FloatArray:
-        """The baseline value a 'set to' lever moves away from (the value, or the median)."""
-        ...
-
-    def bound(self, low: float, high: float, *, saving: bool = False) -> FloatArray:
-        """A published range as this mode reads it (see the module docstring)."""
-        ...
-
-    def restart(self, probability: float) -> FloatArray:
-        """Weight of 'the early start was wasted' for an `Overlap`."""
-        ...
-
-    def hedge(self, x: FloatArray, num_requests: int) -> FloatArray:
-        """The first of ``num_requests`` parallel requests, each distributed like ``x``."""
-        ...
-
-    def speculative(
-        self, x: FloatArray, alpha: float, gamma: int, draft_cost_ratio: float, tokens: int | None
-    ) -> FloatArray:
-        """A decode-bound term under speculative decoding."""
-        ...
-
-
-class BoundsMode:
-    """Deterministic evaluation on ``[best case, worst case]`` arrays of shape ``(2,)``."""
-
-    def reference(self, x: FloatArray) -> FloatArray:
-        return x
-
-    def bound(self, low: float, high: float, *, saving: bool = False) -> FloatArray:
-        return np.array([high, low] if saving else [low, high], dtype=np.float64)
-
-    def restart(self, probability: float) -> FloatArray:
-        # Best case: the partial held; worst case: it did not (if it can fail at all).
-        worst = 1.0 if probability > 0 else 0.0
-        return np.array([1.0 if probability >= 1 else 0.0, worst])
-
-    def hedge(self, x: FloatArray, num_requests: int) -> FloatArray:
-        return x  # the minimum of N equal values; hedging acts on a distribution
-
-    def speculative(
-        self, x: FloatArray, alpha: float, gamma: int, draft_cost_ratio: float, tokens: int | None
-    ) -> FloatArray:
-        return x / speculative_speedup(alpha, gamma, draft_cost_ratio)
-
-
-@dataclass(slots=True)
-class PathState:
-    """Term durations (ms, all one shape) and the overlap rules in force."""
-
-    durations: dict[str, FloatArray]
-    overlaps: list[Overlap] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class LeverDef:
-    """One lever: its usage line, what it does, and the source of its numbers."""
-
-    name: str
-    usage: str
-    summary: str
-    cite: str
-    params: tuple[str, ...]
-    apply: Callable[[LeverSpec, PathState, Mode], list[str]]
-
-    @property
-    def needs_value(self) -> bool:
-        """``NAME=VALUE`` levers need their value; ``NAME[,KEY=VALUE]`` ones do not."""
-        return self.usage.startswith(f"{self.name}=")
-
-
-@cache
-def lever_data() -> dict[str, Any]:
-    """The published figures in ``earshot/data/budget/levers.yaml``."""
-    text = (files("earshot") / "data" / "budget" / "levers.yaml").read_text("utf-8")
-    data: dict[str, Any] = yaml.safe_load(text)
-    return data
-
-
-def _range(value: Any) -> tuple[float, float]:
-    if isinstance(value, list):
-        return float(value[0]), float(value[1])
-    return float(value), float(value)
-
-
-def _number(spec: LeverSpec, text: str | None, what: str, *, minimum: float = 0.0) -> float:
-    try:
-        number = float(text) if text is not None else float("nan")
-    except ValueError:
-        number = float("nan")
-    if not number >= minimum:
-        raise LeverError(f"{spec.text!r}: {what} must be a number ≥ {minimum:g}, got {text!r}")
-    return number
-
-
-def _integer(spec: LeverSpec, text: str | None, what: str, *, minimum: int) -> int:
-    number = _number(spec, text, what, minimum=minimum)
-    if number != int(number):
-        raise LeverError(f"{spec.text!r}: {what} must be a whole number, got {text!r}")
-    return int(number)
-
-
-def _targets(spec: LeverSpec, state: PathState, candidates: Sequence[str]) -> str:
-    """The first candidate term present, or the one named by ``term=``."""
-    chosen = spec.get("term")
-    if chosen is not None:
-        if chosen not in state.durations:
-            raise LeverError(f"{spec.text!r}: term={chosen} is not in this budget ({_have(state)})")
-        return chosen
-    for name in candidates:
-        if name in state.durations:
-            return name
-    raise LeverError(
-        f"{spec.text!r} acts on {' or '.join(candidates)}, and this budget has none of them "
-        f"({_have(state)}); name a term with term=NAME"
-    )
-
-
-def _have(state: PathState) -> str:
-    return "terms: " + ", ".join(state.durations)
-
-
-def _shift_to(state: PathState, term: str, target: FloatArray, mode: Mode) -> None:
-    x = state.durations[term]
-    state.durations[term] = np.maximum(0.0, x + (target - mode.reference(x)))
-
-
-def _scale_to(state: PathState, term: str, target: FloatArray, mode: Mode) -> None:
-    x = state.durations[term]
-    ref = mode.reference(x)
-    safe = np.where(ref > 0, ref, 1.0)
-    state.durations[term] = np.where(ref > 0, x * (target / safe), target)
-
-
 def _vad_silence(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
-    term = _targets(spec, state, ("endpointing",))
-    new_ms = _number(spec, spec.value, "the silence threshold (ms)")
+    term = targets(spec, state, ("endpointing",))
+    new_ms = as_number(spec, spec.value, "the silence threshold (ms)")
     x = state.durations[term]
-    old = mode.reference(x) if spec.get("from") is None else _number(spec, spec.get("from"), "from")
+    old = (
+        mode.reference(x) if spec.get("from") is None else as_number(spec, spec.get("from"), "from")
+    )
     state.durations[term] = np.maximum(0.0, x + (new_ms - old))
     return [
         "End-of-turn time moves 1:1 with the silence threshold (600 → 300 ms saves 300 ms) at the "
@@ -231,7 +103,7 @@ def _endpointing(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
     kind = spec.value or ""
     if kind not in kinds:
         raise LeverError(f"{spec.text!r}: endpointing is one of {', '.join(kinds)}")
-    term = _targets(spec, state, ("endpointing",))
+    term = targets(spec, state, ("endpointing",))
     x = state.durations[term]
     entry = kinds[kind]
     if "cap_ms" in entry:
@@ -247,7 +119,7 @@ def _codec(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
     for name in (new, old):
         if name not in codecs:
             raise LeverError(f"{spec.text!r}: codec {name!r} is not one of {', '.join(codecs)}")
-    term = _targets(spec, state, ("codec", "network_in", "network", "transport"))
+    term = targets(spec, state, ("codec", "network_in", "network", "transport"))
     delta = float(codecs[new]["added_ms"]) - float(codecs[old]["added_ms"])
     state.durations[term] = np.maximum(0.0, state.durations[term] + delta)
     notes = [
@@ -262,14 +134,14 @@ def _codec(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
 
 def _span(value: Any) -> str:
     """``[3, 6]`` → '3–6'; ``32`` → '32'."""
-    low, high = _range(value)
+    low, high = range_of(value)
     return f"{low:g}" if low == high else f"{low:g}–{high:g}"
 
 
 def _jitter_buffer(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
-    term = _targets(spec, state, ("jitter_buffer",))
-    target = np.float64(_number(spec, spec.value, "the jitter buffer depth (ms)"))
-    _shift_to(state, term, np.asarray(target), mode)
+    term = targets(spec, state, ("jitter_buffer",))
+    target = np.float64(as_number(spec, spec.value, "the jitter buffer depth (ms)"))
+    shift_to(state, term, np.asarray(target), mode)
     return [
         "A shallower buffer underruns more often on a jittery network (typical 80 ms, best "
         "40 ms, §39.4.2 Table 39.4.2a)."
@@ -277,14 +149,14 @@ def _jitter_buffer(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
 
 
 def _prompt_cache(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
-    fraction = _number(spec, spec.value, "the cached fraction")
+    fraction = as_number(spec, spec.value, "the cached fraction")
     if fraction > 1:
         raise LeverError(f"{spec.text!r}: the cached fraction must lie in [0, 1]")
-    term = _targets(spec, state, ("prompt", "llm_ttft", "llm", "first_token"))
+    term = targets(spec, state, ("prompt", "llm_ttft", "llm", "first_token"))
     x = state.durations[term]
     tokens, per_token = spec.get("prompt_tokens"), spec.get("prefill_ms_per_token")
     if tokens is not None or per_token is not None:
-        prefill_ms = _number(spec, tokens, "prompt_tokens") * _number(
+        prefill_ms = as_number(spec, tokens, "prompt_tokens") * as_number(
             spec, per_token, "prefill_ms_per_token"
         )
         saving = fraction * prefill_ms
@@ -308,19 +180,19 @@ def _prompt_cache(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
 
 
 def _rtt(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
-    rtt_ms = _number(spec, spec.value, "the round-trip time (ms)")
+    rtt_ms = as_number(spec, spec.value, "the round-trip time (ms)")
     if spec.get("term") is not None:
-        pairs = [(_targets(spec, state, ()), rtt_ms)]
+        pairs = [(targets(spec, state, ()), rtt_ms)]
     else:
         pairs = [(t, rtt_ms / 2) for t in ("network_in", "network_out") if t in state.durations]
         pairs += [("network", rtt_ms)] if "network" in state.durations else []
     if not pairs:
         raise LeverError(
             f"{spec.text!r} acts on network_in/network_out or network, and this budget has none "
-            f"({_have(state)}); name the round-trip term with term=NAME"
+            f"({have(state)}); name the round-trip term with term=NAME"
         )
     for term, target in pairs:
-        _shift_to(state, term, np.asarray(np.float64(target)), mode)
+        shift_to(state, term, np.asarray(np.float64(target)), mode)
     return [
         "Geographic routing moves the network terms (Table 39.4.2a); PSTN adds 150–700 ms, "
         "WebRTC 20–50 ms (T. Pan)."
@@ -334,28 +206,30 @@ def _model(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
             f"{spec.text!r}: model is one of {', '.join(models)}; or give ttft=MS directly"
         )
     entry = models[spec.value]
-    term = _targets(spec, state, ("llm_ttft",))
-    _scale_to(state, term, mode.bound(*_range(entry["ttft_ms"])), mode)
+    term = targets(spec, state, ("llm_ttft",))
+    scale_to(state, term, mode.bound(*range_of(entry["ttft_ms"])), mode)
     return [f"{entry['label']}: TTFT {_span(entry['ttft_ms'])} ms ({entry['cite']})."]
 
 
 def _ttft(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
-    term = _targets(spec, state, ("llm_ttft", "first_token"))
-    target = np.asarray(np.float64(_number(spec, spec.value, "the time to first token (ms)")))
-    _scale_to(state, term, target, mode)
+    term = targets(spec, state, ("llm_ttft", "first_token"))
+    target = np.asarray(np.float64(as_number(spec, spec.value, "the time to first token (ms)")))
+    scale_to(state, term, target, mode)
     return [f"{term} set by model choice (T. Pan lists provider TTFTs from 50 to ~700 ms)."]
 
 
 def _spec_decode(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
     example = lever_data()["speculative_example"]
-    alpha = _number(spec, spec.get("alpha") or str(example["alpha"]), "alpha")
-    gamma = _integer(spec, spec.get("gamma") or str(example["gamma"]), "gamma", minimum=1)
-    ratio = _number(spec, spec.get("draft_cost") or str(example["draft_cost_ratio"]), "draft_cost")
+    alpha = as_number(spec, spec.get("alpha") or str(example["alpha"]), "alpha")
+    gamma = as_integer(spec, spec.get("gamma") or str(example["gamma"]), "gamma", minimum=1)
+    ratio = as_number(
+        spec, spec.get("draft_cost") or str(example["draft_cost_ratio"]), "draft_cost"
+    )
     tokens_text = spec.get("tokens")
-    tokens = None if tokens_text is None else _integer(spec, tokens_text, "tokens", minimum=1)
+    tokens = None if tokens_text is None else as_integer(spec, tokens_text, "tokens", minimum=1)
     if alpha > 1:
         raise LeverError(f"{spec.text!r}: alpha is an acceptance rate in [0, 1]")
-    term = _targets(spec, state, ("first_token", "sentence_aggregation"))
+    term = targets(spec, state, ("first_token", "sentence_aggregation"))
     state.durations[term] = mode.speculative(state.durations[term], alpha, gamma, ratio, tokens)
     e_tokens = expected_tokens_per_step(alpha, gamma)
     speedup = speculative_speedup(alpha, gamma, ratio)
@@ -379,8 +253,8 @@ def _spec_decode(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
 
 
 def _hedge(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
-    n = _integer(spec, spec.value, "the number of parallel requests", minimum=1)
-    term = _targets(spec, state, ("llm_ttft", "first_token"))
+    n = as_integer(spec, spec.value, "the number of parallel requests", minimum=1)
+    term = targets(spec, state, ("llm_ttft", "first_token"))
     state.durations[term] = mode.hedge(state.durations[term], n)
     notes = [
         f"{n} parallel requests, first token wins: CDF 1 − (1 − F)^{n}; cuts P99, not the "
@@ -394,21 +268,29 @@ def _hedge(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
 def _preemptive(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
     if state.overlaps:
         raise LeverError(f"{spec.text!r}: preemptive generation is already applied")
-    stable_ms = _number(spec, spec.get("stable_ms") or "0", "stable_ms")
-    mismatch = _number(spec, spec.get("mismatch") or "0", "mismatch")
+    stable_ms = as_number(spec, spec.get("stable_ms") or "0", "stable_ms")
+    mismatch = as_number(spec, spec.get("mismatch") or "0", "mismatch")
     if mismatch > 1:
         raise LeverError(f"{spec.text!r}: mismatch is a probability in [0, 1]")
+    through = spec.get("through") or "llm"
+    if through not in ("llm", "tts"):
+        raise LeverError(f"{spec.text!r}: through= is llm or tts, got {through!r}")
     behind = tuple(t for t in ("endpointing", "stt", "stt_finalization") if t in state.durations)
     hidden: tuple[str, ...] = ()
     for chain in (("llm_ttft",), ("llm",), ("prompt", "first_token"), ("first_token",)):
         if all(t in state.durations for t in chain):
             hidden = chain
             break
+    if hidden and through == "tts":
+        # The speculation also aggregates its first sentence and synthesizes it (held audio,
+        # earshot.levers.preemptive): those terms run early too.
+        after = ("sentence_aggregation", "tts_first_audio", "tts")
+        hidden = hidden + tuple(t for t in after if t in state.durations)
     if not behind or not hidden:
         raise LeverError(
             f"{spec.text!r} overlaps the LLM (llm_ttft, llm, or prompt+first_token) with "
             f"end-of-turn and ASR (endpointing, stt, stt_finalization); this budget lacks one side "
-            f"({_have(state)})"
+            f"({have(state)})"
         )
     state.overlaps.append(Overlap(hidden, behind, stable_ms, mode.restart(mismatch)))
     notes = [
@@ -439,7 +321,7 @@ _CACHE_KEEPS = (
 
 
 def _cache(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
-    hit_rate = _number(spec, spec.value, "the hit rate")
+    hit_rate = as_number(spec, spec.value, "the hit rate")
     if hit_rate > 1:
         raise LeverError(f"{spec.text!r}: the hit rate is a probability in [0, 1]")
     hit = 1.0 - mode.restart(1.0 - hit_rate)  # 1 where (in this draw / bound) the cache hit
@@ -475,11 +357,11 @@ def _stream_or_batch(
     key = "saving_ms" if streaming else "cost_ms"
     given = spec.get(key)
     amount = (
-        mode.bound(*_range(savings[stage]["saving_ms"]), saving=streaming)
+        mode.bound(*range_of(savings[stage]["saving_ms"]), saving=streaming)
         if given is None
-        else np.asarray(np.float64(_number(spec, given, key)))
+        else np.asarray(np.float64(as_number(spec, given, key)))
     )
-    term = _targets(spec, state, ((_BATCH_TERM if streaming else _STREAMING_TERM)[stage],))
+    term = targets(spec, state, ((_BATCH_TERM if streaming else _STREAMING_TERM)[stage],))
     x = state.durations[term]
     state.durations[term] = np.maximum(0.0, x - amount) if streaming else x + amount
     effect = "removes" if streaming else "puts back"
@@ -574,10 +456,11 @@ LEVERS: dict[str, LeverDef] = {
         ),
         LeverDef(
             "preemptive",
-            "preemptive[,stable_ms=MS,mismatch=P]",
-            "preemptive generation on a stable partial transcript",
+            "preemptive[,stable_ms=MS,mismatch=P,through=llm|tts]",
+            "preemptive generation on a stable partial transcript (through=tts: the "
+            "speculation's first sentence is synthesized early too)",
             "§39.2.2 (overlap)",
-            ("stable_ms", "mismatch"),
+            ("stable_ms", "mismatch", "through"),
             _preemptive,
         ),
         LeverDef(
