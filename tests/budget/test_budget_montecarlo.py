@@ -102,6 +102,29 @@ def test_hedged_distribution_is_the_min_of_n(num_requests: int) -> None:
         )
 
 
+def test_deferred_hedge_sends_the_second_request_late() -> None:
+    # 90 % of requests take 100 ms, 10 % take 1000 ms; the hedge goes out at 200 ms:
+    # fast first → 100; slow first, fast second → 200 + 100; both slow → 1000 (1 %).
+    n = 200_000
+    rng = np.random.default_rng(8)
+    x = np.where(rng.random(n) < 0.1, 1000.0, 100.0)
+    hedged = SampleMode(rng, n).hedge(x, 2, delay_ms=200.0)
+    assert set(np.unique(hedged)) == {100.0, 300.0, 1000.0}
+    assert (hedged == 300.0).mean() == pytest.approx(0.09, abs=0.004)
+    assert (hedged == 1000.0).mean() == pytest.approx(0.01, abs=0.002)
+    # A delay longer than every request never helps.
+    assert np.array_equal(SampleMode(rng, n).hedge(x, 2, delay_ms=2000.0), x)
+    # The lever's rule uses it: a 5000 ms delay on a 400 ms median leaves the tail alone.
+    budget = budget_from_mapping({"terms": {"llm_ttft": [400, 1600]}})
+    base = draw(budget_distributions(budget), 50_000, rng)
+    late = simulate(base, [parse_lever("hedge=2,delay_ms=5000")], rng)
+    soon = simulate(base, [parse_lever("hedge=2,delay_ms=500")], rng)
+    assert late[1].percentiles_ms[99.0] == pytest.approx(late[0].percentiles_ms[99.0], rel=0.01)
+    assert soon[1].percentiles_ms[99.0] < 0.8 * soon[0].percentiles_ms[99.0]
+    with pytest.raises(ValueError, match="delay_ms"):
+        simulate(base, [parse_lever("hedge=2,delay_ms=-1")], rng)
+
+
 def test_hedging_cuts_the_tail_more_than_the_median() -> None:
     budget = budget_from_mapping({"terms": {"endpointing": 500, "llm_ttft": [400, 1600]}})
     rng = np.random.default_rng(6)

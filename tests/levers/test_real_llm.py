@@ -66,3 +66,40 @@ def test_hedged_requests_to_real_llama_cpp_servers_answer_and_cancel_the_loser()
     # Every loser was closed: in its injected delay (never sent upstream) or mid-stream.
     closed = sum(s.cancelled_in_delay + s.cancelled_streaming for s in stats)
     assert closed >= 1
+
+
+def test_rig_pins_each_server_to_a_cpu_of_its_own_and_hedges_to_one_backend() -> None:
+    import os
+
+    from earshot.evals.llm_rig import allowed_cpus
+
+    profile = TailProfile(20.0, 21.0, 0.0, 21.0, 22.0, name="test", source="test")
+    rig = LlmRig(replicas=2, profile=profile, seed=3)
+    with rig.running():
+        cpus = allowed_cpus()
+        if len(cpus) >= 2:
+            assert rig.pinned == cpus[:2]
+            for process, cpu in zip(rig._processes, cpus, strict=False):
+                # Every thread of the server (llama.cpp's included) stays on its CPU.
+                for tid in os.listdir(f"/proc/{process.pid}/task"):
+                    assert os.sched_getaffinity(int(tid)) == {cpu}
+        rig.warm(["Say hello."])
+        clock = SystemClock()
+        timeouts = LlmTimeouts(first_token_ms=60_000.0, inter_token_ms=30_000.0)
+        one = OpenAICompatLLM(
+            rig.proxy_urls[0], "smollm2", clock, max_tokens=1, temperature=0.0, timeouts=timeouts
+        )
+        hedged = HedgedLLM([one], clock, HedgeConfig(2))
+
+        async def main() -> dict[str, list]:  # type: ignore[type-arg]
+            try:
+                return await ttft_trials({"same": hedged}, ["Say hello."], clock, 3)
+            finally:
+                await hedged.aclose()
+
+        results = asyncio.run(main())
+        stats, other = rig.proxies[0].stats, rig.proxies[1].stats
+    assert all(t.error == "" and t.chars > 0 for t in results["same"])
+    assert [t.notes["llm_hedge"]["requests_sent"] for t in results["same"]] == [2, 2, 2]
+    # Both requests of every race went through the one proxy; the second replica saw none.
+    assert (stats.requests, other.requests) == (6, 0)

@@ -49,8 +49,9 @@ class Mode(Protocol):
         """Weight of 'the early start was wasted' for an `Overlap`."""
         ...
 
-    def hedge(self, x: FloatArray, num_requests: int) -> FloatArray:
-        """The first of ``num_requests`` parallel requests, each distributed like ``x``."""
+    def hedge(self, x: FloatArray, num_requests: int, delay_ms: float = 0.0) -> FloatArray:
+        """The first token of ``num_requests`` requests, each distributed like ``x``, request k
+        sent ``k × delay_ms`` after the first."""
         ...
 
     def speculative(
@@ -74,8 +75,8 @@ class BoundsMode:
         worst = 1.0 if probability > 0 else 0.0
         return np.array([1.0 if probability >= 1 else 0.0, worst])
 
-    def hedge(self, x: FloatArray, num_requests: int) -> FloatArray:
-        return x  # the minimum of N equal values; hedging acts on a distribution
+    def hedge(self, x: FloatArray, num_requests: int, delay_ms: float = 0.0) -> FloatArray:
+        return x  # the minimum of N equal values (later ones start late); acts on a distribution
 
     def speculative(
         self, x: FloatArray, alpha: float, gamma: int, draft_cost_ratio: float, tokens: int | None

@@ -254,12 +254,20 @@ def _spec_decode(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
 
 def _hedge(spec: LeverSpec, state: PathState, mode: Mode) -> list[str]:
     n = as_integer(spec, spec.value, "the number of parallel requests", minimum=1)
+    delay_ms = as_number(spec, spec.get("delay_ms") or "0", "delay_ms")
     term = targets(spec, state, ("llm_ttft", "first_token"))
-    state.durations[term] = mode.hedge(state.durations[term], n)
-    notes = [
-        f"{n} parallel requests, first token wins: CDF 1 − (1 − F)^{n}; cuts P99, not the "
-        f"average (T. Pan), for {n}× the LLM requests."
-    ]
+    state.durations[term] = mode.hedge(state.durations[term], n, delay_ms)
+    if delay_ms > 0:
+        notes = [
+            f"Deferred hedge: request k+1 only after {delay_ms:g} ms without a token, first "
+            f"token wins (Dean & Barroso, The Tail at Scale, CACM 2013); extra load is the share "
+            f"of requests slower than {delay_ms:g} ms."
+        ]
+    else:
+        notes = [
+            f"{n} parallel requests, first token wins: CDF 1 − (1 − F)^{n}; cuts P99, not the "
+            f"average (T. Pan), for {n}× the LLM requests."
+        ]
     if isinstance(mode, BoundsMode):
         notes.append("A fixed value does not change under hedging: see the simulated tail.")
     return notes
@@ -448,10 +456,11 @@ LEVERS: dict[str, LeverDef] = {
         ),
         LeverDef(
             "hedge",
-            "hedge=N",
-            "LLM hedging: N parallel requests, first token wins",
-            "T. Pan, Voice AI in Production",
-            ("term",),
+            "hedge=N[,delay_ms=MS]",
+            "LLM hedging: N requests, first token wins (delay_ms: each further one only after "
+            "that long without a token)",
+            "T. Pan, Voice AI in Production; Dean & Barroso, CACM 2013",
+            ("delay_ms", "term"),
             _hedge,
         ),
         LeverDef(

@@ -42,12 +42,15 @@ class SampleMode:
     def restart(self, probability: float) -> FloatArray:
         return (self.rng.random(self.size) < probability).astype(np.float64)
 
-    def hedge(self, x: FloatArray, num_requests: int) -> FloatArray:
-        """Minimum of ``x`` and ``num_requests − 1`` independent redraws from ``x``'s draws."""
+    def hedge(self, x: FloatArray, num_requests: int, delay_ms: float = 0.0) -> FloatArray:
+        """Minimum of ``x`` and ``num_requests − 1`` independent redraws from ``x``'s draws,
+        request k (from 0) sent ``k × delay_ms`` late — and only if none has a token by then,
+        which the minimum already accounts for (Dean & Barroso's deferred hedge)."""
         if num_requests == 1:
             return x
         extra = x[self.rng.integers(0, x.shape[0], (num_requests - 1, x.shape[0]))]
-        first: FloatArray = np.minimum(x, extra.min(axis=0))
+        late = delay_ms * np.arange(1, num_requests, dtype=np.float64)[:, None]
+        first: FloatArray = np.minimum(x, (extra + late).min(axis=0))
         return first
 
     def speculative(

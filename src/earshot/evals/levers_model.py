@@ -17,13 +17,15 @@ from pathlib import Path
 from earshot.evals.harness import Trial, trial_seed
 
 LEVER_NAMES: tuple[str, ...] = ("hedge", "cache", "preemptive")
-DEFAULT_TRIALS = 200
+DEFAULT_TRIALS = 300
+"""Interleaved requests per hedging arm: enough for a p99 (the 3 slowest of 300) whose
+bootstrap spread is reported beside it."""
 QUICK_TRIALS = 30
 MAX_TOKENS = 24
 """Reply cap in the session runs (SmolLM2 replicas): a sentence or two, so runs stay short."""
-TRIAL_MAX_TOKENS = 8
-"""Reply cap in the TTFT trials: only the first token is measured, and a short reply keeps a
-cancelled loser's leftover generation from queueing the next request on a shared CPU."""
+TRIAL_MAX_TOKENS = 1
+"""Reply cap in the TTFT trials: only the first token is measured, so a request costs its
+server one token of generation and a cancelled loser leaves nothing queued behind it."""
 
 
 @dataclass(frozen=True, slots=True)

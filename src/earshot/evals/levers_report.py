@@ -100,6 +100,13 @@ def render_text(doc: dict[str, Any]) -> str:
                 )
                 + f"; correlation a–b {'n/a' if corr is None else f'{corr:.2f}'}"
             )
+        rig = hedge.get("rig") or {}
+        if rig:
+            lines.append(
+                f"rig: servers pinned to CPUs {rig.get('pinned_cpus')}, prompt cache "
+                f"{'on' if rig.get('prompt_cache') else 'off'} (warmed with the "
+                f"{rig.get('prompts')} prompts), {rig.get('trial_max_tokens')} token per trial"
+            )
         lines.append("hedge — llm_ttft (ms): off vs on, measured change ± spread, budget model")
         header = (
             f"{'arm':28} {'n':>4} {'q':>4} {'off':>7} {'on':>7} {'change':>8} {'±spread':>8} "
@@ -124,7 +131,8 @@ def render_text(doc: dict[str, Any]) -> str:
                 f"{arm['cancelled_streams']} cancelled; second request won "
                 f"{arm['second_request_won']}×; p99 change "
                 f"{'n/a' if rel is None else f'{rel:+.0%}'}; criterion met: "
-                f"{arm['meets_criterion']}"
+                f"{arm['meets_criterion']}; model: --lever {arm.get('model_lever', 'hedge=2')} "
+                "on the off TTFTs"
             )
         lines.append("")
     for name in ("cache", "preemptive"):

@@ -175,13 +175,14 @@ def project_ttfat(turns_path: Path, lever: str, seed: int = 0) -> dict[str, Any]
 
 
 def project_hedged_ttft(
-    ttft_ms: Sequence[float], num_requests: int, seed: int = 0
+    ttft_ms: Sequence[float], num_requests: int, seed: int = 0, delay_ms: float = 0.0
 ) -> dict[str, float]:
-    """The budget model's hedge rule applied to measured single-request TTFTs: the first of
-    ``num_requests`` independent draws from them (`SampleMode.hedge`), percentiles in ms."""
+    """The budget model's hedge rule applied to measured single-request TTFTs: the first token
+    of ``num_requests`` independent draws from them, request k sent ``k × delay_ms`` late
+    (`SampleMode.hedge`, ``earshot budget --lever hedge=N,delay_ms=MS``), percentiles in ms."""
     rng = np.random.default_rng(seed)
     x: FloatArray = np.asarray(ttft_ms, dtype=np.float64)[
         rng.integers(0, len(ttft_ms), PROJECTION_SAMPLES)
     ]
-    hedged = SampleMode(rng, PROJECTION_SAMPLES).hedge(x, num_requests)
+    hedged = SampleMode(rng, PROJECTION_SAMPLES).hedge(x, num_requests, delay_ms)
     return {f"p{q:g}": float(np.percentile(hedged, q)) for q in QS}

@@ -122,37 +122,32 @@ def _client(
 def _hedge(opts: LeversOptions, rig: LlmRig, seed: int) -> dict[str, Any]:
     clock = SystemClock()
     a, b = rig.proxy_urls[0], rig.proxy_urls[1]
-    single = _client(a, opts.model, clock, TRIAL_MAX_TOKENS)
-    hedged = HedgedLLM(
-        [
-            _client(a, opts.model, clock, TRIAL_MAX_TOKENS),
-            _client(b, opts.model, clock, TRIAL_MAX_TOKENS),
-        ],
-        clock,
+    prompts = caller_prompts(opts)
+    rig.warm(prompts)
+
+    def client(url: str) -> OpenAICompatLLM:
+        return _client(url, opts.model, clock, TRIAL_MAX_TOKENS)
+
+    delayed_config = HedgeConfig(
+        2, delay_ms=TailProfile().body_p90_ms, percentile=opts.hedge_percentile
     )
-    delayed = HedgedLLM(
-        [
-            _client(a, opts.model, clock, TRIAL_MAX_TOKENS),
-            _client(b, opts.model, clock, TRIAL_MAX_TOKENS),
-        ],
-        clock,
-        HedgeConfig(2, delay_ms=TailProfile().body_p90_ms, percentile=opts.hedge_percentile),
-    )
+    # Hedge to a list of backends (the two replicas), to the same backend twice (independent
+    # draws of the proxy, one server), and the delayed hedge to the list.
+    arms: dict[str, LanguageModel] = {
+        "off": client(a),
+        "hedge=2": HedgedLLM([client(a), client(b)], clock),
+        "hedge=2 same backend": HedgedLLM([client(a)], clock, HedgeConfig(2)),
+        f"hedge=2 delayed p{opts.hedge_percentile:g}": HedgedLLM(
+            [client(a), client(b)], clock, delayed_config
+        ),
+    }
     # The servers' own first-token time, straight to each upstream (no injected delay): how
     # heavy their own tail is, and how much the two replicas' slowness moves together.
-    direct = {
-        f"upstream {k}": _client(url, opts.model, clock, TRIAL_MAX_TOKENS)
-        for k, url in zip("ab", rig.upstream_urls[:2], strict=True)
-    }
-    arms: dict[str, LanguageModel] = {
-        "off": single,
-        "hedge=2": hedged,
-        f"hedge=2 delayed p{opts.hedge_percentile:g}": delayed,
-        **direct,
-    }
+    for k, url in zip("ab", rig.upstream_urls[:2], strict=True):
+        arms[f"upstream {k}"] = client(url)
 
     def progress(i: int) -> None:
-        if not opts.quiet and (i % 10 == 0 or i == opts.trials):
+        if not opts.quiet and (i % 25 == 0 or i == opts.trials):
             print(
                 f"  hedge: {i}/{opts.trials} prompts through {len(arms)} arms",
                 file=sys.stderr,
@@ -161,43 +156,64 @@ def _hedge(opts: LeversOptions, rig: LlmRig, seed: int) -> dict[str, Any]:
 
     async def main() -> dict[str, list[TtftTrial]]:
         try:
-            return await ttft_trials(
-                arms, caller_prompts(opts), clock, opts.trials, on_trial=progress
-            )
+            return await ttft_trials(arms, prompts, clock, opts.trials, on_trial=progress)
         finally:
-            await single.aclose()
-            await hedged.aclose()
-            await delayed.aclose()
-            for client in direct.values():
-                await client.aclose()
+            for arm in arms.values():
+                closer = getattr(arm, "aclose", None)
+                if closer is not None:
+                    await closer()
 
     results = asyncio.run(main())
     off = [t.ttft_ms for t in results["off"] if t.ttft_ms is not None]
     out: dict[str, Any] = {"arms": {}, "criterion": "llm_ttft p99 cut >= 30 % at no worse p50"}
     out["upstream"] = _upstream_tail(results["upstream a"], results["upstream b"])
+    out["rig"] = {
+        "pinned_cpus": list(rig.pinned),
+        "prompt_cache": rig.prompt_cache,
+        "trial_max_tokens": TRIAL_MAX_TOKENS,
+        "prompts": len(prompts),
+    }
     for name, trials in results.items():
         if name.startswith("upstream"):
             continue
-        ttfts = [t.ttft_ms for t in trials if t.ttft_ms is not None]
-        hedges: list[dict[str, Any]] = [
-            t.notes["llm_hedge"] for t in trials if "llm_hedge" in t.notes
-        ]
-        sent = sum(h["requests_sent"] for h in hedges) if hedges else len(trials)
-        arm: dict[str, Any] = {
-            "requests": len(trials),
-            "failed": sum(1 for t in trials if t.ttft_ms is None),
-            "requests_sent": sent,
-            "extra_requests": sent - len(trials),
-            "cancelled_streams": sum(h["cancelled"] for h in hedges),
-            "second_request_won": sum(1 for h in hedges if h["winner"] == 1),
-            "ttft_ms": ttfts,
-        }
-        if name != "off":
-            comparison = compare("llm_ttft", off, ttfts, project_hedged_ttft(off, 2, seed), seed)
-            arm["comparison"] = comparison.to_json()
-            arm["meets_criterion"] = _meets(comparison)
-        out["arms"][name] = arm
+        # The model is fed what was measured: the off TTFTs and, for a deferred hedge, the
+        # delay its races used (median; it follows the measured percentile as it learns).
+        delays = [t.notes["llm_hedge"]["delay_ms"] for t in trials if "llm_hedge" in t.notes]
+        delay_ms = float(np.median(delays)) if delays else 0.0
+        projection = project_hedged_ttft(off, 2, seed, delay_ms)
+        out["arms"][name] = _hedge_arm(name, trials, off, projection, seed)
+        out["arms"][name]["model_lever"] = (
+            f"hedge=2,delay_ms={delay_ms:.0f}" if delay_ms > 0 else "hedge=2"
+        )
     return out
+
+
+def _hedge_arm(
+    name: str,
+    trials: list[TtftTrial],
+    off: list[float],
+    projection: dict[str, float],
+    seed: int,
+) -> dict[str, Any]:
+    """One hedging arm: its TTFTs, its waste, and (not for ``off``) the comparison with the
+    budget model's hedge rule fed the measured off TTFTs."""
+    ttfts = [t.ttft_ms for t in trials if t.ttft_ms is not None]
+    hedges: list[dict[str, Any]] = [t.notes["llm_hedge"] for t in trials if "llm_hedge" in t.notes]
+    sent = sum(h["requests_sent"] for h in hedges) if hedges else len(trials)
+    arm: dict[str, Any] = {
+        "requests": len(trials),
+        "failed": sum(1 for t in trials if t.ttft_ms is None),
+        "requests_sent": sent,
+        "extra_requests": sent - len(trials),
+        "cancelled_streams": sum(h["cancelled"] for h in hedges),
+        "second_request_won": sum(1 for h in hedges if h["winner"] == 1),
+        "ttft_ms": ttfts,
+    }
+    if name != "off":
+        comparison = compare("llm_ttft", off, ttfts, projection, seed)
+        arm["comparison"] = comparison.to_json()
+        arm["meets_criterion"] = _meets(comparison)
+    return arm
 
 
 def _upstream_tail(a: list[TtftTrial], b: list[TtftTrial]) -> dict[str, Any]:

