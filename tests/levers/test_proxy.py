@@ -92,8 +92,13 @@ def test_eval_levers_hedge_arm_writes_table_json_and_chart(
     assert done.run.failure == "" and done.report.exit_code == 0
     doc = done.report.doc
     arms = doc["levers"]["hedge"]["arms"]
-    assert set(arms) == {"off", "hedge=2", "hedge=2 delayed p90"}
+    assert set(arms) == {"off", "hedge=2", "hedge=2 same backend", "hedge=2 delayed p90"}
     assert arms["hedge=2"]["requests_sent"] == 12 and arms["off"]["requests"] == 6
+    assert arms["hedge=2 same backend"]["requests_sent"] == 12
+    # The model is fed the deferred hedge's delay (200 ms until 10 TTFTs are measured).
+    assert arms["hedge=2"]["model_lever"] == "hedge=2"
+    assert arms["hedge=2 delayed p90"]["model_lever"] == "hedge=2,delay_ms=200"
+    assert doc["levers"]["hedge"]["rig"]["trial_max_tokens"] == 1
     comparison = arms["hedge=2"]["comparison"]
     assert comparison["num_off"] == 6 and comparison["projected_on_ms"]["p50"] is not None
     assert "hedge — llm_ttft" in (tmp_path / "levers.txt").read_text()

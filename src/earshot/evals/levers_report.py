@@ -180,7 +180,8 @@ def render_text(doc: dict[str, Any]) -> str:
                 + f" — {(arm.get('projection_all_turns') or {}).get('lever')}"
             )
             lines.append(
-                f"  {arm['matched']}/{arm['turns_compared']} turns matched; waste "
+                f"  {arm['matched']}/{arm['turns_compared']} turns matched "
+                f"({arm.get('stt', 'pocketsphinx')}); waste "
                 f"{arm['preemptive']}; off llm_ttft p50 {_fmt(arm['off_llm_ttft_p50_ms'])} ms; "
                 f"criterion met: {arm['meets_criterion']}"
             )
