@@ -47,3 +47,19 @@ def test_a_projection_outside_the_measured_spread_is_flagged() -> None:
     unchanged = {k: v for k, v in right.off_ms.items() if v is not None}
     wrong = compare("llm_ttft", off, on, unchanged, seed=8)
     assert wrong.disagrees["p95"] and wrong.disagrees["p99"]
+
+
+def test_the_models_change_is_taken_on_its_own_baseline() -> None:
+    # Six turns; a lever that saves 100 ms on every one. Resampled, the p95 of six turns is
+    # their maximum (5180), not their interpolated p95 (4648): measured against the
+    # interpolated off the model would seem to add time.
+    off = [1000.0, 1500.0, 2000.0, 2500.0, 4000.0, 5180.0]
+    on = [x - 100.0 for x in off]
+    model_off = {"p50": 2250.0, "p95": 5180.0, "p99": 5180.0}
+    model_on = {k: v - 100.0 for k, v in model_off.items()}
+    naive = compare("ttfat", off, on, model_on, seed=1)
+    assert naive.projected_change_ms["p95"] is not None and naive.projected_change_ms["p95"] > 0
+    fair = compare("ttfat", off, on, model_on, seed=1, projected_off=model_off)
+    assert fair.projected_change_ms == {"p50": -100.0, "p95": -100.0, "p99": -100.0}
+    assert fair.projected_ms["p95"] == pytest.approx(fair.off_ms["p95"] - 100.0)  # type: ignore[operator]
+    assert not any(fair.disagrees.values())

@@ -137,6 +137,7 @@ def cache_arm(
             turn_values(on_rep, "ttfat"),
             projection.get("projected") if projection else None,
             seed,
+            projection.get("baseline") if projection else None,
         ).to_json(),
         "saving_per_term_ms": _saving_per_term(off_rep, on_rep),
         "hit_ttfat_is_endpointing_plus_jitter_only": bool(exact) and all(exact),
@@ -187,6 +188,7 @@ def preemptive_arm(
         turn_values(on_m, "ttfat"),
         projection.get("projected") if projection else None,
         seed,
+        projection.get("baseline") if projection else None,
     )
     projection_all = _projection(off_path, f"{lever},mismatch={1 - commit_rate:.3f}", seed)
     comparison_all = compare(
@@ -195,6 +197,7 @@ def preemptive_arm(
         turn_values([b for _, b in both], "ttfat"),
         projection_all.get("projected") if projection_all else None,
         seed,
+        projection_all.get("baseline") if projection_all else None,
     )
     cut = comparison.change_ms.get("p50")
     return {

@@ -98,8 +98,16 @@ def compare(
     on: Sequence[float],
     projected_on: Mapping[str, float] | None,
     seed: int = 0,
+    projected_off: Mapping[str, float] | None = None,
 ) -> Comparison:
-    """Off vs on percentiles, the bootstrap spread of the change, and the projection beside it."""
+    """Off vs on percentiles, the bootstrap spread of the change, and the projection beside it.
+
+    With ``projected_off`` (the model's own baseline: the same resampled draws without the
+    lever) the model's change is ``projected_on − projected_off``, and its projected ``on`` is
+    that change applied to the measured ``off``. On a few turns a resampled percentile is not
+    the interpolated percentile of the turns themselves (the p95 of 6 turns resamples to their
+    maximum), so without it a lever that only removes time can appear to add some.
+    """
     keys = [f"p{q:g}" for q in QS]
     off_ms = {k: pct(off, q) for k, q in zip(keys, QS, strict=True)}
     on_ms = {k: pct(on, q) for k, q in zip(keys, QS, strict=True)}
@@ -113,9 +121,11 @@ def compare(
     disagrees = {k: False for k in keys}
     if projected_on is not None:
         for k in keys:
-            projected[k] = projected_on.get(k)
-            if projected[k] is not None and off_ms[k] is not None:
-                projected_change[k] = projected[k] - off_ms[k]  # type: ignore[operator]
+            on_k, off_k = projected_on.get(k), off_ms[k]
+            base_k = off_k if projected_off is None else projected_off.get(k)
+            if on_k is not None and base_k is not None and off_k is not None:
+                projected_change[k] = on_k - base_k
+                projected[k] = off_k + (on_k - base_k)
             c, s, p = change[k], spread[k], projected_change[k]
             if c is not None and s is not None and p is not None:
                 disagrees[k] = abs(p - c) > s

@@ -173,6 +173,7 @@ def _hedge(opts: LeversOptions, rig: LlmRig, seed: int) -> dict[str, Any]:
         "trial_max_tokens": TRIAL_MAX_TOKENS,
         "prompts": len(prompts),
     }
+    baseline = project_hedged_ttft(off, 1, seed)  # the same resampled draws, one request
     for name, trials in results.items():
         if name.startswith("upstream"):
             continue
@@ -181,7 +182,7 @@ def _hedge(opts: LeversOptions, rig: LlmRig, seed: int) -> dict[str, Any]:
         delays = [t.notes["llm_hedge"]["delay_ms"] for t in trials if "llm_hedge" in t.notes]
         delay_ms = float(np.median(delays)) if delays else 0.0
         projection = project_hedged_ttft(off, 2, seed, delay_ms)
-        out["arms"][name] = _hedge_arm(name, trials, off, projection, seed)
+        out["arms"][name] = _hedge_arm(name, trials, off, projection, baseline, seed)
         out["arms"][name]["model_lever"] = (
             f"hedge=2,delay_ms={delay_ms:.0f}" if delay_ms > 0 else "hedge=2"
         )
@@ -193,6 +194,7 @@ def _hedge_arm(
     trials: list[TtftTrial],
     off: list[float],
     projection: dict[str, float],
+    baseline: dict[str, float],
     seed: int,
 ) -> dict[str, Any]:
     """One hedging arm: its TTFTs, its waste, and (not for ``off``) the comparison with the
@@ -210,7 +212,7 @@ def _hedge_arm(
         "ttft_ms": ttfts,
     }
     if name != "off":
-        comparison = compare("llm_ttft", off, ttfts, projection, seed)
+        comparison = compare("llm_ttft", off, ttfts, projection, seed, baseline)
         arm["comparison"] = comparison.to_json()
         arm["meets_criterion"] = _meets(comparison)
     return arm
