@@ -135,7 +135,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args(argv)
     lengths = [int(x) for x in args.turns.split(",")]
-    rig = LlmRig(replicas=1, profile=NO_DELAY, base_urls=[args.base_url] if args.base_url else None)
+    # No RAM prompt cache: the benchmark measures the server's own KV reuse of the previous
+    # prompt's prefix, which is what a stable prefix buys from any llama.cpp-style server.
+    rig = LlmRig(
+        replicas=1,
+        profile=NO_DELAY,
+        base_urls=[args.base_url] if args.base_url else None,
+        prompt_cache=False,
+    )
     with rig.running():
         rows = run(rig.upstream_urls[0], lengths, args.repeats)
     print(f"{'turns':>5} {'prompt tok':>10} {'stable ms':>10} {'rewritten ms':>13} {'ratio':>6}")
