@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +104,31 @@ def test_rig_pins_each_server_to_a_cpu_of_its_own_and_hedges_to_one_backend() ->
     assert [t.notes["llm_hedge"]["requests_sent"] for t in results["same"]] == [2, 2, 2]
     # Both requests of every race went through the one proxy; the second replica saw none.
     assert (stats.requests, other.requests) == (6, 0)
+
+
+def test_preemptive_arm_on_a_real_server_hides_the_llm_ttft_of_matched_turns(
+    tmp_path: Path,
+) -> None:
+    from earshot.evals.levers_session import preemptive_arm
+    from earshot.evals.manifest import bundled_data_dir
+
+    # A fixed 150 ms injected first-token delay: the speculation, started 100 ms into the
+    # 500 ms end-of-turn wait, has its first token before the final transcript.
+    profile = TailProfile(150.0, 151.0, 0.0, 151.0, 152.0, name="test", source="test")
+    rig = LlmRig(replicas=1, profile=profile, seed=4)
+    clip = bundled_data_dir() / "speech" / "realtimestt_ljspeech_LJ001-0008.wav"
+    with rig.running():
+        llm = OpenAICompatLLM(
+            rig.proxy_urls[0],
+            "smollm2",
+            SystemClock(),
+            max_tokens=6,
+            temperature=0.0,
+            timeouts=LlmTimeouts(first_token_ms=60_000.0),
+        )
+        result = preemptive_arm(tmp_path, [clip], llm, seed=5, stable_ms=100.0)
+    assert result["matched"] >= 1 and result["turns_compared"] == 2
+    # The off turns waited for at least the injected 150 ms; the matched on turns for none of it.
+    assert result["saving_per_term_ms"]["llm_ttft"] < -140.0
+    assert result["comparison"]["change_ms"]["p50"] < -140.0
+    assert result["preemptive"]["speculations"] >= result["matched"]

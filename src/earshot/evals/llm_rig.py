@@ -150,6 +150,8 @@ class LlmRig:
         log_dir: where the servers' logs go (default: a temporary folder).
         pin_cpus: pin each started server to a CPU of its own (see the module docstring).
         prompt_cache: turn on the servers' RAM prompt cache (``--cache``).
+        n_ctx: the servers' context window in tokens (SmolLM2 is trained on 8192): a session
+            run of the 18 shared recordings twice holds ~76 turns of history, past 2048.
     """
 
     replicas: int = 2
@@ -160,6 +162,7 @@ class LlmRig:
     log_dir: Path | None = None
     pin_cpus: bool = True
     prompt_cache: bool = True
+    n_ctx: int = 8192
     upstream_urls: list[str] = field(default_factory=list)
     proxies: list[LatencyProxy] = field(default_factory=list)
     pinned: list[int | None] = field(default_factory=list)
@@ -235,7 +238,7 @@ class LlmRig:
                         "--cache",
                         str(self.prompt_cache),
                         "--n_ctx",
-                        "2048",
+                        str(self.n_ctx),
                         "--interrupt_requests",
                         "False",
                     ],
