@@ -22,7 +22,7 @@ from earshot.evals.levers_model import MAX_TOKENS, TRIAL_MAX_TOKENS, LeversOptio
 from earshot.evals.levers_runs import TtftTrial, ttft_trials
 from earshot.evals.levers_session import cache_arm, preemptive_arm
 from earshot.evals.levers_stats import Comparison, compare, pct, project_hedged_ttft
-from earshot.evals.llm_rig import LlmRig
+from earshot.evals.llm_rig import LlmRig, away_from
 from earshot.levers.hedge import HedgeConfig, HedgedLLM
 from earshot.llm.base import LanguageModel
 from earshot.llm.openai_compat import LlmTimeouts, OpenAICompatLLM
@@ -76,7 +76,7 @@ def run_trial(opts: LeversOptions, trial: Trial[LeverTrial]) -> dict[str, Any]:
     lever = trial.params.lever
     load_start = list(os.getloadavg())
     rig = LlmRig(
-        replicas=2,
+        replicas=2 if lever == "hedge" else 1,
         profile=TailProfile(),
         seed=trial.seed,
         base_urls=opts.base_urls or None,
@@ -91,12 +91,19 @@ def run_trial(opts: LeversOptions, trial: Trial[LeverTrial]) -> dict[str, Any]:
             paths = caller_paths(opts)
             llm = _client(rig.proxy_urls[0], opts.model, SystemClock())
             out["utterances"] = [p.name for p in paths]
-            if lever == "cache":
-                _progress(opts, "cache: the callers twice, off then on")
-                out["result"] = cache_arm(opts.out_dir, paths, llm, trial.seed, CACHE_WORD_DISTANCE)
-            else:
-                _progress(opts, "preemptive: the callers, off then on")
-                out["result"] = preemptive_arm(opts.out_dir, paths, llm, trial.seed, opts.stable_ms)
+            # One replica; the session's own compute kept off its core (`away_from`).
+            with away_from(rig.pinned) as cpus:
+                out["session_cpus"] = cpus
+                if lever == "cache":
+                    _progress(opts, "cache: the callers twice, off then on")
+                    out["result"] = cache_arm(
+                        opts.out_dir, paths, llm, trial.seed, CACHE_WORD_DISTANCE
+                    )
+                else:
+                    _progress(opts, "preemptive: the callers, off then on")
+                    out["result"] = preemptive_arm(
+                        opts.out_dir, paths, llm, trial.seed, opts.stable_ms
+                    )
         out["proxy_stats"] = [p.stats.to_json() for p in rig.proxies]
     out["machine"] = {
         "cpus": os.cpu_count(),

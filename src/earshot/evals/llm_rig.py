@@ -117,6 +117,37 @@ def pin_process(pid: int, cpu: int) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def away_from(cpus: Sequence[int | None]) -> Iterator[list[int]]:
+    """Keep every thread of this process off ``cpus`` (the servers' cores) while inside, where
+    the platform allows and another CPU is left; yields the CPUs this process runs on.
+
+    A session run computes VAD, STT and TTS in this process while its LLM request is out; on
+    the server's core that compute would be charged to the server's first-token time.
+    """
+    before = allowed_cpus()
+    taken = {c for c in cpus if c is not None}
+    left = [c for c in before if c not in taken]
+    tasks = Path("/proc/self/task")
+    if not left or not taken or not tasks.is_dir():
+        yield before
+        return
+    threads = [int(t) for t in os.listdir(tasks)]
+    for tid in threads:
+        pin_to_set(tid, left)
+    try:
+        yield left
+    finally:
+        for tid in [int(t) for t in os.listdir(tasks)]:
+            pin_to_set(tid, before)
+
+
+def pin_to_set(tid: int, cpus: Sequence[int]) -> None:
+    """Pin one thread (or process) to ``cpus``; a thread that has ended is skipped."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setaffinity(tid, set(cpus))
+
+
 def _pinned_to(pid: int) -> set[int] | None:
     getter = getattr(os, "sched_getaffinity", None)
     try:
