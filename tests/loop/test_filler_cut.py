@@ -25,6 +25,8 @@ from earshot.metrics.turn import TurnRecord
 from earshot.session.config import SessionConfig
 from earshot.session.session import Session, SessionState
 from earshot.testing import EnergyVad, FakeLlm, FakeStt, FakeTts, LlmScript, SyntheticCaller
+from earshot.testing.transport import FakeNetworkTransport
+from earshot.transports.base import Transport
 from earshot.transports.file import FileTransport, MemoryRecorder
 from earshot.tts.base import WordTiming
 from earshot.tts.heard import resume_text
@@ -43,6 +45,7 @@ class Run:
     turn: TurnRecord
     state: SessionState
     agent: Pcm16
+    transport: Transport
 
 
 def _run(
@@ -51,6 +54,7 @@ def _run(
     transcript: str,
     *,
     barge_in: tuple[float, float] | None = None,
+    network: bool = False,
 ) -> Run:
     config = SessionConfig(max_tail_ms=10_000.0, jitter_ms=40.0)
     speech = SPEECH if barge_in is None else [*SPEECH, barge_in]
@@ -66,9 +70,13 @@ def _run(
         bargein=BargeInConfig() if barge_in is not None else None,
     )
     caller = SyntheticCaller(speech, 8000.0)
-    transport = FileTransport(caller, clock, recorder=recorder, max_tail_ms=10_000.0)
+    transport: Transport = (
+        FakeNetworkTransport(clock, caller, downlink_ms=60.0, client_playout_ms=40.0)
+        if network
+        else FileTransport(caller, clock, recorder=recorder, max_tail_ms=10_000.0)
+    )
     state = clock.run(lambda: session.run(transport))
-    return Run(state.turns[0], state, recorder.agent_track())
+    return Run(state.turns[0], state, recorder.agent_track(), transport)
 
 
 def _filler_words() -> list[WordTiming]:
@@ -207,3 +215,19 @@ def test_a_barge_in_after_the_cut_keeps_the_heard_filler_words_and_can_resume() 
     played = int(turn.extra["played_samples"])
     rest = resume_text(handle.generated_text, handle.words, played)
     assert rest and "It has shipped.".endswith(rest) and "while" not in rest
+
+
+def test_over_a_network_the_client_s_reports_give_the_heard_filler_words_and_no_clear() -> None:
+    clock = SimulatedClock(charge_compute=False)
+    run = _run(_tool_llm(clock, 900.0), clock, "where is my order", network=True)
+    turn = run.turn
+    filler = turn.extra["filler"]
+    assert filler["outcome"] == "cut" and filler["heard"] == "One moment while"
+    # The cut is on the server's queue: the client is never told to clear anything.
+    assert isinstance(run.transport, FakeNetworkTransport) and run.transport.cleared == []
+    answer = sum(len(c.audio) for c in FakeTts(MS_PER_CHAR).synthesize("It has shipped."))
+    assert turn.extra["played_samples"] == ms_to_samples(filler["cut_ms"]) + answer
+    assert turn.heard_text == "One moment while It has shipped." == turn.agent_text
+    assert "heard_start" in turn.marks_ms  # the played position is the client's report
+    assert turn.terms_ms is not None and turn.ttfat_ms is not None
+    assert sum(turn.terms_ms.values()) == pytest.approx(turn.ttfat_ms)
