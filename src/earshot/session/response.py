@@ -7,6 +7,12 @@ nothing at all could be synthesized the fallback line is tried; a response with 
 ``no_audio_timeout_ms`` is recorded as failed and the fallback is spoken. Every failure is a
 `ResponseFailed` event, logged and written into the turn record. Whatever happens, the
 response's jitter-buffer entry is ended in ``finally``, so playout moves on to the next one.
+
+A filler line in the LLM stream (`earshot.levers.filler.FillerText`, from a tool or the budget
+policy) is spoken as a sentence of its own; when the answer's first audio is ready while it is
+still queued, the runner cuts it at the next word boundary (`earshot.levers.filler.plan_cut`,
+on a `CuttableSink`) and drops its unplayed words from the reply's words and text, so the
+answer follows at once and the caller is remembered to have heard only what played.
 """
 
 from __future__ import annotations
@@ -129,7 +135,6 @@ class ResponseHandle:
     played_samples: int = 0
     interrupted: bool = False
     filler: FillerPlayback | None = None
-    """The latest filler line spoken in this reply (`earshot.levers.filler`), if any."""
     on_interrupt: Callable[[ResponseHandle], int] | None = field(default=None, repr=False)
     """Set by the session: clears this response's audio (jitter buffer and transport) and
     returns the played position. Called by `interrupt` only."""
