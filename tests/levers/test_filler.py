@@ -80,14 +80,27 @@ def test_between_words_the_cut_fades_over_the_gap_and_never_into_the_next_word()
     assert [w.text for w in narrow.dropped] == ["please"]
 
 
+def test_after_the_last_word_the_filler_s_trailing_silence_is_cut_too() -> None:
+    trailing = plan_cut(WORDS, 2400, sent_samples=1920, fade_samples=FADE)  # 500 silent
+    assert (trailing.cut_sample, trailing.fade_samples) == (1920 + FADE, FADE)
+    assert not trailing.whole and not trailing.dropped and len(trailing.heard) == 3
+
+
 def test_a_filler_not_started_is_dropped_and_one_played_out_is_whole() -> None:
     unheard = plan_cut(WORDS, LENGTH, sent_samples=0, fade_samples=FADE)
     assert (unheard.cut_sample, unheard.fade_samples, unheard.heard) == (0, 0, ())
     assert len(unheard.dropped) == 3
     tail = plan_cut(WORDS, LENGTH, sent_samples=1950, fade_samples=FADE)
     assert tail.whole and tail.cut_sample == LENGTH and len(tail.heard) == 3
+    assert tail.fade_samples == 0
     done = plan_cut(WORDS, LENGTH, sent_samples=5000, fade_samples=FADE)
     assert done.whole and done.cut_sample == LENGTH
+
+
+def test_without_word_timings_a_started_filler_plays_whole() -> None:
+    blind = plan_cut((), LENGTH, sent_samples=700, fade_samples=FADE)
+    assert blind.cut_sample == LENGTH and blind.fade_samples == 0
+    assert plan_cut((), LENGTH, sent_samples=0, fade_samples=FADE).cut_sample == 0
 
 
 def test_truncating_chunks_keeps_the_head_and_ramps_it_to_zero() -> None:

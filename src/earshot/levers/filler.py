@@ -167,6 +167,7 @@ class FillerCut:
         fade_samples: the linear fade-out ending at ``cut_sample`` (only unsent audio).
         heard: the words that end at or before the cut (played whole).
         dropped: the words after the cut (never played).
+        num_samples: the filler's length.
     """
 
     sent_samples: int
@@ -174,11 +175,12 @@ class FillerCut:
     fade_samples: int
     heard: tuple[WordTiming, ...]
     dropped: tuple[WordTiming, ...]
+    num_samples: int
 
     @property
     def whole(self) -> bool:
-        """Nothing was cut: the filler had played out (or had no words left to drop)."""
-        return not self.dropped
+        """Nothing is cut: the filler plays to its end."""
+        return self.cut_sample >= self.num_samples
 
 
 def plan_cut(
@@ -193,8 +195,8 @@ def plan_cut(
         fade_samples: the fade-out wanted at the cut (16 kHz samples).
 
     Returns:
-        The cut. Once the filler has been sent whole, ``cut_sample == num_samples`` and
-        nothing is dropped.
+        The cut. Once the filler has been sent whole, or when there are no word timings
+        (a TTS that gives none) and it has started, ``cut_sample == num_samples``.
 
     Raises:
         ValueError: a negative length, position or fade.
@@ -208,6 +210,8 @@ def plan_cut(
     boundary = word_boundary_cut(words, sent)
     if sent == 0:  # not started: drop it all, nothing to fade
         cut = 0
+    elif not words:  # no word timings: any cut could fall mid-word, so it plays whole
+        cut = num_samples
     elif boundary > sent:  # inside a word: finish it, fading its tail
         cut = boundary
     else:  # between words: fade from here, before the next word starts
@@ -216,7 +220,8 @@ def plan_cut(
     cut = min(cut, num_samples)
     heard = tuple(w for w in words if w.end_sample <= cut)
     dropped = tuple(w for w in words if w.end_sample > cut)
-    return FillerCut(sent, cut, min(fade_samples, cut - sent), heard, dropped)
+    fade = 0 if cut >= num_samples else min(fade_samples, cut - sent)
+    return FillerCut(sent, cut, fade, heard, dropped, num_samples)
 
 
 @dataclass(slots=True)
