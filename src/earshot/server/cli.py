@@ -51,24 +51,14 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(func=_run_serve)
 
 
-def server_extra_missing() -> str | None:
-    """The install hint when the server's packages are missing, else None."""
-    import importlib.util
-
-    missing = [m for m in ("aiohttp", "aiortc", "av") if importlib.util.find_spec(m) is None]
-    if missing:
-        return (
-            f"the live-caller commands need {', '.join(missing)}: pip install 'earshot[server]'"
-        )
-    return None
-
-
 def _run_serve(args: argparse.Namespace) -> int:
+    from earshot.server.cli_client import server_extra_missing
+
     hint = server_extra_missing()
     if hint is not None:
         print(f"error: {hint}", file=sys.stderr)
         return 2
-    from earshot.server.app import ServerConfig, ServerConfigError, parse_origins
+    from earshot.server.config import ServerConfig, ServerConfigError, parse_origins
     from earshot.server.run import serve
 
     try:
@@ -84,7 +74,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from earshot.llm.base import LlmError
-    from earshot.server.stack import FAKE_STACK, make_stack
+    from earshot.server.stack_choice import FAKE_STACK, make_stack
 
     fake = args.stack == FAKE_STACK
     try:

@@ -11,7 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from earshot.clock import set_inference_executor
-from earshot.server.app import ServerConfig, build_app
+from earshot.server.app import build_app
+from earshot.server.config import ServerConfig
 from earshot.server.rtc import CALL_TASKS_KEY, RUNNING_CALLS_KEY, RunningCalls
 from earshot.server.stack import CallStack
 
@@ -61,7 +62,7 @@ async def serving(config: ServerConfig, app: web.Application) -> AsyncIterator[s
 
 def serve(config: ServerConfig, stack: CallStack) -> int:
     """Serve ``stack``'s calls until Ctrl-C. Returns the exit status."""
-    from earshot.server.routes import configure_stack
+    from earshot.server.stack_choice import configure_stack
 
     app = build_app(config)
     configure_stack(app, stack)
