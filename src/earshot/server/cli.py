@@ -9,7 +9,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from earshot.options import number
 from earshot.stacks import ModelOptions, add_model_arguments, model_options
+from earshot.transports.phone_network import PSTN_RANGE_MS
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,6 +49,17 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--frame-ms", type=int, default=20, choices=(10, 20, 40), help="frame size")
     p.add_argument("--eot-silence-ms", type=float, default=500.0, help="end-of-turn silence")
+    p.add_argument(
+        "--pstn-assumed-ms",
+        type=number(0.0, 2000.0),
+        default=PSTN_RANGE_MS[0],
+        help=(
+            "Twilio calls: assumed one-way latency of the phone network leg, stated in each "
+            "call's report beside the measured terms and never added to them (default "
+            f"{PSTN_RANGE_MS[0]:.0f} ms, the low end of the published "
+            f"{PSTN_RANGE_MS[0]:.0f}-{PSTN_RANGE_MS[1]:.0f} ms)"
+        ),
+    )
     p.add_argument("--quiet", action="store_true", help="no per-call log lines")
     p.set_defaults(func=_run_serve)
 
@@ -94,7 +107,9 @@ def _run_serve(args: argparse.Namespace) -> int:
         except (ImportError, ValueError, LlmError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    return serve(config, stack)
+    from earshot.transports.twilio import TwilioOptions
+
+    return serve(config, stack, twilio=TwilioOptions(pstn_assumed_ms=args.pstn_assumed_ms))
 
 
 def describe_models(models: ModelOptions | None) -> str:
