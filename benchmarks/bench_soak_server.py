@@ -306,7 +306,7 @@ async def sample_rss(base: str, samples: list[tuple[float, float]], stop: asynci
 
 
 async def soak(args: argparse.Namespace, base: str) -> tuple[Tally, list[tuple[float, float]]]:
-    from earshot.cli import DEMO_CALLER, bundled_data
+    from earshot.data_files import DEMO_CALLER, bundled_data
     from earshot.server.loadtest import looped
     from earshot.transports.file import load_caller
 
