@@ -16,9 +16,9 @@ queued audio where `plan_cut` says — never mid-word:
 
 * inside a word: at the end of that word (`word_boundary_cut`), the last ``fade_ms`` of it
   faded out;
-* between words: ``fade_ms`` from the played position, faded to silence, and never past the
-  start of the next word;
-* not started yet: dropped whole;
+* between words (or after the last, in its trailing silence): ``fade_ms`` from the played
+  position, faded to silence, and never past the start of the next word;
+* not started yet: dropped whole; without word timings (a TTS that gives none): played whole;
 
 and the answer's audio follows at once. The words after the cut are dropped from the reply's
 word timings and text, so heard text and history hold only what the caller heard.
