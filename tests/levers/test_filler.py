@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from earshot.levers.filler import (
     FillerConfig,
@@ -151,3 +153,31 @@ def test_a_cut_never_recalls_audio_that_has_left_and_clear_still_closes() -> Non
     assert jitter.cut(7, 10_000) == 480  # and to what was pushed
     assert jitter.clear(7) == 0
     assert jitter.cut(7, 0) == 480 and not jitter.push(7, np.ones(10, dtype=np.int16), 0.0)
+
+
+@st.composite
+def _timeline(draw: st.DrawFn) -> tuple[list[WordTiming], int, int, int]:
+    """Words with random lengths and gaps (possibly none), a length, a sent position, a fade."""
+    words: list[WordTiming] = []
+    pos = draw(st.integers(0, 400))
+    for i in range(draw(st.integers(0, 6))):
+        length = draw(st.integers(1, 4000))
+        words.append(WordTiming(f"w{i}", pos, pos + length))
+        pos += length + draw(st.integers(0, 800))
+    num = pos + draw(st.integers(0, 3000))
+    return words, num, draw(st.integers(0, num + 500)), draw(st.integers(0, 480))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_timeline())
+def test_a_cut_never_falls_inside_a_word_nor_before_what_was_sent(
+    case: tuple[list[WordTiming], int, int, int],
+) -> None:
+    words, num, sent, fade = case
+    cut = plan_cut(words, num, sent, fade)
+    assert min(sent, num) <= cut.cut_sample <= num
+    assert not any(w.start_sample < cut.cut_sample < w.end_sample for w in words)
+    assert 0 <= cut.fade_samples <= min(fade, cut.cut_sample - cut.sent_samples)
+    assert [*cut.heard, *cut.dropped] == words
+    if sent == 0 or not words:
+        assert cut.cut_sample in (0, num)
