@@ -19,10 +19,12 @@ from earshot.clock import SimulatedClock
 from earshot.levers.budget_policy import BudgetGuardLLM
 from earshot.levers.filler import FillerConfig
 from earshot.levers.tools import Tool, ToolRegistry, ToolUsingLLM
-from earshot.llm.base import LanguageModel
+from earshot.llm.base import ChatMessage, LanguageModel
 from earshot.llm.scripted import LatencyProfile, RuleSet, ScriptedLLM
 from earshot.metrics.turn import TurnRecord
+from earshot.playout.jitter import JitterBuffer
 from earshot.session.config import SessionConfig
+from earshot.session.response import AudioSink, ResponseFailed, ResponseHandle, ResponseRunner
 from earshot.session.session import Session, SessionState
 from earshot.testing import EnergyVad, FakeLlm, FakeStt, FakeTts, LlmScript, SyntheticCaller
 from earshot.testing.transport import FakeNetworkTransport
@@ -231,3 +233,59 @@ def test_over_a_network_the_client_s_reports_give_the_heard_filler_words_and_no_
     assert "heard_start" in turn.marks_ms  # the played position is the client's report
     assert turn.terms_ms is not None and turn.ttfat_ms is not None
     assert sum(turn.terms_ms.values()) == pytest.approx(turn.ttfat_ms)
+
+
+class _ClientSink:
+    """An `AudioSink` that streams each chunk to a client at once (nothing to cut)."""
+
+    def __init__(self) -> None:
+        self.samples = 0
+
+    def push(self, response_id: int, audio: Pcm16, now_ms: float) -> bool:
+        self.samples += len(audio)
+        return True
+
+    def end(self, response_id: int) -> None:
+        pass
+
+    def buffered_ms_of(self, response_id: int) -> float:
+        return 0.0
+
+
+class _BrokenCut(JitterBuffer):
+    def cut(self, response_id: int, at_sample: int, fade_samples: int = 0) -> int:
+        raise RuntimeError("cut broke")
+
+
+def _runner_reply(sink: AudioSink) -> tuple[ResponseHandle, list[ResponseFailed]]:
+    clock = SimulatedClock(charge_compute=False)
+    slow = FakeLlm(clock, default=LlmScript(text="Your order has shipped.", ttft_ms=1200.0))
+    guard = BudgetGuardLLM(slow, clock, 300.0, ("filler",), filler_lines=(FILLER,))
+    failures: list[ResponseFailed] = []
+    runner = ResponseRunner(clock, guard, FakeTts(MS_PER_CHAR), sink, on_failure=failures.append)
+    handle = ResponseHandle(1, TurnRecord(1))
+
+    async def main() -> None:
+        await runner.run(handle, [ChatMessage("user", "where is my order")])
+
+    clock.run(main)
+    return handle, failures
+
+
+def test_a_sink_that_cannot_cut_plays_the_filler_whole() -> None:
+    sink = _ClientSink()
+    handle, failures = _runner_reply(sink)
+    assert handle.turn.extra["filler"]["outcome"] == "whole" and failures == []
+    assert handle.generated_text == f"{FILLER} Your order has shipped. "
+    assert sink.samples == handle.synthesized_samples
+
+
+def test_a_failing_cut_is_recorded_and_costs_the_answer_nothing() -> None:
+    jitter = _BrokenCut(jitter_ms=40.0)
+    jitter.open(1)
+    handle, failures = _runner_reply(jitter)
+    assert [(f.stage, f.recovered) for f in failures] == [("internal", True)]
+    assert "filler cut: RuntimeError: cut broke" in failures[0].error
+    assert handle.turn.extra["filler"]["outcome"] == "whole"
+    assert [w.text for w in handle.words][-4:] == ["Your", "order", "has", "shipped."]
+    assert jitter.buffered_ms_of(1) * 16 == pytest.approx(handle.synthesized_samples)

@@ -404,7 +404,7 @@ class ResponseRunner:
                 continue
             if offset is None:
                 if not filler:
-                    self._cut_filler(handle)  # the answer is ready: the filler stops
+                    self._stop_filler(handle)  # the answer is ready: the filler stops
                 offset = handle.synthesized_samples
             self._mark(handle, "tts_first_audio")
             handle.words.extend(offset_words(chunk.words, offset))
@@ -450,6 +450,15 @@ class ResponseRunner:
         if playback is not None and playback.outcome is None:
             playback.outcome = "whole"
             handle.turn.extra["filler"] = playback.to_json()
+
+    def _stop_filler(self, handle: ResponseHandle) -> None:
+        """`_cut_filler`, guarded: a bug in the cut must not cost the answer its sentence (the
+        filler then plays whole and the error is recorded)."""
+        try:
+            self._cut_filler(handle)
+        except Exception as exc:
+            self._fail(handle, "internal", f"filler cut: {describe_error(exc)}", recovered=True)
+            self._filler_whole(handle)
 
     def _cut_filler(self, handle: ResponseHandle) -> None:
         """The answer's first audio is ready: stop the filler at the next word boundary.
