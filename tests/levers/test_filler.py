@@ -48,6 +48,8 @@ def test_bad_filler_settings_are_refused() -> None:
         FillerConfig(lines=("  ",))
     with pytest.raises(ValueError, match="must be >= 0"):
         plan_cut(WORDS, LENGTH, -1, FADE)
+    with pytest.raises(ValueError, match="fade_ms must be >= 0"):
+        FillerText("One moment.", "tool", -5.0)
 
 
 def test_a_filler_line_is_text_that_says_who_spoke_it() -> None:

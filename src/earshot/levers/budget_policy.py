@@ -116,6 +116,9 @@ class BudgetGuardLLM:
         fallback: the faster backend a ``hedge`` sends to (None: the primary again).
         filler_lines: what a ``filler`` says (rotated per turn).
         fade_ms: the fade when the reply's first audio cuts the filler at a word (ms).
+
+    Raises:
+        ValueError: a negative line or fade, or an unknown action.
     """
 
     def __init__(
@@ -129,6 +132,8 @@ class BudgetGuardLLM:
         fade_ms: float = DEFAULT_FADE_MS,
     ) -> None:
         BudgetPolicy(line_ms, 0.0, tuple(actions))  # validate
+        if fade_ms < 0:
+            raise ValueError(f"the filler's fade_ms must be >= 0, got {fade_ms}")
         self.primary = primary
         self.fallback = fallback
         self.clock = clock

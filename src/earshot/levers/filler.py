@@ -128,6 +128,9 @@ class FillerText(str):
         source: which lever spoke it: ``"tool"`` (a tool ran past the threshold) or
             ``"budget"`` (the budget policy's ``filler`` action).
         fade_ms: the fade-out at a cut (ms).
+
+    Raises:
+        ValueError: a negative fade.
     """
 
     source: FillerSource
@@ -136,6 +139,8 @@ class FillerText(str):
     def __new__(
         cls, text: str, source: FillerSource = "tool", fade_ms: float = DEFAULT_FADE_MS
     ) -> FillerText:
+        if fade_ms < 0:
+            raise ValueError(f"a filler's fade_ms must be >= 0, got {fade_ms}")
         line = super().__new__(cls, text)
         line.source = source
         line.fade_ms = fade_ms
