@@ -77,7 +77,7 @@ TEXT_LANGUAGE = "en"
 MIN_PER_CLASS = 8
 """A head is fitted only with at least this many ends and mid-turn pauses."""
 
-THRESHOLDS: tuple[float, ...] = tuple(round(0.025 * k, 3) for k in range(4, 38))
+THRESHOLDS: tuple[float, ...] = tuple(round(0.01 * k, 2) for k in range(5, 96))
 MIN_SILENCES_MS: tuple[float, ...] = (160.0, 240.0)
 PRIOR_COUNTS: tuple[float, ...] = (0.0, 3.0)
 SURVIVAL_POWERS: tuple[float, ...] = (0.0, 0.5, 1.0)
@@ -284,12 +284,12 @@ def fit_head(
     )
     z = np.where(present, np.clip((x - mean) / scale, -3.0, 3.0), 0.0)
     sign = np.array([o[f] for f in FEATURE_NAMES])
-    v, b = fit_nonnegative_logistic(z * sign, y, l2)
+    oriented, b = fit_nonnegative_logistic(z * sign, y, l2)
     return Head(
         FEATURE_NAMES,
         tuple(round(float(m), 6) for m in mean),
         tuple(round(float(sd), 6) for sd in scale),
-        tuple(round(float(w), 6) + 0.0 for w in v * sign),
+        tuple(round(float(w), 6) + 0.0 for w in oriented * sign),
         round(b, 6),
         impute_missing=True,
     )
@@ -321,13 +321,25 @@ class TurnOutcome:
     """End of turn − true end (ms); None: the turn's end pause was not observed."""
 
 
-_ERFC = np.frompyfunc(math.erfc, 1, 1)
+def _erfc(x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """erfc by Abramowitz & Stegun 7.1.26 (absolute error < 1.5e-7), vectorised."""
+    a = np.abs(x)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (
+        0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
+    )
+    y = poly * np.exp(-a * a)
+    out: npt.NDArray[np.float64] = np.where(x >= 0, y, 2.0 - y)
+    return out
 
 
-def _log_survival(law: PauseLaw, t_ms: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    z = (np.log(np.maximum(t_ms, 1e-9)) - law.mu_log_ms) / law.sigma_log_ms
-    s = 0.5 * _ERFC(z / math.sqrt(2.0)).astype(np.float64)
-    out: npt.NDArray[np.float64] = np.log(np.maximum(np.where(t_ms <= 0, 1.0, s), 1e-12))
+def _log_survival(
+    mu_log_ms: npt.NDArray[np.float64], sigma_log_ms: float, t_ms: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """``ln S(t)`` of log-normal laws: shape ``(len(mu_log_ms), len(t_ms))``."""
+    z = (np.log(np.maximum(t_ms, 1e-9))[None, :] - mu_log_ms[:, None]) / sigma_log_ms
+    s = 0.5 * _erfc(z / math.sqrt(2.0))
+    out: npt.NDArray[np.float64] = np.log(np.maximum(np.where(t_ms[None, :] <= 0, 1.0, s), 1e-12))
     return out
 
 
@@ -349,47 +361,55 @@ def replay_model(
     As `earshot.turns.model_endpointer.ModelEndpointer` on a live call: frame by frame from the
     pause's first silent frame, each cue usable once its compute has passed, never before
     ``min_silence_ms``, always by ``max_silence_ms``; a mid-turn pause the policy did not cut
-    teaches the speaker's pause law (`PauseLaw.adapted`, ``pause_prior_count``).
+    teaches the speaker's pause law (`PauseLaw.adapted`, ``pause_prior_count``). Every
+    threshold is replayed at once (numpy over thresholds × frames).
     """
+    n = len(thresholds)
     cut_logits = np.array([math.log(th / (1 - th)) for th in thresholds])
-    cuts = {th: dict.fromkeys((t.trial for t in ps.turns), 0) for th in thresholds}
-    delays: dict[float, dict[str, float]] = {th: {} for th in thresholds}
-    seen: dict[float, dict[str, list[float]]] = {th: {} for th in thresholds}
-    adapt = model.pause_prior_count > 0
+    trials = [t.trial for t in ps.turns]
+    cuts = {k: np.zeros(n, dtype=np.int64) for k in trials}
+    delays: dict[str, npt.NDArray[np.float64]] = {}
+    sums = {k: np.zeros(n) for k in trials}
+    counts = {k: np.zeros(n) for k in trials}
+    law, k0, g = model.pause_law, model.pause_prior_count, model.survival_power
     for p in ps.pauses:
         horizon = min(p.length_ms, model.max_silence_ms + FRAME_MS)
         count = max(1, math.ceil((horizon - p.first_silence_ms) / FRAME_MS))
         t = p.first_silence_ms + FRAME_MS * np.arange(count, dtype=np.float64)
         start = _start_logits(model, p, t)
-        g = model.survival_power
-        shared = None if adapt and g > 0 else start - g * _log_survival(model.pause_law, t)
+        if g > 0:
+            if k0 > 0:
+                mu = (k0 * law.mu_log_ms + sums[p.trial]) / (k0 + counts[p.trial])
+            else:
+                mu = np.full(n, law.mu_log_ms)
+            track = start[None, :] - g * _log_survival(mu, law.sigma_log_ms, t)
+        else:
+            track = np.broadcast_to(start[None, :], (n, count))
         forced = t >= model.max_silence_ms
         allowed = t >= model.min_silence_ms
-        first_hits: Any = None
-        if shared is not None:  # one track for every threshold: decide them all at once
-            ends_all = forced[None, :] | (
-                allowed[None, :] & (shared[None, :] >= cut_logits[:, None])
-            )
-            first_hits = np.where(ends_all.any(axis=1), ends_all.argmax(axis=1), -1)
-        for j, th in enumerate(thresholds):
-            logs = seen[th].setdefault(p.trial, [])
-            if first_hits is not None:
-                k = int(first_hits[j])
-            else:
-                law = model.pause_law.adapted(logs, model.pause_prior_count)
-                track = start - g * _log_survival(law, t)
-                hit = np.flatnonzero(forced | (allowed & (track >= cut_logits[j])))
-                k = int(hit[0]) if hit.size else -1
-            at = float(t[k]) if k >= 0 else p.first_silence_ms + FRAME_MS * count
-            if p.end:
-                delays[th].setdefault(p.trial, at + p.lag_ms)
-            elif at < p.length_ms:
-                cuts[th][p.trial] += 1
-            elif math.isfinite(p.length_ms):
-                logs.append(math.log(p.length_ms))
+        ends = forced[None, :] | (allowed[None, :] & (track >= cut_logits[:, None]))
+        at = np.where(
+            ends.any(axis=1), t[ends.argmax(axis=1)], p.first_silence_ms + FRAME_MS * count
+        )
+        if p.end:
+            if p.trial not in delays:
+                delays[p.trial] = at + p.lag_ms
+        else:
+            cut = at < p.length_ms
+            cuts[p.trial] += cut
+            if math.isfinite(p.length_ms):
+                sums[p.trial] += np.where(cut, 0.0, math.log(p.length_ms))
+                counts[p.trial] += np.where(cut, 0.0, 1.0)
     return {
-        th: [TurnOutcome(k, cuts[th][k.trial], delays[th].get(k.trial)) for k in ps.turns]
-        for th in thresholds
+        th: [
+            TurnOutcome(
+                k,
+                int(cuts[k.trial][j]),
+                float(delays[k.trial][j]) if k.trial in delays else None,
+            )
+            for k in ps.turns
+        ]
+        for j, th in enumerate(thresholds)
     }
 
 
@@ -527,12 +547,25 @@ def fit_model(ps: PauseSet, l2: float = L2) -> tuple[EndOfTurnModel, dict[str, A
 
 
 def fit(paths: Sequence[Path]) -> EndOfTurnModel:
-    """Fit the whole model on the observer pauses of the calibration runs at ``paths``.
+    """Fit the whole model on the observer pauses of the runs at ``paths`` (only their turns
+    of the calibration split, ``split.json``: the held-out recordings and noises never leak in).
 
     Raises:
         ValueError: too little data (the message says what is missing).
     """
+    from earshot.evals.endpointing_plan import calibration_split
+
+    speech, noises = calibration_split()
     ps = load_pauses(paths)
+    ps = ps.subset(
+        {
+            t.trial
+            for t in ps.turns
+            if t.recording in speech and (t.noise is None or t.noise in noises)
+        }
+    )
+    if not ps.turns:
+        raise ValueError("the runs hold no turn of the calibration split (split.json)")
     model, selection = fit_model(ps)
     provenance = {
         "fitted_by": "python -m earshot.evals.endpointing_fit",

@@ -80,8 +80,44 @@ class WhisperTranscriber:
             condition_on_previous_text=False,
             temperature=0.0,  # no fallback retries: each would cost another decode
             max_new_tokens=_max_tokens(len(pcm)),
+            # tiny.en loops on short windows ("8. The Press Yard 8. The Press Yard 8."): a
+            # mild penalty stops most loops, `collapse_repeats` the rest.
+            repetition_penalty=1.3,
         )
-        return "".join(s.text for s in segments).strip()
+        return collapse_repeats("".join(s.text for s in segments).strip())
+
+
+def collapse_repeats(text: str) -> str:
+    """``text`` with a sentence (or a run of up to 3) repeated back to back kept once, and,
+    where that happened, a trailing fragment that only restarts an earlier sentence dropped
+    ("In 1813. In 1813. In" → "In 1813.", "8. The Press Yard. 8. The Press Yard. 8" →
+    "8. The Press Yard.")."""
+    import re
+
+    parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", text.strip()) if p.strip()]
+
+    def key(s: str) -> str:
+        return re.sub(r"[^a-z0-9 ]", "", s.lower()).strip()
+
+    kept: list[str] = []
+    collapsed = False
+    for part in parts:
+        kept.append(part)
+        for k in (1, 2, 3):
+            if len(kept) >= 2 * k and [key(x) for x in kept[-k:]] == [
+                key(x) for x in kept[-2 * k : -k]
+            ]:
+                del kept[-k:]
+                collapsed = True
+                break
+    if (
+        collapsed
+        and len(kept) >= 2
+        and kept[-1][-1:] not in ".?!"
+        and any(key(x).startswith(key(kept[-1])) for x in kept[:-1])
+    ):
+        kept.pop()
+    return " ".join(kept)
 
 
 class WhisperLaneStt:
