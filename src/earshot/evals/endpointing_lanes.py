@@ -80,9 +80,9 @@ class WhisperTranscriber:
             condition_on_previous_text=False,
             temperature=0.0,  # no fallback retries: each would cost another decode
             max_new_tokens=_max_tokens(len(pcm)),
-            # tiny.en loops on short windows ("8. The Press Yard 8. The Press Yard 8."): a
-            # mild penalty stops most loops, `collapse_repeats` the rest.
-            repetition_penalty=1.3,
+            # tiny.en loops on short windows ("8. The Press Yard 8. The Press Yard 8."):
+            # `collapse_repeats` keeps one copy. (A repetition_penalty of 1.3 stops the loops
+            # too, but it changes words: the LM cue's AUC fell from 0.73 to 0.67 with it.)
         )
         return collapse_repeats("".join(s.text for s in segments).strip())
 
