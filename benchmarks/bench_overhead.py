@@ -46,9 +46,9 @@ from typing import Any, TypeVar
 import numpy as np
 
 from earshot.audio.frames import Pcm16
-from earshot.cli import DEMO_CALLER, bundled_data
 from earshot.clock import Clock, SimulatedClock, SystemClock
 from earshot.converse import ConverseOptions, build_components, session_from_parts
+from earshot.data_files import DEMO_CALLER, bundled_data
 from earshot.metrics.stats import percentiles
 from earshot.metrics.turn import TurnRecord
 from earshot.session.session import Session

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.resources
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from earshot import __version__, shutdown
+from earshot.data_files import DEMO_CALLER, bundled_data
 from earshot.options import OneLineErrorParser, number
 from earshot.outcome import (
     EXIT_BROKEN_PIPE,
@@ -26,13 +26,6 @@ from earshot.outcome import (
 if TYPE_CHECKING:
     from earshot.converse import ConverseResult
     from earshot.metrics.budget import TermBudget
-
-DEMO_CALLER = "demo_caller.wav"
-
-
-def bundled_data(*parts: str) -> Path:
-    """Path of a file bundled in the package's ``data/`` folder."""
-    return Path(str(importlib.resources.files("earshot").joinpath("data", *parts)))
 
 
 def _add_converse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

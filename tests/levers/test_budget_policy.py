@@ -8,6 +8,7 @@ import pytest
 
 from earshot.clock import SimulatedClock
 from earshot.levers.budget_policy import SHORTER_INSTRUCTION, BudgetGuardLLM, BudgetPolicy, Fired
+from earshot.levers.filler import FillerText
 from earshot.levers.notes import bind_turn_notes
 from earshot.llm.base import ChatMessage, LanguageModel
 from earshot.testing import FakeLlm, LlmScript
@@ -63,9 +64,20 @@ def test_a_filler_is_spoken_at_the_line_and_the_reply_follows() -> None:
     clock = SimulatedClock(charge_compute=False)
     slow = FakeLlm(clock, default=LlmScript(text="Here it is.", ttft_ms=1000.0))
     guard = BudgetGuardLLM(slow, clock, 600.0, ("filler",), filler_lines=("One moment.",))
+    deltas: list[str] = []
+
+    async def main() -> None:
+        async with contextlib.aclosing(guard.stream([ChatMessage("user", "hi")])) as stream:
+            async for delta in stream:
+                deltas.append(delta)
+
     text, first, notes = _run(clock, guard)
     assert text == "One moment. Here it is. " and first == pytest.approx(600.0)
     assert notes["budget_actions"][0]["action"] == "filler"  # type: ignore[index]
+    clock.run(main)
+    # The filler is marked, so the response runner cuts it at a word when the reply is ready.
+    (filler,) = [d for d in deltas if isinstance(d, FillerText)]
+    assert filler == "One moment. " and filler.source == "budget" and deltas[0] is filler
 
 
 def test_within_the_line_nothing_happens() -> None:

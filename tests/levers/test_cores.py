@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from earshot.levers.cache import ResponseCache
-from earshot.levers.filler import FillerConfig, FillerSchedule, cut_filler, word_boundary_cut
 from earshot.levers.normalize import normalize_transcript
 from earshot.levers.preemptive import (
     CancelSpeculation,
@@ -19,7 +18,6 @@ from earshot.levers.preemptive import (
     clamp_marks,
 )
 from earshot.metrics.turn import MARKS
-from earshot.tts.base import WordTiming
 
 AUDIO = np.arange(1, 1601, dtype=np.int16)
 
@@ -130,33 +128,6 @@ def test_clamp_marks_keeps_terms_consecutive_and_reports_the_saving() -> None:
     }
     values = [marks[m] for m in MARKS]
     assert values == sorted(values) and marks["playout_queued"] == 1545.0
-
-
-# -- filler -----------------------------------------------------------------------------------
-
-
-def test_filler_only_after_the_threshold_and_never_once_answered() -> None:
-    config = FillerConfig(threshold_ms=300.0, lines=("One moment.", "Let me check."))
-    quick = FillerSchedule(config, started_ms=1000.0)
-    assert quick.poll(1299.0) is None
-    quick.answered(1200.0)
-    assert quick.poll(2000.0) is None
-    slow = FillerSchedule(config, started_ms=1000.0, line_index=1)
-    spoken = slow.poll(1300.0)
-    assert spoken is not None and spoken.text == "Let me check." and spoken.at_ms == 1300.0
-    assert slow.poll(1400.0) is None  # once
-
-
-def test_the_cut_finishes_the_word_being_played_and_fades_into_the_boundary() -> None:
-    words = (WordTiming("one", 0, 400), WordTiming("moment", 600, 1200))
-    assert word_boundary_cut(words, 100) == 400
-    assert word_boundary_cut(words, 500) == 500  # between words: stop here
-    assert word_boundary_cut(words, 600) == 1200
-    rest = cut_filler(AUDIO, words, 700, fade_ms=10.0)
-    assert rest.size == 500  # 700 → the end of "moment" at 1200
-    assert np.array_equal(rest[:340], AUDIO[700:1040])
-    assert rest[-1] == 0 and abs(int(rest[-80])) < abs(int(AUDIO[1120]))  # faded, 160 samples
-    assert cut_filler(AUDIO, words, 500).size == 0
 
 
 def test_a_tolerant_cache_accepts_a_near_transcript_and_nothing_further() -> None:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from earshot.clock import SimulatedClock
-from earshot.levers.filler import FillerConfig
+from earshot.levers.filler import FillerConfig, FillerText
 from earshot.levers.notes import bind_turn_notes
 from earshot.levers.openai_tools import OpenAIToolLLM
 from earshot.levers.tools import Tool, ToolRegistry, ToolUsingLLM
@@ -110,16 +110,27 @@ def test_a_quick_tool_needs_no_filler_and_its_time_is_its_own_term() -> None:
     assert terms["tool"] == 120.0 and terms["llm_ttft"] == 200.0  # two model round trips
 
 
-def test_a_slow_tool_is_masked_by_a_filler_spoken_whole_at_the_threshold() -> None:
+def test_a_slow_tool_is_masked_by_a_filler_marked_for_the_cut_at_the_threshold() -> None:
     clock = SimulatedClock(charge_compute=False)
     llm = ToolUsingLLM(
         ScriptedLLM(RULES, PROFILE, clock),
         registry(clock, 900.0, []),
         clock,
-        FillerConfig(threshold_ms=300.0, lines=("One moment.",)),
+        FillerConfig(threshold_ms=300.0, lines=("One moment.",), fade_ms=15.0),
     )
     text, turn = run(clock, llm, "what time is it")
     assert text == "One moment. It is three pm now."
+    deltas: list[str] = []
+
+    async def collect() -> None:
+        messages = [ChatMessage("user", "what time is it")]
+        async with contextlib.aclosing(llm.stream(messages)) as stream:
+            deltas.extend([delta async for delta in stream])
+
+    clock.run(collect)
+    # The filler is marked, so the response runner cuts it at a word when the answer is ready.
+    assert isinstance(deltas[0], FillerText) and deltas[0] == "One moment. "
+    assert deltas[0].source == "tool" and deltas[0].fade_ms == 15.0
     assert turn.extra["tool_filler"] == {"text": "One moment.", "at_ms": 400.0}
     # The caller hears the filler at 400 ms; the tool answers at 1000 ms.
     assert turn.marks_ms["llm_first_token"] == pytest.approx(400.0)

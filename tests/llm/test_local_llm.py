@@ -13,7 +13,8 @@ import pytest
 from earshot.clock import SystemClock
 from earshot.llm import OpenAICompatLLM, make_llm
 from earshot.llm.base import ChatMessage
-from earshot.llm.local import LocalLLM, bundled_model_path
+from earshot.llm.bundled import bundled_model_path
+from earshot.llm.local import LocalLLM
 from earshot.llm.serve import MODEL_ALIAS
 
 HELLO = [ChatMessage("user", "Hello! Can you help me book a table for two tonight?")]

@@ -12,7 +12,8 @@ import soxr
 
 from earshot.audio.frames import Pcm16
 from earshot.audio.io import read_audio
-from earshot.server.app import ServerConfig, build_app
+from earshot.server.app import build_app
+from earshot.server.config import ServerConfig
 from earshot.server.run import serving
 
 SPEECH = Path(__file__).parents[2] / "src" / "earshot" / "data" / "speech"

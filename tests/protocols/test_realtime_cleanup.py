@@ -11,7 +11,8 @@ from serve_helpers import free_port
 from earshot.clock import Clock
 from earshot.protocols.engine import EngineComponents
 from earshot.protocols.routes import COMPONENTS_KEY
-from earshot.server.app import ServerConfig, build_app
+from earshot.server.app import build_app
+from earshot.server.config import ServerConfig
 from earshot.server.run import serving
 from earshot.testing import EnergyVad, FakeLlm, FakeStt, FakeTts
 

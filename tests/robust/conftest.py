@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from earshot.cli import bundled_data
+from earshot.data_files import bundled_data
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 from robust_cli import earshot
 
-from earshot.cli import bundled_data
+from earshot.data_files import bundled_data
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from earshot.cli import bundled_data
+from earshot.data_files import bundled_data
 from earshot.transports.file import load_caller
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

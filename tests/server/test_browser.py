@@ -15,11 +15,12 @@ import pytest
 from browser_util import CHROMIUM, chromium_args, two_utterance_caller
 from playwright.async_api import async_playwright  # the test extra installs it
 
-from earshot.server.app import ServerConfig, build_app
+from earshot.server.app import build_app
+from earshot.server.config import ServerConfig
 from earshot.server.embedded import EmbeddedStack, FakeStack
-from earshot.server.routes import configure_stack
 from earshot.server.run import serving
 from earshot.server.session_stack import SessionStack
+from earshot.server.stack_choice import configure_stack
 
 if not os.path.exists(CHROMIUM) and os.environ.get("EARSHOT_SKIP_BROWSER_TESTS") != "1":
     # A missing browser is a failure, not a silent skip: the README's test command installs it.

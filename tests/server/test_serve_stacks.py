@@ -13,14 +13,15 @@ import numpy as np
 import pytest
 
 from earshot.audio.io import read_audio
-from earshot.cli import build_parser, bundled_data, main
+from earshot.cli import build_parser, main
 from earshot.clock import SystemClock
-from earshot.server.app import ServerConfig, build_app
+from earshot.data_files import bundled_data
+from earshot.server.app import build_app
 from earshot.server.client import CallClient
+from earshot.server.config import ServerConfig
 from earshot.server.embedded import EmbeddedStack, FakeStack
-from earshot.server.routes import configure_stack
 from earshot.server.run import serving
-from earshot.server.stack import FAKE_STACK, make_stack
+from earshot.server.stack_choice import FAKE_STACK, configure_stack, make_stack
 from earshot.stacks import model_options
 
 CLIP = "speech/realtimestt_ljspeech_LJ001-0002.wav"  # "in being comparatively modern."

@@ -16,11 +16,12 @@ import pytest
 
 from earshot.clock import SystemClock
 from earshot.server import protocol as proto
-from earshot.server.app import CALLS_KEY, ServerConfig, build_app
+from earshot.server.app import build_app
 from earshot.server.client import CallClient
+from earshot.server.config import CALLS_KEY, ServerConfig
 from earshot.server.embedded import FakeStack
-from earshot.server.routes import configure_stack
 from earshot.server.run import serving
+from earshot.server.stack_choice import configure_stack
 
 
 def tone_caller(spans_s: list[tuple[float, float]], duration_s: float) -> np.ndarray:

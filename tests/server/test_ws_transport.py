@@ -13,10 +13,11 @@ import pytest
 from scripted_port import PortStack
 
 from earshot.clock import SystemClock
-from earshot.server.app import ServerConfig, build_app
+from earshot.server.app import build_app
 from earshot.server.client import CallClient, NetConditions
-from earshot.server.routes import configure_stack
+from earshot.server.config import ServerConfig
 from earshot.server.run import serving
+from earshot.server.stack_choice import configure_stack
 
 
 def caller_audio(seconds: float = 2.0) -> np.ndarray:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from earshot.cli import bundled_data
+from earshot.data_files import bundled_data
 from earshot.stt import make_stt
 from earshot.stt.base import StreamingRecognizer
 from earshot.tts import make_tts

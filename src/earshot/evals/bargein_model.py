@@ -95,7 +95,7 @@ class BargeInRun:
         reply_text: the long scripted reply the events cut into.
         reply_ms: its duration as synthesized (ms).
         interrupted: stopped by Ctrl-C before every scenario ran.
-        summary: `earshot.evals.bargein_score.summarize_results` of ``results``.
+        summary: `earshot.evals.bargein_summary.summarize_results` of ``results``.
     """
 
     options: BargeInOptions

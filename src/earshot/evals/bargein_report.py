@@ -226,7 +226,7 @@ def plot_results(path: str | os.PathLike[str], run: BargeInRun) -> None:
 def bargein_run(opts: BargeInOptions, run: RunResult) -> BargeInRun:
     """The `BargeInRun` record of the trials a harness run finished."""
     from earshot.evals.bargein_plan import reply_info
-    from earshot.evals.bargein_score import summarize_results
+    from earshot.evals.bargein_summary import summarize_results
 
     reply_text, reply_ms = reply_info()
     return BargeInRun(

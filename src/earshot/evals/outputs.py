@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from earshot.audio.io import write_text_atomic
-from earshot.outputs import OutputError
+from earshot.outputs import JsonLinesLog, OutputError
 from earshot.outputs import check_out_dir as shared_check_out_dir
 from earshot.outputs import check_out_file as shared_check_out_file
 
@@ -80,22 +80,26 @@ class TrialLog:
     """``<stem>.trials.jsonl``: one JSON object per finished trial, durable as it goes.
 
     The file (and its folder) is created, empty, at the first line or at `close` (a run owns
-    it: an earlier run's lines never stay). Each line is written with a single ``write`` and
-    flushed to disk; if a write fails part-way (a full disk), the file is cut back to its last
-    whole line, so a torn line never stays in it.
+    it: an earlier run's lines never stay). Lines are written by the shared
+    `earshot.outputs.JsonLinesLog`: whole or not at all, fsynced, strings redacted.
+
+    Args:
+        path: the file.
+        _write: the low-level write (tests inject a failing one).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, _write: Callable[[int, bytes], int] = os.write) -> None:
         self.path = path
-        self._fd: int | None = None
-        self._size = 0
+        self._write = _write
+        self._log: JsonLinesLog | None = None
 
-    def _open(self) -> int:
-        if self._fd is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-            self._fd = os.open(self.path, flags, 0o644)
-        return self._fd
+    def _opened(self) -> JsonLinesLog:
+        if self._log is None:
+            try:
+                self._log = JsonLinesLog(self.path, _write=self._write)
+            except OutputError as exc:  # after the checks: a failed write, not a bad --out
+                raise OSError(str(exc)) from None
+        return self._log
 
     def append(self, obj: dict[str, Any]) -> None:
         """Append one object as a line.
@@ -104,22 +108,15 @@ class TrialLog:
             ValueError: ``obj`` holds NaN or infinity.
             OSError: the write failed (the file keeps every earlier line, whole).
         """
-        data = (json.dumps(obj, ensure_ascii=False, allow_nan=False) + "\n").encode()
-        fd = self._open()
+        log = self._opened()
         try:
-            written = os.write(fd, data)
-            if written != len(data):
-                raise OSError(f"short write to {self.path} ({written} of {len(data)} bytes)")
-            os.fsync(fd)
-        except OSError:
-            os.ftruncate(fd, self._size)
-            raise
-        self._size += len(data)
+            log.append(obj)
+        except OutputError as exc:
+            raise OSError(str(exc)) from None
 
     def close(self) -> None:
         """Close the file, creating it empty if no line was written."""
-        os.close(self._open())
-        self._fd = None
+        self._opened().close()
 
     def __enter__(self) -> TrialLog:
         return self

@@ -9,8 +9,9 @@ has come by the line the policy fires its actions, in order:
   other is closed), optionally with a shorter-reply instruction;
 * ``shorter`` — the extra request asks for a short reply (``SHORTER_INSTRUCTION``), so the
   reply's audio also ends sooner;
-* ``filler`` — speak a filler line now (the reply follows it), so the caller hears something
-  by the budget.
+* ``filler`` — speak a filler line now, so the caller hears something by the budget; it is a
+  `earshot.levers.filler.FillerText`, spoken and cut exactly as the tool lever's filler: the
+  reply's first audio stops it at the next word boundary (``extra["filler"]``).
 
 `BudgetPolicy` is the pure rule (fed ``now_ms``); `BudgetGuardLLM` is the `LanguageModel`
 shell. Which action fired, and when, is written to the turn record (``extra["budget_actions"]``).
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from earshot.clock import Clock
-from earshot.levers.filler import DEFAULT_FILLER_LINES
+from earshot.levers.filler import DEFAULT_FADE_MS, DEFAULT_FILLER_LINES, FillerText
 from earshot.levers.notes import note
 from earshot.llm.base import ChatMessage, LanguageModel, LlmError
 
@@ -114,6 +115,10 @@ class BudgetGuardLLM:
         actions: what to do past the line.
         fallback: the faster backend a ``hedge`` sends to (None: the primary again).
         filler_lines: what a ``filler`` says (rotated per turn).
+        fade_ms: the fade when the reply's first audio cuts the filler at a word (ms).
+
+    Raises:
+        ValueError: a negative line or fade, or an unknown action.
     """
 
     def __init__(
@@ -124,14 +129,18 @@ class BudgetGuardLLM:
         actions: Sequence[BudgetAction] = ("hedge",),
         fallback: LanguageModel | None = None,
         filler_lines: Sequence[str] = DEFAULT_FILLER_LINES,
+        fade_ms: float = DEFAULT_FADE_MS,
     ) -> None:
         BudgetPolicy(line_ms, 0.0, tuple(actions))  # validate
+        if fade_ms < 0:
+            raise ValueError(f"the filler's fade_ms must be >= 0, got {fade_ms}")
         self.primary = primary
         self.fallback = fallback
         self.clock = clock
         self.line_ms = line_ms
         self.actions = tuple(actions)
         self.filler_lines = tuple(filler_lines)
+        self.fade_ms = fade_ms
         self.simulated = primary.simulated or (fallback is not None and fallback.simulated)
         self.name = f"budget-guard({primary.name}; line {line_ms:g} ms: {'+'.join(actions)})"
         self._turns = 0
@@ -158,7 +167,7 @@ class BudgetGuardLLM:
                     if isinstance(item, _Delta) and item.source == -1:  # the budget line
                         for fired in policy.poll(self.clock.now_ms()):
                             if fired.action == "filler" and winner is None:
-                                yield filler + " "
+                                yield FillerText(filler + " ", "budget", self.fade_ms)
                             elif fired.action == "hedge" and winner is None:
                                 extra = [*messages]
                                 if "shorter" in self.actions:

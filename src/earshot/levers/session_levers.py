@@ -48,7 +48,7 @@ from earshot.levers.preemptive import (
 from earshot.levers.tools import ToolRegistry
 from earshot.llm.base import ChatMessage
 from earshot.metrics.turn import MARKS, TurnRecord
-from earshot.playout.jitter import JitterBuffer
+from earshot.playout.jitter import JitterBuffer, truncate_chunks
 from earshot.session.response import ResponseHandle
 from earshot.stt.base import Transcript
 
@@ -114,6 +114,22 @@ class HoldingBuffer:
         if held is None:
             return self.jitter.buffered_ms_of(response_id)
         return sum(len(a) for a, _ in held.chunks) / 16.0
+
+    def played_samples(self, response_id: int) -> int:
+        """Samples of the response that have left toward the caller (0 while held)."""
+        return 0 if response_id in self._held else self.jitter.played_samples(response_id)
+
+    def cut(self, response_id: int, at_sample: int, fade_samples: int = 0) -> int:
+        """`JitterBuffer.cut`, on the held audio while the response is held."""
+        held = self._held.get(response_id)
+        if held is None:
+            return self.jitter.cut(response_id, at_sample, fade_samples)
+        total = sum(len(a) for a, _ in held.chunks)
+        end = min(max(0, at_sample), total)
+        kept = truncate_chunks([a for a, _ in held.chunks], end, min(fade_samples, end))
+        at_ms = held.chunks[0][1] if held.chunks else 0.0
+        held.chunks = [(a, at_ms) for a in kept]
+        return end
 
     def release(self, response_id: int, now_ms: float) -> None:
         """Open the response in the jitter buffer and hand it everything held."""

@@ -7,9 +7,10 @@ schema of the arguments). `ToolUsingLLM` wraps a model that can call tools (`Too
 
 1. the model streams text, or asks for tool calls;
 2. the calls run concurrently; if they have not all answered ``FillerConfig.threshold_ms``
-   after they started (`earshot.levers.filler.FillerSchedule`), a filler line is yielded as
-   the reply's first sentence — it is spoken whole while the tool runs, so it is never cut
-   off mid-word;
+   after they started (`earshot.levers.filler.FillerSchedule`), a filler line is yielded (a
+   `earshot.levers.filler.FillerText`) and spoken while the tool runs; when the answer's
+   first audio is ready the response runner stops the filler at the next word boundary with
+   a ``FillerConfig.fade_ms`` fade, and the answer follows at once;
 3. the results go back to the model as ``tool`` messages and its answer streams on.
 
 Calls declared ``predictable`` (with fixed arguments) are run once when the session starts
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from earshot.clock import Clock
-from earshot.levers.filler import FillerConfig, FillerSchedule
+from earshot.levers.filler import FillerConfig, FillerSchedule, FillerText
 from earshot.levers.notes import mark, note
 from earshot.llm.base import ChatMessage, LanguageModel, ToolCall
 
@@ -276,7 +277,7 @@ class ToolUsingLLM:
                     self._fillers += 1
                     note("tool_filler", {"text": line.text, "at_ms": round(line.at_ms, 3)})
                     spoke = True
-                    yield line.text + " "
+                    yield FillerText(line.text + " ", "tool", self.filler.fade_ms)
                 results = await everything
             schedule.answered(self.clock.now_ms())
             mark("tool_end", self.clock.now_ms())

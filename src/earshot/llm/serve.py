@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from earshot.llm.base import LlmError
-from earshot.llm.local import EXTRA, bundled_model_path
+from earshot.llm.bundled import EXTRA, bundled_model_path
 
 DEFAULT_PORT = 8000
 MODEL_ALIAS = "smollm2"

@@ -13,6 +13,7 @@ timing.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,13 +109,47 @@ class JitterBuffer:
 
     def clear(self, response_id: int) -> int:
         """Drop a response at once (barge-in). Returns the number of unplayed samples dropped."""
-        r = self._by_id.pop(response_id, None)
+        r = self._by_id.get(response_id)
+        dropped = 0 if r is None else r.buffered_samples
+        if r is not None:
+            self.cut(response_id, r.played_samples)
+            self._by_id.pop(response_id)
+            self._played[response_id] = r.played_samples
+            self._queue.remove(r)
         self._closed.add(response_id)
+        return dropped
+
+    def cut(self, response_id: int, at_sample: int, fade_samples: int = 0) -> int:
+        """Drop a response's queued audio from sample ``at_sample`` on, keeping it open.
+
+        `clear` is this at the played position plus closing the response; a filler cut
+        (`earshot.levers.filler.plan_cut`) keeps the response open, so the audio pushed after
+        the cut (the real answer) follows the kept audio at once.
+
+        Args:
+            at_sample: where the response's audio is to end, in samples from its first sample
+                (clipped to what has left the buffer, which is never recalled, and to what was
+                pushed).
+            fade_samples: linear fade-out over the kept audio just before the cut (only audio
+                not yet played is faded).
+
+        Returns:
+            Where the response's audio now ends (samples from its first sample); what was
+            played for a cleared or unknown id.
+        """
+        r = self._by_id.get(response_id)
         if r is None:
-            return 0
-        self._played[response_id] = r.played_samples
-        self._queue.remove(r)
-        return r.buffered_samples
+            return self._played.get(response_id, 0)
+        end = min(max(at_sample, r.played_samples), r.played_samples + r.buffered_samples)
+        keep = end - r.played_samples
+        if keep == r.buffered_samples and fade_samples <= 0:
+            return end
+        queued = [r.chunks[0][r.offset :], *list(r.chunks)[1:]] if r.chunks else []
+        kept = truncate_chunks(queued, keep, min(fade_samples, keep))
+        r.chunks = deque(kept)
+        r.offset = 0
+        r.buffered_samples = keep
+        return end
 
     def played_samples(self, response_id: int) -> int:
         """Samples of this response that have left the buffer toward the listener."""
@@ -190,3 +225,36 @@ class JitterBuffer:
             self.underrun_samples += num_samples - filled
             break
         return PlayoutFrame(out, first_id, started, tuple(finished), filled)
+
+
+def truncate_chunks(chunks: Sequence[Pcm16], keep_samples: int, fade_samples: int) -> list[Pcm16]:
+    """The first ``keep_samples`` of a run of int16 chunks, the last ``fade_samples`` of them
+    ramped linearly to zero (copies where faded; the input is never written).
+
+    Raises:
+        ValueError: negative ``keep_samples`` or ``fade_samples``.
+    """
+    if keep_samples < 0 or fade_samples < 0:
+        raise ValueError(f"keep {keep_samples} and fade {fade_samples} samples must be >= 0")
+    kept: list[Pcm16] = []
+    left = keep_samples
+    for chunk in chunks:
+        if left <= 0:
+            break
+        kept.append(chunk[:left])
+        left -= len(kept[-1])
+    fade = min(fade_samples, keep_samples - max(0, left))
+    if fade > 0:
+        tail = np.concatenate(kept)[-fade:] if kept else np.zeros(0, dtype=np.int16)
+        ramp = np.linspace(1.0, 0.0, fade + 1)[1:]  # ends at exactly 0
+        faded = np.round(tail.astype(np.float64) * ramp).astype(np.int16)
+        # Re-split: drop the faded span from the kept chunks, then append it as one chunk.
+        drop = fade
+        while drop > 0 and kept:
+            if len(kept[-1]) <= drop:
+                drop -= len(kept.pop())
+            else:
+                kept[-1] = kept[-1][: len(kept[-1]) - drop]
+                drop = 0
+        kept.append(faded)
+    return [c for c in kept if c.size]

@@ -22,7 +22,7 @@ from aiohttp import web
 from earshot.clock import Clock, SystemClock
 from earshot.protocols.engine import EngineComponents
 from earshot.protocols.realtime.handler import ComponentsFactory, serve_realtime
-from earshot.server.app import CALLS_KEY
+from earshot.server.config import CALLS_KEY
 from earshot.server.registry import Admission, ServerFullError
 from earshot.session.config import SessionConfig
 from earshot.transports.twilio import TwilioOptions, TwilioTransport
@@ -63,7 +63,7 @@ def _factory(app: web.Application) -> ComponentsFactory:
     custom = app.get(COMPONENTS_KEY)
     if custom is not None:
         return custom
-    from earshot.server.routes import stack_of
+    from earshot.server.stack_choice import stack_of
 
     build = getattr(stack_of(app), "build_parts", None)
     if not callable(build):
@@ -80,7 +80,7 @@ def _factory(app: web.Application) -> ComponentsFactory:
 
 def _session_config(app: web.Application) -> SessionConfig | None:
     """The server call stack's session settings (``earshot serve``), if it has them."""
-    from earshot.server.routes import stack_of
+    from earshot.server.stack_choice import stack_of
 
     config = getattr(stack_of(app), "config", None)
     return config if isinstance(config, SessionConfig) else None
@@ -110,7 +110,7 @@ async def _twilio(request: web.Request) -> web.StreamResponse:
 
 
 async def _twilio_call(request: web.Request, admission: Admission) -> web.WebSocketResponse:
-    from earshot.server.routes import stack_of
+    from earshot.server.stack_choice import stack_of
 
     options = request.app.get(TWILIO_OPTIONS_KEY) or TwilioOptions()
     stack = stack_of(request.app)

@@ -9,7 +9,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from earshot.options import number
 from earshot.stacks import ModelOptions, add_model_arguments, model_options
+from earshot.transports.phone_network import PSTN_RANGE_MS
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,28 +49,29 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--frame-ms", type=int, default=20, choices=(10, 20, 40), help="frame size")
     p.add_argument("--eot-silence-ms", type=float, default=500.0, help="end-of-turn silence")
+    p.add_argument(
+        "--pstn-assumed-ms",
+        type=number(0.0, 2000.0),
+        default=PSTN_RANGE_MS[0],
+        help=(
+            "Twilio calls: assumed one-way latency of the phone network leg, stated in each "
+            "call's report beside the measured terms and never added to them (default "
+            f"{PSTN_RANGE_MS[0]:.0f} ms, the low end of the published "
+            f"{PSTN_RANGE_MS[0]:.0f}-{PSTN_RANGE_MS[1]:.0f} ms)"
+        ),
+    )
     p.add_argument("--quiet", action="store_true", help="no per-call log lines")
     p.set_defaults(func=_run_serve)
 
 
-def server_extra_missing() -> str | None:
-    """The install hint when the server's packages are missing, else None."""
-    import importlib.util
-
-    missing = [m for m in ("aiohttp", "aiortc", "av") if importlib.util.find_spec(m) is None]
-    if missing:
-        return (
-            f"the live-caller commands need {', '.join(missing)}: pip install 'earshot[server]'"
-        )
-    return None
-
-
 def _run_serve(args: argparse.Namespace) -> int:
+    from earshot.server.cli_client import server_extra_missing
+
     hint = server_extra_missing()
     if hint is not None:
         print(f"error: {hint}", file=sys.stderr)
         return 2
-    from earshot.server.app import ServerConfig, ServerConfigError, parse_origins
+    from earshot.server.config import ServerConfig, ServerConfigError, parse_origins
     from earshot.server.run import serve
 
     try:
@@ -84,7 +87,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     from earshot.llm.base import LlmError
-    from earshot.server.stack import FAKE_STACK, make_stack
+    from earshot.server.stack_choice import FAKE_STACK, make_stack
 
     fake = args.stack == FAKE_STACK
     try:
@@ -104,7 +107,9 @@ def _run_serve(args: argparse.Namespace) -> int:
         except (ImportError, ValueError, LlmError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
-    return serve(config, stack)
+    from earshot.transports.twilio import TwilioOptions
+
+    return serve(config, stack, twilio=TwilioOptions(pstn_assumed_ms=args.pstn_assumed_ms))
 
 
 def describe_models(models: ModelOptions | None) -> str:

@@ -11,6 +11,16 @@ from urllib.parse import urlsplit, urlunsplit
 from earshot.server.client import NetConditions
 
 
+def server_extra_missing() -> str | None:
+    """The install hint when the server's packages are missing, else None."""
+    import importlib.util
+
+    missing = [m for m in ("aiohttp", "aiortc", "av") if importlib.util.find_spec(m) is None]
+    if missing:
+        return f"the live-caller commands need {', '.join(missing)}: pip install 'earshot[server]'"
+    return None
+
+
 def ws_url(url: str, token: str | None = None) -> str:
     """``http://host:port`` (the page's address) or ``ws://host:port/ws`` → the WebSocket URL.
 
@@ -81,8 +91,6 @@ def _net(args: argparse.Namespace) -> NetConditions:
 
 
 def _run_call(args: argparse.Namespace) -> int:
-    from earshot.server.cli import server_extra_missing
-
     if (hint := server_extra_missing()) is not None:
         print(f"error: {hint}", file=sys.stderr)
         return 2
@@ -142,8 +150,6 @@ def _run_call(args: argparse.Namespace) -> int:
 
 
 def _run_loadtest(args: argparse.Namespace) -> int:
-    from earshot.server.cli import server_extra_missing
-
     if (hint := server_extra_missing()) is not None:
         print(f"error: {hint}", file=sys.stderr)
         return 2

@@ -93,7 +93,7 @@ async def _poll_health(url: str, samples: list[dict[str, float]], stop: asyncio.
 
 async def run_loadtest(opts: LoadTestOptions) -> LoadTestResults:
     """Run the load test (see the module docstring)."""
-    from earshot.cli import DEMO_CALLER, bundled_data
+    from earshot.data_files import DEMO_CALLER, bundled_data
     from earshot.transports.file import load_caller
 
     caller = looped(load_caller(opts.caller or bundled_data(DEMO_CALLER)), opts.duration_s)

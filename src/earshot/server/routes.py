@@ -17,9 +17,9 @@ from aiohttp import WSMsgType, web
 
 from earshot.clock import SystemClock
 from earshot.server import protocol as proto
-from earshot.server.app import CALLS_KEY, CONFIG_KEY
+from earshot.server.config import CALLS_KEY, CONFIG_KEY
 from earshot.server.registry import ServerFullError
-from earshot.server.stack import STACK_KEY, CallStack, default_stack
+from earshot.server.stack_choice import ensure_stack, stack_of
 from earshot.transports.websocket import WebSocketTransport
 
 log = logging.getLogger(__name__)
@@ -30,28 +30,10 @@ HELLO_TIMEOUT_S = 10.0
 def add_call_routes(app: web.Application) -> None:
     """Register the call endpoints on ``app`` (a `earshot.server.app.Setup`)."""
     app.router.add_get("/ws", ws_call)
-    app.on_startup.append(_ensure_stack)
+    app.on_startup.append(ensure_stack)
     from earshot.server.rtc import add_rtc_routes
 
     add_rtc_routes(app)
-
-
-def configure_stack(app: web.Application, stack: CallStack) -> None:
-    """Set the per-call components the call endpoints use (before the app starts)."""
-    app[STACK_KEY] = stack
-
-
-async def _ensure_stack(app: web.Application) -> None:
-    """At start-up (while the app may still change): the default stack unless one was set."""
-    if STACK_KEY not in app:
-        app[STACK_KEY] = default_stack()
-
-
-def stack_of(app: web.Application) -> CallStack:
-    """The app's `CallStack` (the default `fast` models unless `configure_stack` set another)."""
-    if STACK_KEY not in app:
-        app[STACK_KEY] = default_stack()
-    return app[STACK_KEY]
 
 
 async def _refuse(ws: web.WebSocketResponse, code: str, message: str) -> web.WebSocketResponse:

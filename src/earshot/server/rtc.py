@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from earshot.clock import SystemClock
-from earshot.server.app import CALLS_KEY
+from earshot.server.config import CALLS_KEY
 from earshot.server.registry import ServerFullError
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ async def rtc_offer(request: web.Request) -> web.Response:
     if CALL_TASKS_KEY not in request.app:
         raise web.HTTPServiceUnavailable(text="server is not running a call task group")
     registry = request.app[CALLS_KEY]
-    from earshot.server.routes import stack_of
+    from earshot.server.stack_choice import stack_of
 
     stack = stack_of(request.app)
     try:

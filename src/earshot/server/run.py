@@ -11,9 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from aiohttp import web
 
 from earshot.clock import set_inference_executor
-from earshot.server.app import ServerConfig, build_app
+from earshot.server.app import build_app
+from earshot.server.config import ServerConfig
 from earshot.server.rtc import CALL_TASKS_KEY, RUNNING_CALLS_KEY, RunningCalls
 from earshot.server.stack import CallStack
+from earshot.transports.twilio import TwilioOptions
 
 
 def pool_size() -> int:
@@ -59,12 +61,29 @@ async def serving(config: ServerConfig, app: web.Application) -> AsyncIterator[s
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def serve(config: ServerConfig, stack: CallStack) -> int:
-    """Serve ``stack``'s calls until Ctrl-C. Returns the exit status."""
-    from earshot.server.routes import configure_stack
+def serve_app(
+    config: ServerConfig, stack: CallStack, twilio: TwilioOptions | None = None
+) -> web.Application:
+    """The application `serve` runs: `build_app` with ``stack`` and the Twilio settings.
+
+    Args:
+        config: the server settings.
+        stack: the per-call components.
+        twilio: settings of the Twilio Media Streams endpoint (default `TwilioOptions()`).
+    """
+    from earshot.protocols.routes import TWILIO_OPTIONS_KEY
+    from earshot.server.stack_choice import configure_stack
 
     app = build_app(config)
     configure_stack(app, stack)
+    if twilio is not None:
+        app[TWILIO_OPTIONS_KEY] = twilio
+    return app
+
+
+def serve(config: ServerConfig, stack: CallStack, twilio: TwilioOptions | None = None) -> int:
+    """Serve ``stack``'s calls until Ctrl-C (the app of `serve_app`). Returns the exit status."""
+    app = serve_app(config, stack, twilio)
 
     async def main() -> None:
         async with serving(config, app) as url:

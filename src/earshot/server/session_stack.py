@@ -120,6 +120,7 @@ class SessionStack:
         try:
             await session.run(transport)
         finally:
+            admission.release()  # the caller is gone: the report no longer holds a slot
             recorder.close()
             log.close()
             try:

@@ -19,7 +19,6 @@ from pydantic import BaseModel
 
 from earshot.clock import Clock
 from earshot.server.registry import Admission
-from earshot.stacks import ModelOptions
 from earshot.transports.base import Transport
 
 Notify = Callable[[BaseModel], None]
@@ -59,30 +58,3 @@ class CallStack(Protocol):
 
 
 STACK_KEY = web.AppKey("earshot_stack", CallStack)
-
-
-FAKE_STACK = "fake"
-"""The ``earshot serve --stack`` choice beyond `earshot.stacks.STACKS`: the shipped fakes."""
-
-
-def default_stack() -> CallStack:
-    """Real models of the default (``fast``) stack with their default settings."""
-    return make_stack()
-
-
-def make_stack(
-    models: ModelOptions | None = None,
-    *,
-    fake: bool = False,
-    frame_ms: int = 20,
-    eot_silence_ms: float = 500.0,
-) -> CallStack:
-    """The stack ``earshot serve`` runs: real models per ``models`` (None: the ``fast``
-    stack), or the shipped fakes if ``fake`` (``--stack fake``)."""
-    from earshot.server.embedded import EmbeddedStack, FakeStack
-    from earshot.session.config import SessionConfig
-
-    config = SessionConfig(frame_ms=frame_ms)
-    if fake:
-        return FakeStack(config)
-    return EmbeddedStack(config, models=models, eot_silence_ms=eot_silence_ms)

@@ -7,6 +7,12 @@ nothing at all could be synthesized the fallback line is tried; a response with 
 ``no_audio_timeout_ms`` is recorded as failed and the fallback is spoken. Every failure is a
 `ResponseFailed` event, logged and written into the turn record. Whatever happens, the
 response's jitter-buffer entry is ended in ``finally``, so playout moves on to the next one.
+
+A filler line in the LLM stream (`earshot.levers.filler.FillerText`, from a tool or the budget
+policy) is spoken as a sentence of its own; when the answer's first audio is ready while it is
+still queued, the runner cuts it at the next word boundary (`earshot.levers.filler.plan_cut`,
+on a `CuttableSink`) and drops its unplayed words from the reply's words and text, so the
+answer follows at once and the caller is remembered to have heard only what played.
 """
 
 from __future__ import annotations
@@ -16,10 +22,11 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
-from earshot.audio.frames import Pcm16
+from earshot.audio.frames import Pcm16, ms_to_samples
 from earshot.clock import Clock
+from earshot.levers.filler import FillerPlayback, FillerText, plan_cut
 from earshot.llm import FALLBACK_LINE
 from earshot.llm.base import ChatMessage, LanguageModel
 from earshot.metrics.turn import TurnRecord
@@ -50,6 +57,29 @@ class AudioSink(Protocol):
     def buffered_ms_of(self, response_id: int) -> float:
         """Audio of the response queued and not yet played (ms), for the look-ahead bound."""
         ...
+
+
+@runtime_checkable
+class CuttableSink(AudioSink, Protocol):
+    """An `AudioSink` that can cut a response's queued audio (the jitter buffer, the holding
+    buffer). A filler on a sink without it (audio already streamed to a client that owns
+    playout) plays whole."""
+
+    def played_samples(self, response_id: int) -> int:
+        """Samples of the response that have left the sink toward the caller."""
+        ...
+
+    def cut(self, response_id: int, at_sample: int, fade_samples: int = 0) -> int:
+        """Drop the response's queued audio from ``at_sample`` on, fading out the
+        ``fade_samples`` before it; returns where its audio now ends (samples)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _FillerLine:
+    """A filler in the sentence queue (from a `FillerText` in the LLM stream)."""
+
+    playback: FillerPlayback
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +122,7 @@ class ResponseHandle:
         heard_prefix: for a reply resumed after a false interruption, what was heard before.
         played_samples: the latest played position the transport reported (16 kHz samples).
         interrupted: `interrupt` was called.
+        filler: the reply's latest filler line and how it ended (cut by the answer or whole).
     """
 
     response_id: int
@@ -103,6 +134,7 @@ class ResponseHandle:
     heard_prefix: str = ""
     played_samples: int = 0
     interrupted: bool = False
+    filler: FillerPlayback | None = None
     on_interrupt: Callable[[ResponseHandle], int] | None = field(default=None, repr=False)
     """Set by the session: clears this response's audio (jitter buffer and transport) and
     returns the played position. Called by `interrupt` only."""
@@ -245,7 +277,7 @@ class ResponseRunner:
         text: str,
         deadline: asyncio.Timeout,
     ) -> None:
-        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        sentences: asyncio.Queue[str | _FillerLine | None] = asyncio.Queue()
         async with asyncio.TaskGroup() as tg:
             if messages is None:
                 chunker = self.chunker()
@@ -259,7 +291,7 @@ class ResponseRunner:
     async def _text_only(
         self, handle: ResponseHandle, messages: Sequence[ChatMessage] | None, text: str
     ) -> None:
-        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        sentences: asyncio.Queue[str | _FillerLine | None] = asyncio.Queue()
         if messages is None:
             handle.generated_text = text
             if self.on_delta is not None and text:
@@ -271,7 +303,7 @@ class ResponseRunner:
         self,
         handle: ResponseHandle,
         messages: Sequence[ChatMessage],
-        sentences: asyncio.Queue[str | None],
+        sentences: asyncio.Queue[str | _FillerLine | None],
     ) -> None:
         chunker = self.chunker()
         deltas: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
@@ -308,10 +340,17 @@ class ResponseRunner:
                 if not item:
                     continue
                 self._mark(handle, "llm_first_token")
+                if isinstance(item, FillerText) and item.strip():
+                    # A filler is a sentence of its own: what came before it is spoken first.
+                    emit(chunker.flush())
+                    line = _FillerLine(self._filler_playback(handle, item))
+                    self._mark(handle, "first_sentence")
+                    sentences.put_nowait(line)
+                else:
+                    emit(chunker.push(item, self.clock.now_ms()))
                 handle.generated_text += item
                 if self.on_delta is not None:
                     self.on_delta(handle, item)
-                emit(chunker.push(item, self.clock.now_ms()))
         emit(chunker.flush())
         sentences.put_nowait(None)
 
@@ -333,13 +372,16 @@ class ResponseRunner:
     async def _synthesize(
         self,
         handle: ResponseHandle,
-        sentences: asyncio.Queue[str | None],
+        sentences: asyncio.Queue[str | _FillerLine | None],
         deadline: asyncio.Timeout | None,
     ) -> None:
         while (sentence := await sentences.get()) is not None:
             await self._wait_for_room(handle)
             try:
-                await self._speak(handle, sentence)
+                if isinstance(sentence, _FillerLine):
+                    await self._speak_filler(handle, sentence.playback)
+                else:
+                    await self._speak(handle, sentence)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -348,22 +390,112 @@ class ResponseRunner:
             if handle.synthesized_samples and deadline is not None:
                 deadline.reschedule(None)
                 deadline = None
+        self._filler_whole(handle)
 
-    async def _speak(self, handle: ResponseHandle, sentence: str) -> None:
+    async def _speak(self, handle: ResponseHandle, sentence: str, *, filler: bool = False) -> None:
         clean = sanitize_for_tts(sentence)
         if not clean:
             return
         if self.on_text is not None:
             self.on_text(handle, clean)
-        offset = handle.synthesized_samples
+        offset: int | None = None
         async for chunk in stream_tts(self.tts, clean):
             if chunk.audio.size == 0 and not chunk.words:
                 continue
+            if offset is None:
+                if not filler:
+                    self._stop_filler(handle)  # the answer is ready: the filler stops
+                offset = handle.synthesized_samples
             self._mark(handle, "tts_first_audio")
             handle.words.extend(offset_words(chunk.words, offset))
             if self.jitter.push(handle.response_id, chunk.audio, self.clock.now_ms()):
                 self._mark(handle, "playout_queued")
             handle.synthesized_samples += len(chunk.audio)
+
+    # -- fillers (earshot.levers.filler) ---------------------------------------------------
+
+    def _filler_playback(self, handle: ResponseHandle, line: FillerText) -> FillerPlayback:
+        lead = len(line) - len(line.lstrip())
+        playback = FillerPlayback(
+            line.strip(),
+            line.source,
+            self.clock.now_ms(),
+            len(handle.generated_text) + lead,
+            fade_ms=line.fade_ms,
+        )
+        # A filler masks a wait a cached replay would not have: never store this reply.
+        handle.turn.extra["uncacheable"] = True
+        return playback
+
+    async def _speak_filler(self, handle: ResponseHandle, playback: FillerPlayback) -> None:
+        """Speak a filler line as a sentence of its own, remembering where its audio sits."""
+        self._filler_whole(handle)  # an earlier filler is not cut by a later one
+        handle.filler = playback
+        playback.start_sample = handle.synthesized_samples
+        first_word = len(handle.words)
+        try:
+            await self._speak(handle, playback.text, filler=True)
+        finally:
+            playback.num_samples = handle.synthesized_samples - playback.start_sample
+            start = playback.start_sample
+            playback.words = tuple(
+                WordTiming(w.text, w.start_sample - start, w.end_sample - start)
+                for w in handle.words[first_word:]
+            )
+            handle.turn.extra["filler"] = playback.to_json()
+
+    def _filler_whole(self, handle: ResponseHandle) -> None:
+        """The reply's filler was not cut (it had played out, or nothing followed it)."""
+        playback = handle.filler
+        if playback is not None and playback.outcome is None:
+            playback.outcome = "whole"
+            handle.turn.extra["filler"] = playback.to_json()
+
+    def _stop_filler(self, handle: ResponseHandle) -> None:
+        """`_cut_filler`, guarded: a bug in the cut must not cost the answer its sentence (the
+        filler then plays whole and the error is recorded)."""
+        try:
+            self._cut_filler(handle)
+        except Exception as exc:
+            self._fail(handle, "internal", f"filler cut: {describe_error(exc)}", recovered=True)
+            self._filler_whole(handle)
+
+    def _cut_filler(self, handle: ResponseHandle) -> None:
+        """The answer's first audio is ready: stop the filler at the next word boundary.
+
+        The cut is on the response's queued audio (`CuttableSink.cut`); the words after it
+        leave the reply's word timings and text, so heard text and history hold only what
+        the caller heard. Audio that has left the buffer is never recalled: the cut is at or
+        after it.
+        """
+        playback = handle.filler
+        if playback is None or playback.outcome is not None:
+            return
+        sink = self.jitter
+        if not isinstance(sink, CuttableSink):
+            self._filler_whole(handle)
+            return
+        rid = handle.response_id
+        sent = max(0, sink.played_samples(rid) - playback.start_sample)
+        cut = plan_cut(playback.words, playback.num_samples, sent, ms_to_samples(playback.fade_ms))
+        if cut.whole:
+            self._filler_whole(handle)
+            return
+        end = sink.cut(rid, playback.start_sample + cut.cut_sample, cut.fade_samples)
+        handle.synthesized_samples = end
+        handle.words = [w for w in handle.words if w.end_sample <= end]
+        text = handle.generated_text
+        at = text.find(playback.text, playback.text_start)
+        if at < 0:
+            at = text.rfind(playback.text, 0, playback.text_start + len(playback.text))
+        if at >= 0:
+            kept = " ".join(w.text for w in cut.heard)
+            rest = text[at + len(playback.text) :]
+            handle.generated_text = text[:at] + (kept + rest if kept else rest.lstrip())
+        playback.cut = cut
+        playback.cut_at_ms = self.clock.now_ms()
+        playback.outcome = "cut"
+        handle.turn.extra["filler"] = playback.to_json()
 
     async def _speak_fallback(self, handle: ResponseHandle) -> None:
         """Speak the fallback line (once); if even that fails, record it and give up."""

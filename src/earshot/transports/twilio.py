@@ -45,6 +45,7 @@ from earshot.audio import g711
 from earshot.audio.frames import samples_per_frame, samples_to_ms
 from earshot.clock import Clock
 from earshot.transports.base import InputFrame, PlayoutReport, SessionPort
+from earshot.transports.phone_network import PSTN_RANGE_MS
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +53,6 @@ BACKLOG_GAP_MS = 5.0
 """Messages closer together than this when the transport starts were waiting in the socket."""
 MAX_BACKLOG_MESSAGES = 3000
 """At most this many waiting messages (60 s of 20 ms media) are counted as backlog."""
-
-PSTN_RANGE_MS = (150.0, 700.0)
-"""What PSTN carrier routing adds (T. Pan, "Voice AI in Production: Engineering the 300ms
-Latency Budget", in REFERENCE.md)."""
 
 
 @dataclass(frozen=True, slots=True)

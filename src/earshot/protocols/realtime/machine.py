@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-import itertools
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
@@ -29,11 +27,9 @@ from earshot.llm.base import ChatMessage
 from earshot.protocols.audio_formats import AudioFormatError, InputDecoder
 from earshot.protocols.engine_types import (
     AppendAudio,
-    CancelResponse,
     ClearInput,
     CommitInput,
     Configure,
-    EngineCommand,
     EngineEvent,
     StartResponse,
 )
@@ -45,16 +41,13 @@ from earshot.protocols.realtime.conversation import (
     ItemState,
     text_part,
 )
+from earshot.protocols.realtime.engine_side import EngineSide, Ids, InputBuffer, Output
 from earshot.protocols.realtime.responses import (
     ResponseState,
-    closing_events,
-    latency_event,
     opening_events,
 )
 from earshot.protocols.realtime.session_state import RealtimeSessionState, SessionUpdateError
 from earshot.turns.bargein import BargeInConfig
-
-Output = ev.ServerEvent | EngineCommand
 
 MIN_COMMIT_MS = 100.0
 """The API refuses to commit less than 100 ms of audio (``input_audio_buffer_commit_empty``)."""
@@ -71,31 +64,7 @@ class ClientEventError(ValueError):
         self.param = param
 
 
-@dataclass(slots=True)
-class _InputBuffer:
-    buffered_ms: float = 0.0
-    total_ms: float = 0.0
-    speech_item_id: str | None = None
-
-
-@dataclass(slots=True)
-class _Interruption:
-    """A reply cut off by speech, kept while it may turn out to be a false interruption."""
-
-    item_id: str
-    played_samples: int
-    response: ResponseState
-
-
-@dataclass(slots=True)
-class _Ids:
-    counter: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
-
-    def new(self, prefix: str) -> str:
-        return f"{prefix}_{next(self.counter):06d}"
-
-
-class RealtimeProtocol:
+class RealtimeProtocol(EngineSide):
     """One Realtime connection's protocol state.
 
     Args:
@@ -105,18 +74,18 @@ class RealtimeProtocol:
     """
 
     def __init__(self, model: str, bargein: BargeInConfig | None = None) -> None:
-        self.ids = _Ids()
+        self.ids = Ids()
         self.session = RealtimeSessionState(session_id=self.ids.new("sess"), model=model)
         self.conversation = Conversation()
         self.decoder = InputDecoder(self.session.input_format)
-        self.buffer = _InputBuffer()
+        self.buffer = InputBuffer()
         self.active: ResponseState | None = None
         self.responses: dict[str, ResponseState] = {}
         self.audio_sent = False
         self.bargein = bargein or BargeInConfig()
         self.last_audio: ResponseState | None = None
         self.auto_respond: set[str] = set()
-        self._interruption: _Interruption | None = None
+        self._interruption = None
         self._conversation_id = self.ids.new("conv")
 
     # -- entry points ----------------------------------------------------------------------
@@ -166,9 +135,7 @@ class RealtimeProtocol:
 
     def engine_event(self, event: EngineEvent, now_ms: float) -> list[Output]:
         """Handle one engine event (speech, transcripts, response text/audio/end)."""
-        from earshot.protocols.realtime.engine_side import handle_engine_event
-
-        return handle_engine_event(self, event, now_ms)
+        return self.handle_engine_event(event, now_ms)
 
     # -- client events ---------------------------------------------------------------------
 
@@ -401,51 +368,6 @@ class RealtimeProtocol:
                 param="response_id" if event.response_id else None,
             )
         return self.finish_response(target, "cancelled", "client_cancelled", now_ms)
-
-    # -- shared helpers (used by engine_side) ---------------------------------------------
-
-    def finish_response(
-        self,
-        response: ResponseState,
-        status: str,
-        reason: str | None,
-        now_ms: float,
-        error: str = "",
-        truncate_to_samples: int | None = None,
-    ) -> list[Output]:
-        """Close a response: the done events and ``response.done``; then, if
-        ``truncate_to_samples`` is given, the item's truncation to that played position;
-        then the latency record (``earshot.latency``)."""
-        out: list[Output] = []
-        if status == "cancelled":
-            out.append(CancelResponse(response.response_id))
-        if self.active is response:
-            self.active = None
-        state = (
-            self.conversation.get(response.item_id)
-            if response.item_id in self.conversation
-            else None
-        )
-        tail = response.encoder.flush() if response.audio and status == "completed" else b""
-        for event in closing_events(response, status, reason, error, state, tail):
-            out.append(self._event(event))
-        if truncate_to_samples is not None and state is not None and state.audio_samples:
-            audio_end_ms = truncate_to_samples // SAMPLES_PER_MS
-            self.conversation.truncate(response.item_id, 0, audio_end_ms)
-            out.append(
-                self._event(
-                    ev.ItemTruncatedEvent(
-                        item_id=response.item_id, content_index=0, audio_end_ms=audio_end_ms
-                    )
-                )
-            )
-        if self.session.earshot.latency_events:
-            out.append(self._event(latency_event(response, state)))
-        return out
-
-    def _event(self, event: ev.ServerEvent) -> ev.ServerEvent:
-        event.event_id = self.ids.new("event")
-        return event
 
     def _error(
         self, message: str, code: str, param: str | None, event_id: str | None = None
