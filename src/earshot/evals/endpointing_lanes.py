@@ -202,11 +202,15 @@ class ModelResources:
         scorer: the LM text score, or None (text-free).
         now_ms: a monotonic clock (ms) to measure compute, or None.
         whisper: the Whisper transcriber for lanes reading Whisper text, or None.
+        observer_scorer: the observer lane's own LM (its own process and KV cache): sharing
+            the policies' one would hand them the observer's just-scored prompt from the cache,
+            and under-charge their compute. None: the observer uses ``scorer``.
     """
 
     scorer: LmTurnScorer | None = None
     now_ms: Callable[[], float] | None = None
     whisper: WhisperTranscriber | None = None
+    observer_scorer: LmTurnScorer | None = None
 
 
 def pause_records(

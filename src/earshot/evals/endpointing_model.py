@@ -246,6 +246,10 @@ def build_resources(specs: Sequence[EndpointerSpec]) -> ModelResources:
         from earshot.turns.eot_features import LmTurnScorer
 
         r.scorer = LmTurnScorer()
+        if any(s.text == "lm" and s.observe for s in models) and any(
+            s.text == "lm" and not s.observe for s in models
+        ):
+            r.observer_scorer = LmTurnScorer()
     if any(s.text == "lm" and s.stt == "whisper" for s in models):
         r.whisper = WhisperTranscriber()
     return r
