@@ -283,3 +283,16 @@ def test_pauses_from_a_run_charge_each_decode_and_drop_text_that_is_not_english(
     assert de_end.noise == "noise/n.wav"
     with pytest.raises(ValueError, match="no observer lane"):
         pauses_from_doc({**doc, "configurations": ["fixed 300 ms · silero"]})
+
+
+def test_the_cross_validated_table_and_goal_lines_of_a_run() -> None:
+    from earshot.evals.endpointing_model import EndpointingOptions, EndpointingRun
+    from earshot.evals.endpointing_report import goal_lines, tables_text
+
+    run = EndpointingRun(EndpointingOptions(split="cv"))
+    run.cv = to_doc(cross_validate(_data()))
+    text = tables_text(run)
+    assert "cross-validated (leave one recording" in text and "fixed 500 ms" in text
+    lines = [line for line in goal_lines(run) if "cross-validated" in line]
+    assert [line.split(",")[1].strip() for line in lines] == ["quiet", "noise"]
+    assert all(line.endswith("of bootstrap resamples)") for line in lines)

@@ -39,10 +39,12 @@ from earshot.vad import make_vad
 
 MIN_AUC = 0.65
 """Stated margin over chance (0.5) for the packaged model's combined score (every cue, at the
-start of the pause) on these held-out pauses; 0.61 out of fold over ../shared/data."""
+start of the pause) on these held-out pauses: measured 0.73 here (20 ends / 19 mid-turn
+pauses) when this was written; 0.61 out of fold over ../shared/data."""
 
 MIN_LM_AUC = 0.7
-"""The LM cue alone, in its a-priori direction (higher = end); 0.73 over ../shared/data."""
+"""The LM cue alone, in its a-priori direction (higher = end): measured 0.77 here; 0.73 over
+the English recordings of ../shared/data."""
 
 NOISES = 2
 """Bundled noises mixed in (the first ones by manifest order), to keep the test to seconds."""
@@ -88,7 +90,7 @@ def test_held_out_pauses_include_both_classes_and_their_text(
     pauses: list[dict[str, Any]],
 ) -> None:
     labels = [p["label"] for p in pauses]
-    assert labels.count("end") >= 15 and labels.count("mid") >= 10
+    assert labels.count("end") >= 18 and labels.count("mid") >= 15
     assert sum(1 for p in pauses if p["text"]) >= 0.8 * len(pauses)
 
 
@@ -101,3 +103,20 @@ def test_the_model_score_separates_ends_from_pauses(pauses: list[dict[str, Any]]
 def test_the_text_cue_points_the_way_it_was_fixed_a_priori(pauses: list[dict[str, Any]]) -> None:
     a = _auc(pauses, lambda p: p["features"]["lm_logit"])
     assert a >= MIN_LM_AUC, a
+
+
+def test_split_cv_on_too_little_speech_says_why_in_the_report(tmp_path: Any) -> None:
+    """``--split cv`` on the 3 shortest bundled recordings (quiet + one noise each; no mid-turn
+    pause among them): the run still writes its tables, and says why there is no
+    cross-validation instead of failing or printing a figure."""
+    from earshot.evals.endpointing import EndpointingOptions, run_endpointing
+
+    opts = EndpointingOptions(
+        out_dir=tmp_path, quick=True, quiet=True, split="cv", policies=(), fixed_ms=(300.0, 500.0)
+    )
+    run = run_endpointing(opts)
+    assert "mid-turn pauses" in run.cv["error"]
+    text = (tmp_path / "endpointing.txt").read_text("utf-8")
+    assert "cross-validation: not run" in text and "fixed 300 ms" in text
+    with pytest.raises(ValueError, match="observer"):
+        EndpointingOptions(split="cv", observe=False).check()
