@@ -15,14 +15,16 @@ import pytest
 
 from earshot.evals.endpointing_cv import bootstrap, cross_validate, folds, to_doc
 from earshot.evals.endpointing_fit import (
-    FRAME_MS,
     PRIOR_ORIENTATION,
-    Pause,
-    PauseSet,
-    TurnKey,
     fit_head,
     fit_model,
     fit_nonnegative_logistic,
+)
+from earshot.evals.endpointing_pauses import (
+    FRAME_MS,
+    Pause,
+    PauseSet,
+    TurnKey,
     replay_fixed,
     replay_model,
     summarize,
@@ -244,7 +246,7 @@ def _record(
 
 
 def test_pauses_from_a_run_charge_each_decode_and_drop_text_that_is_not_english() -> None:
-    from earshot.evals.endpointing_fit import pauses_from_doc
+    from earshot.evals.endpointing_pauses import pauses_from_doc
 
     observer = "observe (whisper+LM) · silero"
     turns = []

@@ -142,7 +142,7 @@ def endpointing_run(opts: EndpointingOptions, result: RunResult) -> EndpointingR
 def _cross_validation(run: EndpointingRun) -> dict[str, Any]:
     """The cross-validated figures of the observer pauses, or why there are none."""
     from earshot.evals.endpointing_cv import cross_validate, to_doc
-    from earshot.evals.endpointing_fit import pauses_from_doc
+    from earshot.evals.endpointing_pauses import pauses_from_doc
 
     doc = {
         "configurations": [c.label for c in run.configs],

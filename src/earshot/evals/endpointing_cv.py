@@ -34,18 +34,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from earshot.evals.endpointing_fit import (
-    FIXED_CURVE_MS,
-    L2,
+from earshot.evals.endpointing_fit import FIXED_CURVE_MS, L2, fit_model, univariate
+from earshot.evals.endpointing_pauses import (
     PauseSet,
     TurnOutcome,
     by_group,
-    fit_model,
     load_pauses,
     replay_fixed,
     replay_model,
     summarize,
-    univariate,
 )
 from earshot.turns.eot_model import EndOfTurnModel
 
