@@ -101,10 +101,59 @@ def test_model_file_round_trip_and_errors(tmp_path: Path) -> None:
         load_model(tmp_path / "missing.json")
 
 
-def test_packaged_model_loads_with_a_head_for_every_missing_cue() -> None:
+def test_packaged_model_is_one_oriented_head_that_imputes_missing_cues() -> None:
+    from earshot.evals.endpointing_fit import PRIOR_ORIENTATION
+
     m = load_model()
-    assert m.head_for(frozenset()).features == ()
+    [head] = m.heads
+    assert head.impute_missing and m.head_for(frozenset()) is head
+    for name, w in zip(head.features, head.weights, strict=True):
+        assert w * PRIOR_ORIENTATION[name] >= 0, name  # never against the a-priori direction
     assert 0 < m.threshold < 1 and m.min_silence_ms < m.max_silence_ms
+    assert 0 <= m.survival_power <= 1
+    assert m.logit_at_start(PauseFeatures()) == head.bias  # every cue missing: the prior
+
+
+def _imputing(power: float, threshold: float = 0.5) -> EndOfTurnModel:
+    head = Head(
+        ("lm_logit", "energy_final_rel"),
+        (-12.0, 0.3),
+        (4.0, 0.2),
+        (1.0, -0.5),
+        -1.0,
+        impute_missing=True,
+    )
+    return EndOfTurnModel(
+        (head,), PauseLaw(math.log(300.0), 0.6), threshold, 160.0, 1500.0, survival_power=power
+    )
+
+
+def test_an_imputing_head_counts_a_missing_cue_as_neutral() -> None:
+    m = _imputing(1.0)
+    at_mean = PauseFeatures(lm_logit=-12.0, energy_final_rel=0.3)
+    assert m.logit_at_start(PauseFeatures()) == pytest.approx(m.logit_at_start(at_mean))
+    # Text only: the missing energy is neutral; a complete-sounding text raises the log-odds.
+    assert m.logit_at_start(PauseFeatures(lm_logit=-4.0)) == pytest.approx(-1.0 + 2.0)
+    # A lower final energy (falling intensity) raises it: the weight is negative.
+    assert m.logit_at_start(PauseFeatures(energy_final_rel=0.1)) == pytest.approx(-1.0 + 0.5)
+
+
+def test_survival_power_zero_gives_the_two_level_shape() -> None:
+    """γ = 0: P(end) stays what the cues say, so a sure pause ends at the minimum silence and
+    an unsure one waits for the maximum; γ = 1 ends the unsure one in between."""
+    sure, unsure = PauseFeatures(lm_logit=0.0), PauseFeatures(lm_logit=-16.0)
+    flat = _imputing(0.0)
+    assert flat.p_end(unsure, 100.0) == flat.p_end(unsure, 1400.0)
+    assert _first_end_ms(flat, sure, 0.5) == 160.0
+    assert _first_end_ms(flat, unsure, 0.5) == 1500.0
+    bayes = _imputing(1.0)
+    assert 160.0 < _first_end_ms(bayes, unsure, 0.5) < 1500.0
+    half = _imputing(0.5)
+    assert _first_end_ms(bayes, unsure, 0.5) < _first_end_ms(half, unsure, 0.5) < 1500.0
+    bad = model_to_dict(flat)
+    bad["survival_power"] = 1.5
+    with pytest.raises(ValueError, match="survival_power"):
+        model_from_dict(bad)
 
 
 def test_head_for_picks_the_richest_head_that_fits() -> None:

@@ -96,6 +96,7 @@ if TYPE_CHECKING:
 HELP = "end-pointing on real recordings: false cut-offs per turn and delay, every policy vs the "
 "fixed-threshold curve"
 
+
 def _components(opts: EndpointingOptions, run: EndpointingRun) -> dict[str, str]:
     r = run.settings
     truth = (
@@ -133,7 +134,25 @@ def endpointing_run(opts: EndpointingOptions, result: RunResult) -> EndpointingR
     run.summary = summarize_run(run.turns, labels)
     run.verdicts = [v for vad in opts.vads for v in goal_verdicts(run.summary, labels, vad)]
     run.aucs, run.compute = _signals(run)
+    if opts.split == "cv" and run.turns:
+        run.cv = _cross_validation(run)
     return run
+
+
+def _cross_validation(run: EndpointingRun) -> dict[str, Any]:
+    """The cross-validated figures of the observer pauses, or why there are none."""
+    from earshot.evals.endpointing_cv import cross_validate, to_doc
+    from earshot.evals.endpointing_pauses import pauses_from_doc
+
+    doc = {
+        "configurations": [c.label for c in run.configs],
+        "compute": run.compute,
+        "turns": run.turns,
+    }
+    try:
+        return to_doc(cross_validate(pauses_from_doc(doc)))
+    except ValueError as exc:
+        return {"error": str(exc)}
 
 
 def report(opts: EndpointingOptions, result: RunResult) -> Report:
@@ -276,7 +295,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=SPLITS,
         default="held-out",
         help="recordings the end-of-turn model was not calibrated on (default), only those it "
-        "was, or all",
+        "was, all, or cv: all plus the model cross-validated leaving one recording (and its "
+        "noises) out",
     )
     a(
         "--vad",
@@ -322,7 +342,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="mix each turn with this many noises, rotated (default 0: every noise)",
     )
     a("--turns-per-clip", type=int, default=1, help="inserted mode: turns per recording")
-    a("--language", default="en", help="manifest language of the speech (default en)")
+    a(
+        "--language",
+        default="en",
+        help="manifest language of the speech (default en; any: every language, the text cue "
+        "is then used on English only)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -46,7 +46,9 @@ starts (an STT that keeps up), while the LM and prosody compute are still charge
 
 DEFAULT_POLICIES: tuple[str, ...] = ("smart", "model", "model-no-text")
 
-SPLITS = ("held-out", "calibration", "all")
+SPLITS = ("held-out", "calibration", "all", "cv")
+"""``cv``: every recording, plus the cross-validated model figures
+(`earshot.evals.endpointing_cv`) from the observer lane."""
 
 
 @dataclass(slots=True)
@@ -114,6 +116,8 @@ class EndpointingOptions:
             raise ValueError(f"--pauses must be natural or inserted, got {self.pauses!r}")
         if self.split not in SPLITS:
             raise ValueError(f"--split must be one of {', '.join(SPLITS)}, got {self.split!r}")
+        if self.split == "cv" and not self.observe:
+            raise ValueError("--split cv needs the observer lane; drop --no-observe")
         if self.threshold is not None and not 0 < self.threshold < 1:
             raise ValueError(f"--threshold must be in (0, 1), got {self.threshold}")
         if any(ms <= 0 for ms in self.fixed_ms):
@@ -156,6 +160,7 @@ class EndpointingRun:
         aucs: per condition group (all, quiet, noise) → `signal_aucs`.
         compute: per compute stage → ``{"n", "p50_ms", "p95_ms"}``.
         verdicts: `goal_verdicts` of ``summary``.
+        cv: ``--split cv``: `earshot.evals.endpointing_cv.to_doc` of the observer pauses.
         interrupted: stopped by Ctrl-C before every trial ran.
     """
 
@@ -169,6 +174,7 @@ class EndpointingRun:
     aucs: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     compute: dict[str, dict[str, Any]] = field(default_factory=dict)
     verdicts: list[dict[str, Any]] = field(default_factory=list)
+    cv: dict[str, Any] = field(default_factory=dict)
     interrupted: bool = False
 
 
@@ -240,8 +246,10 @@ def build_resources(specs: Sequence[EndpointerSpec]) -> ModelResources:
         from earshot.turns.eot_features import LmTurnScorer
 
         r.scorer = LmTurnScorer()
+        if any(s.text == "lm" and s.observe for s in models) and any(
+            s.text == "lm" and not s.observe for s in models
+        ):
+            r.observer_scorer = LmTurnScorer()
     if any(s.text == "lm" and s.stt == "whisper" for s in models):
         r.whisper = WhisperTranscriber()
     return r
-
-

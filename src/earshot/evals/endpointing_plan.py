@@ -76,7 +76,7 @@ def _selected(opts: EndpointingOptions) -> tuple[list[SpeechEntry], list[NoiseCl
     data_dir = opts.data_dir if opts.data_dir is not None else bundled_data_dir()
     by_name, noise_by_name = _data(data_dir, opts.language)
     entries, noises = list(by_name.values()), list(noise_by_name.values())
-    if opts.split != "all":
+    if opts.split not in ("all", "cv"):
         cal_speech, cal_noise = calibration_split()
         keep = opts.split == "calibration"
         entries = [e for e in entries if (e.name in cal_speech) == keep]
@@ -199,5 +199,7 @@ def run_trial(opts: EndpointingOptions, trial: HarnessTrial[EndpointingTrial]) -
             ctx.settings,
             ctx.resources,
         )
-        docs.append(turn_doc(t, turn, lanes))
+        doc = turn_doc(t, turn, lanes)
+        doc["language"] = entry.language
+        docs.append(doc)
     return {"turns": docs}

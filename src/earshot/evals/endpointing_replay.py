@@ -101,7 +101,13 @@ class EndpointerSpec:
             return ModelEndpointer(
                 model,
                 threshold=threshold,
-                scorer=r.scorer if self.text == "lm" else None,
+                scorer=(
+                    None
+                    if self.text != "lm"
+                    else (r.observer_scorer or r.scorer)
+                    if self.observe
+                    else r.scorer
+                ),
                 prosody=self.acoustic,
                 now_ms=r.now_ms,
             )

@@ -177,6 +177,10 @@ def render_tables(run: EndpointingRun) -> list[Table]:
         for stage, c in run.compute.items():
             t.add_row(stage, str(c["n"]), _ms(c["p50_ms"]), _ms(c["p95_ms"]))
         tables.append(t)
+    if run.cv.get("groups"):
+        from earshot.evals.endpointing_cv import render_table
+
+        tables.append(render_table(run.cv))
     return tables
 
 
@@ -190,6 +194,23 @@ def goal_lines(run: EndpointingRun) -> list[str]:
             f"fixed {REFERENCE_FIXED_MS:g} ms {v['fixed_500_cutoffs_per_turn']:.2f}, and delay "
             f"p50 {_ms(v['delay_p50_ms'])} ≤ fixed {FAST_REFERENCE_MS:g} ms "
             f"{_ms(v['fixed_300_delay_p50_ms'])} ms: {verdict}"
+        )
+    if run.cv.get("error"):
+        lines.append(f"cross-validation: not run ({run.cv['error']})")
+    for group, g in run.cv.get("groups", {}).items():
+        if group == "all" or not g:
+            continue
+        m, f5, f3 = g["model"], g["fixed 500"], g["fixed 300"]
+        met = (
+            m["cutoffs_per_turn"][0] <= f5["cutoffs_per_turn"][0]
+            and m["p50_ms"][0] <= (f3["p50_ms"][0])
+        )
+        lines.append(
+            f"goal (cross-validated model, {group}, {g['turns']} turns): cut-offs/turn "
+            f"{m['cutoffs_per_turn'][0]:.2f} ≤ fixed {REFERENCE_FIXED_MS:g} ms "
+            f"{f5['cutoffs_per_turn'][0]:.2f}, and delay p50 {m['p50_ms'][0]:.0f} ≤ fixed "
+            f"{FAST_REFERENCE_MS:g} ms {f3['p50_ms'][0]:.0f} ms: {'MET' if met else 'NOT MET'} "
+            f"(in {g.get('goal_share', 0):.0%} of bootstrap resamples)"
         )
     return lines
 
@@ -297,6 +318,7 @@ def to_json(run: EndpointingRun) -> dict[str, Any]:
         "summary": run.summary,
         "aucs": run.aucs,
         "compute": run.compute,
+        "cross_validation": run.cv,
         "turns": run.turns,
     }
 

@@ -267,6 +267,12 @@ class SpeechEntry:
     where: str
     name: str
     pcm: Pcm16
+    language: str = "en"
+    """The manifest's ``language`` ("unknown" when it gives none)."""
+
+
+ANY_LANGUAGE = "any"
+"""``--language any``: speech in every language (the acoustic cues do not depend on it)."""
 
 
 def load_data(folder: Path, language: str) -> tuple[list[SpeechEntry], list[NoiseClip]]:
@@ -281,8 +287,9 @@ def load_data(folder: Path, language: str) -> tuple[list[SpeechEntry], list[Nois
     for item in read_manifest(folder):
         where, entry, path = item.where, item.entry, item.path
         if entry["kind"] == "speech":
-            if entry.get("language") == language:
-                speech.append(SpeechEntry(where, entry["path"], _read(where, path)))
+            if language == ANY_LANGUAGE or entry.get("language") == language:
+                language_of = str(entry.get("language") or "unknown")
+                speech.append(SpeechEntry(where, entry["path"], _read(where, path), language_of))
             continue
         pcm = _read(where, path)
         if not np.any(pcm):

@@ -5,15 +5,24 @@ small language model, prosody relative to this speaker and to the noise floor, t
 the stretch before the pause); the model turns it into the probability that the turn is over
 *as the pause goes on*:
 
-* ``p0 = σ(b + Σ wᵢ·zᵢ)``: logistic regression on the standardised features present (one fitted
-  head per set of available features, so the policy works without the language model, and
-  without pitch when the tail is unvoiced): the probability that this pause ends the turn,
-  judged at its start.
+* ``p0 = σ(b + Σ wᵢ·zᵢ)``: logistic regression on the standardised features: the probability
+  that this pause ends the turn, judged at its start. The fitted model has a single head whose
+  weights point the way the literature says each cue points (``wᵢ·oᵢ ≥ 0`` for the a-priori
+  orientation ``oᵢ``, `earshot.evals.endpointing_fit.PRIOR_ORIENTATION`) and which imputes a
+  missing cue at its neutral value (``z = 0``, the calibration mean): no language model, no
+  transcript yet, or an unvoiced tail move P(end) neither way. (Older files hold one head per
+  set of available cues; they still load.)
 * A mid-turn pause that has already lasted ``t`` ms is rarer the longer ``t`` gets; with
   ``S(t)`` the survival function of mid-turn pause lengths (a log-normal fitted on the
   calibration pauses) and turn ends that never resume, Bayes gives the hazard-style update::
 
-      odds(end | x, t) = odds0(x) / S(t)            (S(0) = 1, falling towards 0)
+      odds(end | x, t) = odds0(x) / S(t)^γ          (S(0) = 1, falling towards 0)
+
+  with ``γ = survival_power``: 1 is that Bayes update; smaller values temper it (a pause law
+  pooled over many speakers overstates what the elapsed pause says about this one), and 0
+  gives the two-level shape — end early where the cues are sure, else wait for
+  ``max_silence_ms`` — which buys the most early ends for a number of cut-offs, since a
+  median delay only needs half the ends to be early. The fit chooses γ on calibration data.
 
 * The pause law adapts to the speaker: the mean log pause length is re-estimated from the
   mid-turn pauses this caller has made (`adapted_law`, a conjugate update with the fitted law
@@ -105,6 +114,8 @@ class Head:
         bias: intercept (log-odds of an end at mean features).
         clip_z: standardised values are clipped to ``±clip_z`` (an unseen extreme input
             cannot drive the probability to 0 or 1 on its own).
+        impute_missing: a missing feature counts as its neutral value ``z = 0`` (the head
+            fits every set of available features); False: the head needs all of them.
     """
 
     features: tuple[str, ...]
@@ -113,17 +124,21 @@ class Head:
     weights: tuple[float, ...]
     bias: float
     clip_z: float = 3.0
+    impute_missing: bool = False
 
     def logit(self, x: PauseFeatures) -> float:
         """Log-odds that the pause ends the turn, at its start.
 
         Raises:
-            ValueError: a feature the head needs is missing from ``x``.
+            ValueError: a feature the head needs is missing from ``x`` (and it does not
+                impute missing features).
         """
         total = self.bias
         for name, mu, sd, w in zip(self.features, self.mean, self.scale, self.weights, strict=True):
             v = x.value(name)
             if v is None:
+                if self.impute_missing:
+                    continue
                 raise ValueError(f"head on {self.features} needs {name!r}, which is missing")
             z = min(max((v - mu) / sd, -self.clip_z), self.clip_z)
             total += w * z
@@ -174,6 +189,8 @@ class EndOfTurnModel:
             (a prior, not fitted: the calibration data holds too little dictation).
         pause_prior_count: weight of the fitted pause law against a speaker's own pauses,
             in pauses (0: no adaptation).
+        survival_power: ``γ`` of the pause-length update (see the module docstring; 1: Bayes,
+            0: the cues at the start of the pause alone, until ``max_silence_ms``).
         provenance: how it was fitted (data, split, counts), for reports.
     """
 
@@ -184,18 +201,20 @@ class EndOfTurnModel:
     max_silence_ms: float
     dictation_logit: float = -1.5
     pause_prior_count: float = 0.0
+    survival_power: float = 1.0
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def head_for(self, available: frozenset[str]) -> Head:
-        """The head using the most of the ``available`` features (all its features present).
+        """The imputing head if there is one, else the head using the most of the ``available``
+        features (all its features present).
 
         Raises:
             ValueError: no head fits (the model file needs a head with no features).
         """
-        fitting = [h for h in self.heads if set(h.features) <= available]
+        fitting = [h for h in self.heads if h.impute_missing or set(h.features) <= available]
         if not fitting:
             raise ValueError("no head of the end-of-turn model fits; refit with a prior head")
-        return max(fitting, key=lambda h: len(h.features))
+        return max(fitting, key=lambda h: (h.impute_missing, len(h.features)))
 
     def logit_at_start(self, x: PauseFeatures) -> float:
         """Log-odds of an end at the start of the pause, context priors included."""
@@ -210,7 +229,7 @@ class EndOfTurnModel:
         ``law`` replaces the fitted pause law (a speaker-adapted one, `PauseLaw.adapted`).
         """
         s = (law or self.pause_law).survival(silence_ms)
-        return _sigmoid(self.logit_at_start(x) - math.log(max(s, 1e-12)))
+        return _sigmoid(self.logit_at_start(x) - self.survival_power * math.log(max(s, 1e-12)))
 
 
 def _sigmoid(v: float) -> float:
@@ -288,6 +307,7 @@ def _head_from(doc: dict[str, Any]) -> Head:
         tuple(float(v) for v in doc["weights"]),
         float(doc["bias"]),
         float(doc.get("clip_z", 3.0)),
+        bool(doc.get("impute_missing", False)),
     )
     if not len(head.mean) == len(head.scale) == len(head.weights) == len(feats):
         raise ValueError(f"head on {feats}: mean, scale and weights need one value per feature")
@@ -311,8 +331,11 @@ def model_from_dict(doc: dict[str, Any]) -> EndOfTurnModel:
         max_silence_ms=float(doc["max_silence_ms"]),
         dictation_logit=float(doc.get("dictation_logit", -1.5)),
         pause_prior_count=float(doc.get("pause_prior_count", 0.0)),
+        survival_power=float(doc.get("survival_power", 1.0)),
         provenance=dict(doc.get("provenance", {})),
     )
+    if not 0 <= model.survival_power <= 1:
+        raise ValueError(f"survival_power must be in [0, 1], got {model.survival_power}")
     if model.pause_law.sigma_log_ms <= 0:
         raise ValueError("pause_law.sigma_log_ms must be > 0")
     if not 0 < model.threshold < 1:
@@ -337,6 +360,7 @@ def model_to_dict(model: EndOfTurnModel) -> dict[str, Any]:
         "max_silence_ms": model.max_silence_ms,
         "dictation_logit": model.dictation_logit,
         "pause_prior_count": model.pause_prior_count,
+        "survival_power": model.survival_power,
         "provenance": model.provenance,
     }
 

@@ -13,11 +13,12 @@ pure core (`earshot.turns.eot_model.decide`) with the features *available at tha
   the same holds because the computation really blocked; on a replay it keeps the reported
   delay honest ("including the policy's own compute").
 
-Without a language model (or a transcript) the text-free head decides; without voicing the
-pitch cues drop out; the model file holds a head for each case. The pause-length law adapts to
-this caller's own mid-turn pauses (`earshot.turns.eot_model.PauseLaw.adapted`); only pauses
-after which the caller resumed are seen, so a pause the policy cut never teaches it (the
-estimate leans short for callers who pause long, as LiveKit's dynamic endpointing does).
+Without a language model (or before the transcript arrives) the text cue counts as neutral;
+without voicing the pitch cues do too (the model's head imputes a missing cue at ``z = 0``).
+The pause-length law adapts to this caller's own mid-turn pauses
+(`earshot.turns.eot_model.PauseLaw.adapted`); only pauses after which the caller resumed are
+seen, so a pause the policy cut never teaches it (the estimate leans short for callers who
+pause long, as LiveKit's dynamic endpointing does).
 """
 
 from __future__ import annotations
