@@ -154,6 +154,19 @@ def test_http_500_raises_with_the_server_message(server: SseServer) -> None:
     assert server.base_url in message
 
 
+def test_a_200_json_error_instead_of_a_stream_shows_the_server_message(
+    server: SseServer,
+) -> None:
+    # llama.cpp's server answers an over-long prompt this way (HTTP 200, a JSON error body).
+    body = '{"error": {"message": "the request exceeds the available context size"}}'
+    server.queue(ErrorReply(200, body))
+    with pytest.raises(LlmError) as info:
+        run_collect(make(server.base_url))
+    message = str(info.value)
+    assert "without server-sent events" in message
+    assert "exceeds the available context size" in message
+
+
 def test_http_404_suggests_checking_url_and_model(server: SseServer) -> None:
     server.queue(ErrorReply(404, '{"detail": "Not Found"}'))
     with pytest.raises(LlmError, match=r"HTTP 404 .*Not Found.*--llm-base-url"):

@@ -378,6 +378,7 @@ async def _content_deltas(
             ending before ``[DONE]`` and before any ``finish_reason``.
     """
     data_lines: list[str] = []
+    other_lines: list[str] = []  # a body that is not SSE (e.g. a JSON error with HTTP 200)
     num_events = 0
     finished = False
     try:
@@ -385,6 +386,8 @@ async def _content_deltas(
             if line.startswith("data:"):
                 data_lines.append(line[5:].removeprefix(" "))
                 continue
+            if line and not line.startswith(":") and num_events == 0 and len(other_lines) < 50:
+                other_lines.append(line)
             if line or not data_lines:
                 continue
             data, data_lines = "\n".join(data_lines), []
@@ -411,10 +414,11 @@ async def _content_deltas(
             yield content
     if num_events == 0:
         content_type = response.headers.get("content-type", "none")
+        said = _error_detail("\n".join(other_lines)) if other_lines else "(empty body)"
         raise LlmError(
             f"LLM server at {base_url} answered without server-sent events (Content-Type: "
-            f"{content_type}); is --llm-base-url an OpenAI-compatible /v1 endpoint that "
-            "supports stream: true?"
+            f"{content_type}): {redact(said)}; is --llm-base-url an OpenAI-compatible /v1 "
+            "endpoint that supports stream: true?"
         )
     if not finished:
         raise LlmError(
