@@ -23,7 +23,6 @@ from earshot.evals.endpointing_replay import (
     lane_pauses,
     replay,
 )
-from earshot.evals.endpointing_report import auc
 from earshot.evals.endpointing_trials import (
     LEAD_MS,
     Condition,
@@ -33,6 +32,7 @@ from earshot.evals.endpointing_trials import (
     trial_audio,
 )
 from earshot.evals.manifest import bundled_data_dir
+from earshot.metrics.stats import auc
 from earshot.stt import make_stt
 from earshot.turns.eot_model import PauseFeatures, load_model
 from earshot.vad import make_vad

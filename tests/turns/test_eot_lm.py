@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from earshot.evals.endpointing_report import auc
 from earshot.evals.manifest import bundled_data_dir
+from earshot.metrics.stats import auc
 from earshot.turns.eot_features import LmTurnScorer, chat_prompt, smollm2_gguf_path
 
 MIN_AUC = 0.9

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -47,7 +46,7 @@ from earshot.evals.endpointing_pauses import (
 from earshot.turns.eot_model import EndOfTurnModel
 
 if TYPE_CHECKING:
-    from rich.table import Table
+    pass
 
 BOOTSTRAP_SAMPLES = 2000
 """Resamples of the turns for the intervals."""
@@ -181,7 +180,7 @@ def bootstrap(cv: CrossValidation, group: str) -> dict[str, Any]:
 
 def combined_auc(cv: CrossValidation, group: str) -> float | None:
     """AUC of the out-of-fold combined score (every cue, start of the pause) in ``group``."""
-    from earshot.evals.endpointing_report import auc
+    from earshot.metrics.stats import auc
 
     rows = [(e, s) for e, s, noisy in cv.scores if group == "all" or noisy == (group == "noise")]
     return auc([s for e, s in rows if e], [s for e, s in rows if not e])
@@ -204,41 +203,6 @@ def to_doc(cv: CrossValidation) -> dict[str, Any]:
     }
 
 
-def _cell(v: Sequence[float], fmt: str) -> str:
-    return f"{v[0]:{fmt}} [{v[1]:{fmt}}, {v[2]:{fmt}}]"
-
-
-def render_table(doc: dict[str, Any]) -> Table:
-    """The cross-validated figures beside the fixed curve (rich table)."""
-    from rich.table import Table
-
-    groups = {g: v for g, v in doc["groups"].items() if v and g != "all"}
-    t = Table(
-        title="cross-validated (leave one recording and its noises out): every turn scored by "
-        "a model fitted without it",
-        caption="[95 % bootstrap interval over turns]; goal share: resamples with cut-offs ≤ "
-        "fixed 500 ms and delay p50 ≤ fixed 300 ms",
-    )
-    t.add_column("configuration", no_wrap=True)
-    for g, v in groups.items():
-        t.add_column(f"{g} ({v['turns']} turns): cut-offs/turn", justify="right")
-        t.add_column(f"{g}: delay p50 ms", justify="right")
-    labels = ["model"] + [k for k in next(iter(groups.values()), {}) if k.startswith("fixed")]
-    for label in labels:
-        cells = []
-        for v in groups.values():
-            cells += [_cell(v[label]["cutoffs_per_turn"], ".2f"), _cell(v[label]["p50_ms"], ".0f")]
-        t.add_row(label + (" (out of fold)" if label == "model" else " ms"), *cells)
-    goal = [f"{v.get('goal_share', 0):.2f}" for v in groups.values() for _ in (0, 1)]
-    t.add_row("goal share", *goal)
-    aucs = doc["combined_auc"]
-    t.add_row(
-        "combined AUC (out of fold)",
-        *[f"{aucs[g]:.2f}" if aucs[g] is not None else "n/a" for g in groups for _ in (0, 1)],
-    )
-    return t
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 done, 2 bad input."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -253,7 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     doc = to_doc(cv)
     from rich.console import Console
 
-    Console(width=170).print(render_table(doc))
+    from earshot.evals.endpointing_report import render_cv_table
+
+    Console(width=170).print(render_cv_table(doc))
     if args.out is not None:
         from earshot.audio.io import write_text_atomic
 

@@ -217,7 +217,7 @@ def fixed_curve(ps: PauseSet) -> list[dict[str, float | None]]:
 
 def univariate(pauses: Sequence[Pause]) -> dict[str, float]:
     """AUC of each feature on ``pauses`` in its a-priori direction (`PRIOR_ORIENTATION`)."""
-    from earshot.evals.endpointing_report import auc
+    from earshot.metrics.stats import auc
 
     aucs: dict[str, float] = {}
     for name in FEATURE_NAMES:
@@ -337,6 +337,26 @@ def fit(paths: Sequence[Path]) -> EndOfTurnModel:
     return replace(model, provenance=provenance)
 
 
+def _run_calibration_eval(data_dir: Path, out_dir: Path, noises_per_turn: int) -> None:
+    """``earshot eval endpointing`` on the calibration split, observer lane only, as its own
+    process (the user-facing verb, exactly as documented; this module stays below it).
+
+    Raises:
+        ValueError: the evaluation failed (its exit status and last line).
+    """
+    import subprocess
+
+    command = [
+        sys.executable, "-m", "earshot", "eval", "endpointing",
+        "--data", str(data_dir), "--out", str(out_dir), "--split", "calibration",
+        "--language", "any", "--policies", "--noises-per-turn", str(noises_per_turn), "--quiet",
+    ]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise ValueError(f"the calibration eval failed (exit {done.returncode}): {last}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: 0 written, 2 bad input."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -348,19 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     runs = list(args.runs)
     try:
         if args.data is not None:
-            from earshot.evals.endpointing import EndpointingOptions, run_endpointing
-
             out_dir = args.out.parent / "calibration-run"
-            run_endpointing(
-                EndpointingOptions(
-                    out_dir=out_dir,
-                    data_dir=args.data,
-                    split="calibration",
-                    language="any",
-                    policies=(),
-                    noises_per_turn=args.noises_per_turn,
-                )
-            )
+            _run_calibration_eval(args.data, out_dir, args.noises_per_turn)
             runs.append(out_dir / "endpointing.json")
         if not runs:
             raise ValueError("give --runs FILE... or --data DIR")

@@ -7,14 +7,13 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from earshot.evals.endpointing_trials import (
     FAST_REFERENCE_MS,
     LATE_MS,
     MISSED_AFTER_MS,
     REFERENCE_FIXED_MS,
 )
+from earshot.metrics.stats import auc
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -30,19 +29,6 @@ SIGNALS: tuple[str, ...] = (
     "p_end_at_start",
 )
 """Per-pause signals whose AUC is reported; ``p_end_at_start`` is the model's combined score."""
-
-
-def auc(ends: Sequence[float], mids: Sequence[float]) -> float | None:
-    """Probability that a true end scores higher than a mid-turn pause (ties count half).
-
-    The Mann-Whitney U statistic over ``len(ends) * len(mids)`` pairs; 0.5 is chance, 1 a
-    perfect separation. None when either set is empty.
-    """
-    if not ends or not mids:
-        return None
-    e = np.asarray(ends, dtype=np.float64)[:, None]
-    m = np.asarray(mids, dtype=np.float64)[None, :]
-    return float(np.mean((e > m) + 0.5 * (e == m)))
 
 
 def signal_aucs(
@@ -178,9 +164,7 @@ def render_tables(run: EndpointingRun) -> list[Table]:
             t.add_row(stage, str(c["n"]), _ms(c["p50_ms"]), _ms(c["p95_ms"]))
         tables.append(t)
     if run.cv.get("groups"):
-        from earshot.evals.endpointing_cv import render_table
-
-        tables.append(render_table(run.cv))
+        tables.append(render_cv_table(run.cv))
     return tables
 
 
@@ -334,3 +318,41 @@ def write_outputs(run: EndpointingRun) -> None:
         tables_text(run),
         lambda png: plot_results(png, run),
     )
+
+
+def _cv_cell(v: Sequence[float], fmt: str) -> str:
+    return f"{v[0]:{fmt}} [{v[1]:{fmt}}, {v[2]:{fmt}}]"
+
+
+def render_cv_table(doc: dict[str, Any]) -> Table:
+    """The cross-validated figures beside the fixed curve (rich table)."""
+    from rich.table import Table
+
+    groups = {g: v for g, v in doc["groups"].items() if v and g != "all"}
+    t = Table(
+        title="cross-validated (leave one recording and its noises out): every turn scored by "
+        "a model fitted without it",
+        caption="[95 % bootstrap interval over turns]; goal share: resamples with cut-offs ≤ "
+        "fixed 500 ms and delay p50 ≤ fixed 300 ms",
+    )
+    t.add_column("configuration", no_wrap=True)
+    for g, v in groups.items():
+        t.add_column(f"{g} ({v['turns']} turns): cut-offs/turn", justify="right")
+        t.add_column(f"{g}: delay p50 ms", justify="right")
+    labels = ["model"] + [k for k in next(iter(groups.values()), {}) if k.startswith("fixed")]
+    for label in labels:
+        cells = []
+        for v in groups.values():
+            cells += [
+                _cv_cell(v[label]["cutoffs_per_turn"], ".2f"),
+                _cv_cell(v[label]["p50_ms"], ".0f"),
+            ]
+        t.add_row(label + (" (out of fold)" if label == "model" else " ms"), *cells)
+    goal = [f"{v.get('goal_share', 0):.2f}" for v in groups.values() for _ in (0, 1)]
+    t.add_row("goal share", *goal)
+    aucs = doc["combined_auc"]
+    t.add_row(
+        "combined AUC (out of fold)",
+        *[f"{aucs[g]:.2f}" if aucs[g] is not None else "n/a" for g in groups for _ in (0, 1)],
+    )
+    return t

@@ -196,3 +196,16 @@ def summarize(turns: Sequence[TurnRecord]) -> Summary:
         ttfat=Stat.of(ttfats),
         terms=term_stats,
     )
+
+
+def auc(ends: Sequence[float], mids: Sequence[float]) -> float | None:
+    """Probability that a true end scores higher than a mid-turn pause (ties count half).
+
+    The Mann-Whitney U statistic over ``len(ends) * len(mids)`` pairs; 0.5 is chance, 1 a
+    perfect separation. None when either set is empty.
+    """
+    if not ends or not mids:
+        return None
+    e = np.asarray(ends, dtype=np.float64)[:, None]
+    m = np.asarray(mids, dtype=np.float64)[None, :]
+    return float(np.mean((e > m) + 0.5 * (e == m)))
