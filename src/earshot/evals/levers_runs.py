@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +51,12 @@ class TtftTrial:
     error: str = ""
 
 
+REQUEST_TIMEOUT_MS = 60_000.0
+"""A TTFT trial whose stream has not ended by then is abandoned and recorded as failed (the
+client's own time-outs bound each stage; this bounds a hedged race as a whole, so one stuck
+request can never hold the evaluation forever)."""
+
+
 async def _one_request(
     llm: LanguageModel, messages: Sequence[ChatMessage], clock: Clock
 ) -> TtftTrial:
@@ -60,13 +67,16 @@ async def _one_request(
     error = ""
     with bind_turn_notes(notes):
         try:
-            async with contextlib.aclosing(llm.stream(messages)) as stream:
-                async for delta in stream:
-                    if delta and first_ms is None:
-                        first_ms = clock.now_ms()
-                    chars += len(delta)
+            async with asyncio.timeout(REQUEST_TIMEOUT_MS / 1000.0):
+                async with contextlib.aclosing(llm.stream(messages)) as stream:
+                    async for delta in stream:
+                        if delta and first_ms is None:
+                            first_ms = clock.now_ms()
+                        chars += len(delta)
         except LlmError as exc:
             error = str(exc)
+        except TimeoutError:
+            error = f"the stream had not ended after {REQUEST_TIMEOUT_MS / 1000:.0f} s: abandoned"
     end_ms = clock.now_ms()
     return TtftTrial(
         None if first_ms is None else first_ms - start_ms, end_ms - start_ms, chars, notes, error
