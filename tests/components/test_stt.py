@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import re
 from importlib.resources import files
 from pathlib import Path
@@ -13,6 +12,8 @@ import pytest
 
 from earshot.audio.frames import SAMPLE_RATE_HZ, Pcm16
 from earshot.audio.io import read_audio
+from earshot.evals.manifest import Recording, read_manifest
+from earshot.evals.stt_score import word_errors
 from earshot.stt import make_stt
 from earshot.stt.base import Transcript
 from earshot.stt.pocketsphinx import PocketsphinxRecognizer
@@ -29,32 +30,14 @@ TRANSCRIBE_WER_BOUND = 0.3
 
 
 def manifest_transcript(rel_path: str) -> str:
-    for line in (DATA / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
-        entry = json.loads(line)
-        if entry["path"] == rel_path:
-            return str(entry["transcript"])
-    raise KeyError(rel_path)
-
-
-def words(text: str) -> list[str]:
-    return re.sub(r"[^a-z' ]", " ", text.lower()).split()
+    """The bundled manifest's reference transcript of ``rel_path``."""
+    recordings = (Recording.of(e) for e in read_manifest(DATA))
+    return next(r.transcript for r in recordings if r.name == rel_path)
 
 
 def word_error_rate(reference: str, hypothesis: str) -> float:
-    """(substitutions + deletions + insertions) / reference words, by edit distance."""
-    ref, hyp = words(reference), words(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, start=1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1] / len(ref)
-
-
-def test_word_error_rate_helper() -> None:
-    assert word_error_rate("a b c d", "a b c d") == 0.0
-    assert word_error_rate("a b c d", "a x c") == 0.5  # one substitution, one deletion
-    assert word_error_rate("a b", "a b c d") == 1.0  # two insertions
+    """The evaluations' WER (`earshot.evals.stt_score.word_errors`, jiwer)."""
+    return float(word_errors(reference, hypothesis)["wer"])
 
 
 @pytest.fixture(scope="module")

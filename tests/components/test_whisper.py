@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from importlib.resources import files
 from pathlib import Path
@@ -12,6 +11,8 @@ import pytest
 
 from earshot.audio.frames import SAMPLE_RATE_HZ, Pcm16
 from earshot.audio.io import read_audio
+from earshot.evals.manifest import Recording, read_manifest
+from earshot.evals.stt_score import word_errors
 from earshot.stt import make_stt, transcribe_file
 from earshot.stt.base import SupportsPauseHints
 from earshot.stt.local_agreement import AgreementConfig
@@ -31,11 +32,9 @@ WER_BOUND = 0.12
 
 
 def transcript_of(rel_path: str) -> str:
-    for line in (DATA / "manifest.jsonl").read_text(encoding="utf-8").splitlines():
-        entry = json.loads(line)
-        if entry["path"] == rel_path:
-            return str(entry["transcript"])
-    raise KeyError(rel_path)
+    """The bundled manifest's reference transcript of ``rel_path``."""
+    recordings = (Recording.of(e) for e in read_manifest(DATA))
+    return next(r.transcript for r in recordings if r.name == rel_path)
 
 
 def words(text: str) -> list[str]:
@@ -43,13 +42,9 @@ def words(text: str) -> list[str]:
 
 
 def edits(reference: str, hypothesis: str) -> int:
-    ref, hyp = words(reference), words(hypothesis)
-    row = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        prev, row[0] = row[0], i
-        for j, h in enumerate(hyp, start=1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
-    return row[-1]
+    """Word errors (substitutions + deletions + insertions), by the evaluations' jiwer count."""
+    e = word_errors(reference, hypothesis)
+    return int(e["substitutions"] + e["deletions"] + e["insertions"])
 
 
 @pytest.fixture(scope="module")
