@@ -62,6 +62,7 @@ def test_proxy_delays_each_request_and_a_hedge_loser_never_reaches_the_upstream(
         results = asyncio.run(main())
         delays = a.stats.delays_ms + b.stats.delays_ms
         forwarded = a.stats.forwarded + b.stats.forwarded
+        log = a.stats.log + b.stats.log
     for trial in results["off"] + results["on"]:
         assert trial.error == "" and trial.chars == len("Hello from the stub server.")
         assert trial.ttft_ms is not None and trial.ttft_ms >= 59.0  # at least the injected delay
@@ -69,6 +70,18 @@ def test_proxy_delays_each_request_and_a_hedge_loser_never_reaches_the_upstream(
     assert cancelled >= 1  # a slow loser was closed while held
     assert forwarded == len(delays) - cancelled  # ... and was never forwarded
     assert len(upstream.requests) <= forwarded
+    # The per-request log: one record per request, its delay waited out before forwarding;
+    # a forwarded request that ran to its end has the upstream's first token after that.
+    assert len(log) == len(delays)
+    assert all(r.last_user == "hi" for r in log)
+    held = [r for r in log if r.forwarded_ms is None]
+    assert len(held) == cancelled and all(r.closed_by_client for r in held)
+    done = [r for r in log if r.forwarded_ms is not None and not r.closed_by_client]
+    assert done
+    for r in done:
+        assert r.forwarded_ms - r.arrived_ms >= r.delay_ms - 1.0
+        assert r.upstream_first_content_ms is not None
+        assert r.upstream_first_content_ms >= r.forwarded_ms
     for trial in results["on"]:
         assert trial.notes["llm_hedge"]["requests_sent"] == 2
 
@@ -114,6 +127,10 @@ def test_eval_levers_hedge_arm_writes_table_json_and_chart(
     assert (tmp_path / "levers.png").stat().st_size > 1000
     lines = (tmp_path / "levers.trials.jsonl").read_text().splitlines()
     assert [json.loads(x)["trial"] for x in lines] == ["hedge"]
+    # every request each proxy saw, one JSON line each
+    for k, stats in enumerate(saved["proxy_stats"]):
+        logged = (tmp_path / "servers" / f"proxy-{k}.requests.jsonl").read_text().splitlines()
+        assert len(logged) == stats["requests"]
 
 
 def test_eval_levers_cli_rejects_an_unknown_lever(tmp_path: Path) -> None:

@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import re
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -92,6 +94,72 @@ NO_DELAY = TailProfile(1e-3, 1e-3, 0.0, 1e-3, 1e-3, name="none", source="no inje
 
 
 @dataclass(slots=True)
+class ProxyRequest:
+    """One chat-completion request as the proxy saw it (real time, ms since the proxy started).
+
+    Attributes:
+        arrived_ms: the request reached the proxy.
+        delay_ms: the injected delay drawn for it.
+        forwarded_ms: it was sent upstream (None: the client closed during the delay).
+        upstream_first_byte_ms: the upstream's first body bytes reached the proxy (the SSE role
+            chunk a server may send before the prompt is processed).
+        upstream_first_content_ms: the first chunk with non-empty ``content`` reached the proxy:
+            upstream first token, so ``upstream_first_content_ms - forwarded_ms`` is the real
+            server's own TTFT, queueing included.
+        closed_by_client: the client closed the stream before its end.
+        last_user: the last user message's text (to tell requests apart in a report).
+        label: the proxy's `LatencyProxy.label` when the request arrived (e.g. the run).
+    """
+
+    arrived_ms: float
+    delay_ms: float
+    label: str = ""
+    forwarded_ms: float | None = None
+    upstream_first_byte_ms: float | None = None
+    upstream_first_content_ms: float | None = None
+    closed_by_client: bool = False
+    last_user: str = ""
+
+    @property
+    def upstream_ttft_ms(self) -> float | None:
+        """The real server's own first-token time (queueing included, the injected delay
+        excluded); None if the request never got a token through."""
+        if self.forwarded_ms is None or self.upstream_first_content_ms is None:
+            return None
+        return self.upstream_first_content_ms - self.forwarded_ms
+
+    def to_json(self) -> dict[str, Any]:
+        def r(x: float | None) -> float | None:
+            return None if x is None else round(x, 3)
+
+        return {
+            "arrived_ms": r(self.arrived_ms),
+            "delay_ms": r(self.delay_ms),
+            "forwarded_ms": r(self.forwarded_ms),
+            "upstream_first_byte_ms": r(self.upstream_first_byte_ms),
+            "upstream_first_content_ms": r(self.upstream_first_content_ms),
+            "closed_by_client": self.closed_by_client,
+            "last_user": self.last_user,
+            "label": self.label,
+            "upstream_ttft_ms": r(self.upstream_ttft_ms),
+        }
+
+
+def _last_user(body: bytes) -> str:
+    import json
+
+    try:
+        messages = json.loads(body).get("messages") or []
+    except (ValueError, AttributeError):
+        return ""
+    users = [m.get("content") for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    return str(users[-1]) if users and isinstance(users[-1], str) else ""
+
+
+_CONTENT = re.compile(rb'"content"\s*:\s*"[^"]')
+
+
+@dataclass(slots=True)
 class ProxyStats:
     """What the proxy saw (counts since start)."""
 
@@ -102,6 +170,8 @@ class ProxyStats:
     cancelled_streaming: int = 0
     """Requests whose client closed the connection while the upstream was streaming."""
     delays_ms: list[float] = field(default_factory=list)
+    log: list[ProxyRequest] = field(default_factory=list)
+    """Every chat-completion request, in arrival order."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -135,6 +205,9 @@ class LatencyProxy:
         self.profile = profile or TailProfile()
         self.stats = ProxyStats()
         self._rng = random.Random(seed)
+        self._origin_ns = time.monotonic_ns()
+        self.label = ""
+        """Copied into each `ProxyRequest` (set it to tell runs apart in `stats.log`)."""
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready = threading.Event()
@@ -216,16 +289,21 @@ class LatencyProxy:
         path = request.match_info["tail"]
         target = self.upstream.removesuffix("/v1") + "/" + path
         body = await request.read()
+        record: ProxyRequest | None = None
         if request.method == "POST" and path.endswith("chat/completions"):
             self.stats.requests += 1
             delay_ms = self.profile.draw_ms(self._rng)
             self.stats.delays_ms.append(delay_ms)
+            record = ProxyRequest(self._now_ms(), delay_ms, self.label, last_user=_last_user(body))
+            self.stats.log.append(record)
             try:
                 await asyncio.sleep(delay_ms / 1000.0)
             except asyncio.CancelledError:
                 self.stats.cancelled_in_delay += 1
+                record.closed_by_client = True
                 raise
             self.stats.forwarded += 1
+            record.forwarded_ms = self._now_ms()
         headers = {
             k: v
             for k, v in request.headers.items()
@@ -233,6 +311,10 @@ class LatencyProxy:
         }
         try:
             upstream = await client.request(request.method, target, data=body, headers=headers)
+        except asyncio.CancelledError:
+            if record is not None:  # the client closed before the upstream answered
+                record.closed_by_client = True
+            raise
         except aiohttp.ClientError as exc:
             return web.json_response(
                 {"error": {"message": f"latency proxy: upstream {self.upstream} failed: {exc}"}},
@@ -246,13 +328,28 @@ class LatencyProxy:
             try:
                 await response.prepare(request)
                 async for chunk in upstream.content.iter_any():
+                    if record is not None:
+                        self._note_chunk(record, chunk)
                     await response.write(chunk)
                 await response.write_eof()
             except asyncio.CancelledError:
                 self.stats.cancelled_streaming += 1
+                if record is not None:
+                    record.closed_by_client = True
                 raise
             except ConnectionResetError:
                 # The client closed the stream (a hedge's loser): closing the upstream request
                 # on the way out of `async with` is all that is left to do.
                 self.stats.cancelled_streaming += 1
+                if record is not None:
+                    record.closed_by_client = True
             return response
+
+    def _now_ms(self) -> float:
+        return (time.monotonic_ns() - self._origin_ns) / 1e6
+
+    def _note_chunk(self, record: ProxyRequest, chunk: bytes) -> None:
+        if record.upstream_first_byte_ms is None:
+            record.upstream_first_byte_ms = self._now_ms()
+        if record.upstream_first_content_ms is None and _CONTENT.search(chunk):
+            record.upstream_first_content_ms = self._now_ms()

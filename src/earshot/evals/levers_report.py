@@ -157,6 +157,15 @@ def render_text(doc: dict[str, Any]) -> str:
             f"{k} {v:+.0f}" for k, v in arm["saving_per_term_ms"].items() if abs(v) >= 0.5
         )
         lines.append(f"  mean change per term: {saving or 'none'}")
+        upstream = arm.get("upstream_ttft_ms") or {}
+        if upstream:
+            lines.append(
+                "  the real server's own TTFT (proxy log, injected delay excluded): "
+                + "; ".join(
+                    f"{run} p50 {_fmt(v['p50'])} p95 {_fmt(v['p95'])} ms (n={v['n']})"
+                    for run, v in upstream.items()
+                )
+            )
         projection = arm.get("projection") or {}
         lines.append(
             f"  budget model: earshot budget --from OFF --lever {projection.get('lever')}"

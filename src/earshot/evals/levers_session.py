@@ -8,7 +8,7 @@ off run's turns (`project_ttfat`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -70,8 +70,13 @@ def _run_pair(
     llm: LanguageModel,
     levers: SessionLevers,
     stt_options: Mapping[str, Any] | None = None,
+    on_run: Callable[[str], None] | None = None,
 ) -> tuple[CallerRun, CallerRun, Path]:
+    if on_run is not None:
+        on_run(f"{name}-off")
     off = run_caller(track, count, llm, stt_options=stt_options)
+    if on_run is not None:
+        on_run(f"{name}-on")
     on = run_caller(track, count, llm, levers, stt_options=stt_options)
     off_path = out_dir / "runs" / f"{name}-off" / "turns.jsonl"
     on_path = out_dir / "runs" / f"{name}-on" / "turns.jsonl"
@@ -99,11 +104,12 @@ def cache_arm(
     llm: LanguageModel,
     seed: int,
     max_word_distance: float = 0.0,
+    on_run: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Each utterance twice; the second pass can hit. TTFAT of second-pass turns off vs on."""
     track, placed = caller_track(paths, repeat=2)
     levers = SessionLevers(cache=ResponseCache(max_word_distance=max_word_distance))
-    off, on, off_path = _run_pair("cache", out_dir, track, len(placed), llm, levers)
+    off, on, off_path = _run_pair("cache", out_dir, track, len(placed), llm, levers, on_run=on_run)
     second_pass_ms = samples_to_ms(placed[len(paths)].start_sample)
     pairs = [
         (a, b)
@@ -153,7 +159,12 @@ def cache_arm(
 
 
 def preemptive_arm(
-    out_dir: Path, paths: Sequence[Path], llm: LanguageModel, seed: int, stable_ms: float
+    out_dir: Path,
+    paths: Sequence[Path],
+    llm: LanguageModel,
+    seed: int,
+    stable_ms: float,
+    on_run: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Each utterance `PREEMPTIVE_PASSES` times, preemptive off vs on; TTFAT on turns whose
     final matched the speculation.
@@ -165,7 +176,7 @@ def preemptive_arm(
     track, placed = caller_track(paths, repeat=PREEMPTIVE_PASSES)
     levers = SessionLevers(preemptive=PreemptiveConfig(stable_ms=stable_ms))
     off, on, off_path = _run_pair(
-        "preemptive", out_dir, track, len(placed), llm, levers, SINGLE_PASS_STT
+        "preemptive", out_dir, track, len(placed), llm, levers, SINGLE_PASS_STT, on_run
     )
     both = pair_turns(off.turns, on.turns)
     matched = [(a, b) for a, b in both if "preemptive" in b.extra]

@@ -8,6 +8,7 @@ returns plain JSON; `earshot.evals.levers_report` aggregates the trials.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from earshot.audio.io import write_text_atomic
 from earshot.clock import SystemClock
 from earshot.evals.harness import Trial
 from earshot.evals.latency_proxy import TailProfile
@@ -61,6 +63,18 @@ def _progress(opts: LeversOptions, text: str) -> None:
         print(f"  {text}", file=sys.stderr, flush=True)
 
 
+SESSION_PROMPT_CACHE = False
+"""The RAM prompt cache (``--cache``) of the session arms' server: off. A call's requests
+extend one another, so llama.cpp's own prefix match on its live context already reuses the
+prefill; the RAM cache adds a copy of the whole KV state after every reply and, whenever a
+stored state matches more of a prompt than the live context does, a copy back in. Measured
+with timestamps inside the server (`preemptive`, 8 shared recordings, load ≈ 0): that load
+took 60–990 ms before the first token, and it struck the speculative requests (and every
+request of the "on" run, whose prompts the "off" run had stored), so the runs compared the
+cache's copy costs, not the lever. A hosted provider's prefix cache has no such per-request
+copy."""
+
+
 def run_trial(opts: LeversOptions, trial: Trial[LeverTrial]) -> dict[str, Any]:
     """Run one lever's arms against a rig of its own; the lever's results, JSON-able.
 
@@ -81,6 +95,8 @@ def run_trial(opts: LeversOptions, trial: Trial[LeverTrial]) -> dict[str, Any]:
         seed=trial.seed,
         base_urls=opts.base_urls or None,
         log_dir=opts.out_dir / "servers",
+        # The session arms run on the server's live context alone (see `SESSION_PROMPT_CACHE`).
+        prompt_cache=True if lever == "hedge" else SESSION_PROMPT_CACHE,
     )
     out: dict[str, Any] = {"lever": lever}
     with rig.running():
@@ -91,26 +107,56 @@ def run_trial(opts: LeversOptions, trial: Trial[LeverTrial]) -> dict[str, Any]:
             paths = caller_paths(opts)
             llm = _client(rig.proxy_urls[0], opts.model, SystemClock())
             out["utterances"] = [p.name for p in paths]
+
             # One replica; the session's own compute kept off its core (`away_from`).
+            def label(run: str) -> None:
+                for proxy in rig.proxies:
+                    proxy.label = run
+
             with away_from(rig.pinned) as cpus:
                 out["session_cpus"] = cpus
                 if lever == "cache":
                     _progress(opts, "cache: the callers twice, off then on")
                     out["result"] = cache_arm(
-                        opts.out_dir, paths, llm, trial.seed, CACHE_WORD_DISTANCE
+                        opts.out_dir, paths, llm, trial.seed, CACHE_WORD_DISTANCE, label
                     )
                 else:
                     _progress(opts, "preemptive: the callers, off then on")
                     out["result"] = preemptive_arm(
-                        opts.out_dir, paths, llm, trial.seed, opts.stable_ms
+                        opts.out_dir, paths, llm, trial.seed, opts.stable_ms, label
                     )
         out["proxy_stats"] = [p.stats.to_json() for p in rig.proxies]
+        _write_proxy_logs(opts.out_dir / "servers", rig)
+        if lever != "hedge":
+            out["result"]["upstream_ttft_ms"] = _upstream_ttft(rig)
     out["machine"] = {
         "cpus": os.cpu_count(),
         "load_average_start": load_start,
         "load_average_end": list(os.getloadavg()),
     }
     return out
+
+
+def _write_proxy_logs(directory: Path, rig: LlmRig) -> None:
+    """``servers/proxy-<k>.requests.jsonl``: every request each proxy saw (`ProxyRequest`)."""
+    for k, proxy in enumerate(rig.proxies):
+        lines = [json.dumps(r.to_json(), allow_nan=False) for r in proxy.stats.log]
+        write_text_atomic(
+            directory / f"proxy-{k}.requests.jsonl", "\n".join(lines) + ("\n" if lines else "")
+        )
+
+
+def _upstream_ttft(rig: LlmRig) -> dict[str, dict[str, float | int | None]]:
+    """Per run (proxy label): the real server's own TTFT from the proxy's log (n, p50, p95):
+    what the runs' servers did, apart from the injected delay and the lever."""
+    by_run: dict[str, list[float]] = {}
+    for proxy in rig.proxies:
+        for request in proxy.stats.log:
+            if request.upstream_ttft_ms is not None and request.label:
+                by_run.setdefault(request.label, []).append(request.upstream_ttft_ms)
+    return {
+        run: {"n": len(v), "p50": pct(v, 50.0), "p95": pct(v, 95.0)} for run, v in by_run.items()
+    }
 
 
 def _client(

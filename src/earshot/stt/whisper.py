@@ -424,9 +424,7 @@ class WhisperRecognizer:
                 for w in segment.words or ():
                     token = str(w.word).strip()
                     if token:
-                        words.append(
-                            WordSegment(token, float(w.start) * 1000, float(w.end) * 1000)
-                        )
+                        words.append(WordSegment(token, float(w.start) * 1000, float(w.end) * 1000))
         text = " ".join(t for t in texts if t)
         return _Decode(tuple(words), text, stopwatch.elapsed_ms(), int(audio.size))
 
