@@ -132,3 +132,63 @@ def test_preemptive_arm_on_a_real_server_hides_the_llm_ttft_of_matched_turns(
     assert result["saving_per_term_ms"]["llm_ttft"] < -140.0
     assert result["comparison"]["change_ms"]["p50"] < -140.0
     assert result["preemptive"]["speculations"] >= result["matched"]
+
+
+def test_budget_guard_hedges_a_late_real_request_to_the_faster_backend_and_closes_it() -> None:
+    """The budget line on the real server: the primary's proxy holds every request 2 s, the
+    fallback's 20 ms (both in front of the one llama.cpp server). Past the 300 ms line the guard
+    sends the request to the fallback, whose first token wins; the primary's request is closed
+    while still held, so it never reaches the server."""
+    import contextlib
+
+    from earshot.evals.latency_proxy import LatencyProxy
+    from earshot.levers.budget_policy import BudgetGuardLLM
+    from earshot.levers.notes import bind_turn_notes
+    from earshot.llm.base import ChatMessage
+
+    slow = TailProfile(2000.0, 2001.0, 0.0, 2001.0, 2002.0, name="slow", source="test")
+    fast = TailProfile(20.0, 21.0, 0.0, 21.0, 22.0, name="fast", source="test")
+    rig = LlmRig(replicas=1, profile=slow, seed=6)
+    with rig.running(), LatencyProxy(rig.upstream_urls[0], fast, seed=7) as quick:
+        clock = SystemClock()
+        timeouts = LlmTimeouts(first_token_ms=60_000.0, inter_token_ms=30_000.0)
+
+        def client(url: str) -> OpenAICompatLLM:
+            return OpenAICompatLLM(
+                url, "smollm2", clock, max_tokens=8, temperature=0.0, timeouts=timeouts
+            )
+
+        primary, fallback = client(rig.proxy_urls[0]), client(quick.base_url)
+        guard = BudgetGuardLLM(primary, clock, 300.0, ("hedge", "shorter"), fallback=fallback)
+        notes: dict[str, object] = {}
+
+        async def main() -> tuple[str, float | None]:
+            text, first = "", None
+            start = clock.now_ms()
+            try:
+                with bind_turn_notes(notes):
+                    messages = [ChatMessage("user", "Say hello.")]
+                    async with contextlib.aclosing(guard.stream(messages)) as stream:
+                        async for delta in stream:
+                            if delta and first is None:
+                                first = clock.now_ms() - start
+                            text += delta
+            finally:
+                await primary.aclose()
+                await fallback.aclose()
+            return text, first
+
+        text, first_ms = asyncio.run(main())
+        slow_log, quick_log = rig.proxies[0].stats.log, quick.stats.log
+    assert text.strip() and first_ms is not None
+    # The first token came after the line and well before the primary's 2 s hold ended.
+    assert 300.0 <= first_ms < 2000.0
+    actions = notes["budget_actions"]
+    assert [a["action"] for a in actions] == ["hedge", "shorter"]  # type: ignore[index,union-attr]
+    assert all(a["line_ms"] == 300.0 for a in actions)  # type: ignore[index,union-attr]
+    assert notes["budget_winner"] == 1
+    # The primary's request was closed during its hold: the server never saw it.
+    (held,) = slow_log
+    assert held.forwarded_ms is None and held.closed_by_client
+    (sent,) = quick_log
+    assert sent.upstream_ttft_ms is not None and sent.last_user == "Say hello."

@@ -26,9 +26,9 @@ turn's reply: its marks move into the turn, those before ``stt_final`` are clamp
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -53,7 +53,9 @@ from earshot.session.response import ResponseHandle
 from earshot.stt.base import Transcript
 
 if TYPE_CHECKING:
-    from earshot.session.session import Session
+    from earshot.clock import Clock
+    from earshot.session.listener import Listener
+    from earshot.session.response import ResponseRunner
 
 _AFTER_FINAL = (
     "llm_request",
@@ -151,6 +153,45 @@ class HoldingBuffer:
         return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.int16)
 
 
+class LeverHost(Protocol):
+    """What `SessionLevers` needs of the session it acts in (`earshot.session.Session` is one).
+
+    The levers act through the session's own machinery — its clock, its audio sink, its
+    response runner and task group — and never reach into it further than this.
+    """
+
+    clock: Clock
+    holding: HoldingBuffer
+    jitter: JitterBuffer
+    listener: Listener
+    runner: ResponseRunner
+
+    @property
+    def history(self) -> list[ChatMessage]: ...
+    @property
+    def running(self) -> bool: ...
+    @property
+    def replying(self) -> bool: ...
+    def new_response_id(self) -> int: ...
+    def new_handle(self, turn: TurnRecord, heard_prefix: str = "") -> ResponseHandle: ...
+    def start_untracked(
+        self,
+        handle: ResponseHandle,
+        work: Coroutine[Any, Any, None],
+        cleanup: Callable[[ResponseHandle], None],
+    ) -> None: ...
+    def is_tracked(self, response_id: int) -> bool: ...
+    def untrack(self, response_id: int) -> None: ...
+    def track(self, handle: ResponseHandle) -> None: ...
+    def drop(self, handle: ResponseHandle) -> None: ...
+    def clear_audio(self, handle: ResponseHandle) -> int: ...
+    async def final_text(self, turn: TurnRecord, final: asyncio.Future[Transcript]) -> str: ...
+    def takes_turn(self, handle: ResponseHandle, text: str, during_agent: bool) -> bool: ...
+    async def respond_to(self, handle: ResponseHandle, text: str, during_agent: bool) -> None: ...
+    def answer(self, handle: ResponseHandle, text: str) -> None: ...
+    def text_out(self, handle: ResponseHandle, text: str) -> None: ...
+
+
 @dataclass(slots=True)
 class _Speculation:
     handle: ResponseHandle
@@ -176,12 +217,12 @@ class SessionLevers:
     speculations: int = 0
     committed: int = 0
     cancelled_words: int = 0
-    _session: Session | None = None
+    _session: LeverHost | None = None
     _policy: PreemptivePolicy | None = None
     _spec: _Speculation | None = None
     _partial: str = ""
 
-    def attach(self, session: Session) -> None:
+    def attach(self, session: LeverHost) -> None:
         """Called by the session it is given to."""
         self._session = session
         if self.preemptive is not None:
@@ -190,7 +231,7 @@ class SessionLevers:
             session.holding.record = True
 
     @property
-    def session(self) -> Session:
+    def session(self) -> LeverHost:
         if self._session is None:
             raise RuntimeError("SessionLevers must be given to a Session (levers=...)")
         return self._session
@@ -244,7 +285,7 @@ class SessionLevers:
         """The turn's response work, in place of `Session._respond`."""
         s = self.session
         hit = self._lookup(handle, during_agent)
-        text = await s._final_text(handle.turn, final)
+        text = await s.final_text(handle.turn, final)
         if hit is not None:
             if self._confirm_hit(handle, hit, text, during_agent):
                 return
@@ -255,7 +296,7 @@ class SessionLevers:
             committed = any(isinstance(a, CommitSpeculation) for a in actions)
             if committed and self._adopt(handle, text, during_agent):
                 return
-        await s._respond_to(handle, text, during_agent)
+        await s.respond_to(handle, text, during_agent)
 
     def completed(self, handle: ResponseHandle) -> None:
         """A reply finished playing: store it in the cache if it may be."""
@@ -319,10 +360,10 @@ class SessionLevers:
             return True  # a barge-in stopped the cached reply; the conversation has it
         if self.cache.key(text) != self.cache.key(self._partial):
             return False
-        if not s._takes_turn(handle, text, during_agent):
+        if not s.takes_turn(handle, text, during_agent):
             return True
         s.answer(handle, text)
-        s._text_out(handle, hit.text)
+        s.text_out(handle, hit.text)
         return True
 
     def _retract(self, handle: ResponseHandle) -> ResponseHandle:
@@ -332,14 +373,14 @@ class SessionLevers:
         self.cache.retract()
         handle.task = None  # this very task goes on to answer: interrupt only clears the audio
         handle.interrupt()
-        s._responses.pop(handle.response_id, None)
+        s.untrack(handle.response_id)
         turn = handle.turn
         final_ms = turn.extra["cache"]["stt_final_ms"]
         for name in (*_AFTER_FINAL, "playout_start"):
             turn.marks_ms.pop(name, None)
         turn.marks_ms["stt_final"] = final_ms
         turn.extra["cache"]["retracted"] = True
-        fresh = s._new_handle(turn)
+        fresh = s.new_handle(turn)
         fresh.task = asyncio.current_task()  # the work goes on in this task: interrupt cancels it
         return fresh
 
@@ -357,15 +398,14 @@ class SessionLevers:
 
     def _speculate(self, start: StartSpeculation) -> None:
         s = self.session
-        if s._scheduler is None or s._responses or self._spec is not None:
+        if not s.running or s.replying or self._spec is not None:
             return  # a reply is pending or playing: speculating now would talk over it
         turn = TurnRecord(turn=0)
-        handle = ResponseHandle(s._next_response_id, turn)
-        s._next_response_id += 1
+        handle = ResponseHandle(s.new_response_id(), turn)
         handle.on_interrupt = self._clear_speculation
         s.holding.hold(handle.response_id)
         text = self._partial
-        messages = [*s.state.history, ChatMessage("user", text)]
+        messages = [*s.history, ChatMessage("user", text)]
         self._spec = _Speculation(handle, text, start.at_ms)
         self.speculations += 1
 
@@ -373,14 +413,14 @@ class SessionLevers:
             with bind_turn_notes(turn.extra, turn.marks_ms):
                 await s.runner.run(handle, messages)
 
-        s._scheduler.start(handle, work(), cleanup=lambda h: s.holding.end(h.response_id))
+        s.start_untracked(handle, work(), cleanup=lambda h: s.holding.end(h.response_id))
 
     def _clear_speculation(self, handle: ResponseHandle) -> int:
         s = self.session
         if s.holding.held(handle.response_id):
             s.holding.drop(handle.response_id)
         else:
-            s._clear_audio(handle)
+            s.clear_audio(handle)
         return 0
 
     def _cancel_speculation(self) -> None:
@@ -396,10 +436,10 @@ class SessionLevers:
         spec, self._spec = self._spec, None
         if spec is None:
             return False
-        if spec.handle.interrupted or not s._takes_turn(handle, text, during_agent):
+        if spec.handle.interrupted or not s.takes_turn(handle, text, during_agent):
             spec.handle.interrupt()
-            return handle.response_id not in s._responses  # dropped: nothing more to do
-        s._drop(handle)  # the end-of-turn handle is not needed
+            return not s.is_tracked(handle.response_id)  # dropped: nothing more to do
+        s.drop(handle)  # the end-of-turn handle is not needed
         turn = handle.turn
         spec_turn = spec.handle.turn
         for name in _AFTER_FINAL:
@@ -411,11 +451,10 @@ class SessionLevers:
         s.answer(spec.handle, text)
         moved = clamp_marks(turn.marks_ms, MARKS, "stt_final")
         now_ms = s.clock.now_ms()
-        s._responses[spec.handle.response_id] = spec.handle
-        s.state.responses.append(spec.handle)
+        s.track(spec.handle)
         s.holding.release(spec.handle.response_id, now_ms)
         if spec.handle.generated_text:
-            s._text_out(spec.handle, spec.handle.generated_text)
+            s.text_out(spec.handle, spec.handle.generated_text)
         spec_turn_ttft = (
             spec_turn.marks_ms["llm_first_token"] - spec_turn.marks_ms["llm_request"]
             if "llm_first_token" in spec_turn.marks_ms

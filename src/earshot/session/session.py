@@ -188,7 +188,7 @@ class Session:
             on_failure=self._failed,
             max_lookahead_ms=config.max_lookahead_ms,
             no_audio_timeout_ms=config.no_audio_timeout_ms,
-            on_text=self._text_out,
+            on_text=self.text_out,
         )
         self.state = SessionState()
         self.conversation = Conversation(
@@ -408,14 +408,15 @@ class Session:
             self._on_turn(turn)
         self._emit(TurnCompleted(turn))
 
-    def _text_out(self, handle: ResponseHandle, text: str) -> None:
+    def text_out(self, handle: ResponseHandle, text: str) -> None:
+        """Emit the reply's text as it goes out (nothing while the reply is held back)."""
         if self.holding.held(handle.response_id):
             return  # a speculative reply (preemptive generation): nothing of it is out yet
         self._emit(ResponseText(handle.response_id, text, self.clock.now_ms()))
 
     # -- barge-in ------------------------------------------------------------------------------
 
-    def _clear_audio(self, handle: ResponseHandle) -> int:
+    def clear_audio(self, handle: ResponseHandle) -> int:
         """`ResponseHandle.on_interrupt`: clear the audio by id (jitter buffer and transport),
         return the played position the transport reported."""
         played = self.playout.clear(handle.response_id)
@@ -449,20 +450,74 @@ class Session:
             self._resume(resume)
 
     def _resume(self, resume: Resume) -> None:
-        handle = self._new_handle(resume.turn, heard_prefix=resume.heard_prefix)
+        handle = self.new_handle(resume.turn, heard_prefix=resume.heard_prefix)
         handle.generated_text = resume.generated_text
         self._start(handle, self.runner.run(handle, None, resume.text))
 
     # -- turns and responses -------------------------------------------------------------------
 
-    def _new_handle(self, turn: TurnRecord, heard_prefix: str = "") -> ResponseHandle:
+    def new_handle(self, turn: TurnRecord, heard_prefix: str = "") -> ResponseHandle:
+        """A response for ``turn``: numbered, tracked, its audio opened in the jitter buffer."""
         handle = ResponseHandle(self._next_response_id, turn, heard_prefix=heard_prefix)
-        handle.on_interrupt = self._clear_audio
+        handle.on_interrupt = self.clear_audio
         self._next_response_id += 1
         self._responses[handle.response_id] = handle
         self.state.responses.append(handle)
         self.jitter.open(handle.response_id)
         return handle
+
+    # -- what `SessionLevers` acts through (its `LeverHost`) ----------------------------------
+
+    @property
+    def history(self) -> list[ChatMessage]:
+        """The chat history so far (what the next request is built on)."""
+        return self.state.history
+
+    @property
+    def running(self) -> bool:
+        """The session's task group is up: responses can be started."""
+        return self._scheduler is not None
+
+    @property
+    def replying(self) -> bool:
+        """A reply is being prepared or played."""
+        return bool(self._responses)
+
+    def new_response_id(self) -> int:
+        """A response id not used before in this session."""
+        rid = self._next_response_id
+        self._next_response_id += 1
+        return rid
+
+    def start_untracked(
+        self,
+        handle: ResponseHandle,
+        work: Coroutine[Any, Any, None],
+        cleanup: Callable[[ResponseHandle], None],
+    ) -> None:
+        """Run ``work`` for a response the session does not track yet (a speculation) in the
+        session's task group; ``cleanup`` runs whatever happens.
+
+        Raises:
+            RuntimeError: the session is not running.
+        """
+        if self._scheduler is None:
+            work.close()
+            raise RuntimeError("responses start only while the session runs")
+        self._scheduler.start(handle, work, cleanup=cleanup)
+
+    def is_tracked(self, response_id: int) -> bool:
+        """The response is one the session is preparing or playing."""
+        return response_id in self._responses
+
+    def untrack(self, response_id: int) -> None:
+        """Stop tracking a response (its audio is the caller's business)."""
+        self._responses.pop(response_id, None)
+
+    def track(self, handle: ResponseHandle) -> None:
+        """Track a response started untracked: it is now the turn's reply."""
+        self._responses[handle.response_id] = handle
+        self.state.responses.append(handle)
 
     def _start(self, handle: ResponseHandle, work: Coroutine[Any, Any, None]) -> None:
         if self._scheduler is None:
@@ -482,7 +537,7 @@ class Session:
             turn.network = uplink_timing(self._last_input, self.config.frame_ms)
         final: asyncio.Future[Transcript] = asyncio.get_running_loop().create_future()
         self.stt_worker.queue.put_nowait(SttFinish(final))
-        handle = self._new_handle(turn)
+        handle = self.new_handle(turn)
         self._emit(TurnEndedEvent(handle.response_id, ev.eot.speech_end_ms, self.clock.now_ms()))
         if self.levers is not None:
             work = self.levers.respond(handle, final, self._turn_during_agent)
@@ -499,7 +554,8 @@ class Session:
             if self.levers is not None:
                 self.levers.completed(handle)
 
-    def _drop(self, handle: ResponseHandle) -> None:
+    def drop(self, handle: ResponseHandle) -> None:
+        """Forget a response that will not be the turn's reply, and its audio."""
         self._responses.pop(handle.response_id, None)
         self.jitter.clear(handle.response_id)
 
@@ -512,10 +568,10 @@ class Session:
     async def _respond(
         self, handle: ResponseHandle, final: asyncio.Future[Transcript], during_agent: bool
     ) -> None:
-        text = await self._final_text(handle.turn, final)
-        await self._respond_to(handle, text, during_agent)
+        text = await self.final_text(handle.turn, final)
+        await self.respond_to(handle, text, during_agent)
 
-    async def _final_text(self, turn: TurnRecord, final: asyncio.Future[Transcript]) -> str:
+    async def final_text(self, turn: TurnRecord, final: asyncio.Future[Transcript]) -> str:
         """Wait for the final transcript; mark ``stt_final`` (an STT failure gives "")."""
         try:
             transcript = await final
@@ -531,7 +587,7 @@ class Session:
             turn.extra["stt_early_final"] = transcript.early_final
         return transcript.text
 
-    def _takes_turn(self, handle: ResponseHandle, text: str, during_agent: bool) -> bool:
+    def takes_turn(self, handle: ResponseHandle, text: str, during_agent: bool) -> bool:
         """Settle a pending barge-in with this transcript; False if it is not a turn (the
         reply resumed, or a backchannel under the agent's speech): the handle is dropped."""
         turn = handle.turn
@@ -542,16 +598,16 @@ class Session:
                 )
                 self._settle(resolution)
                 if not isinstance(resolution, InterruptionConfirmed):
-                    self._drop(handle)  # a backchannel or a noise: the reply resumed
+                    self.drop(handle)  # a backchannel or a noise: the reply resumed
                     return False
             elif during_agent and self.listener.is_backchannel(text):
-                self._drop(handle)  # "mm-hmm" under the agent's speech is not a turn
+                self.drop(handle)  # "mm-hmm" under the agent's speech is not a turn
                 return False
         return True
 
-    async def _respond_to(self, handle: ResponseHandle, text: str, during_agent: bool) -> None:
+    async def respond_to(self, handle: ResponseHandle, text: str, during_agent: bool) -> None:
         """Answer ``text`` (the final transcript) with a generated reply."""
-        if not self._takes_turn(handle, text, during_agent):
+        if not self.takes_turn(handle, text, during_agent):
             return
         self.answer(handle, text)
         with bind_turn_notes(handle.turn.extra, handle.turn.marks_ms):
