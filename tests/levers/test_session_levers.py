@@ -136,6 +136,29 @@ def test_a_partial_that_keeps_changing_restarts_and_the_reply_is_on_the_final() 
     assert turns[0].terms_ms["llm_ttft"] == pytest.approx(400.0)
 
 
+def test_a_restart_counts_the_tokens_and_words_the_speculation_had_streamed() -> None:
+    # A 30 ms TTFT: the speculation on the first stable partial streams its reply before the
+    # next word (250 ms later) changes the partial and cancels it. None of it is heard.
+    levers = SessionLevers(preemptive=PreemptiveConfig(stable_ms=20.0, max_speculations=3))
+    turns, fake = call(
+        [(500.0, 1500.0)],
+        ["book a table for two people tonight please"],
+        levers=levers,
+        ttft_ms=30.0,
+        ms_per_word=250.0,
+    )
+    assert fake is not None and turns
+    summary = levers.summary()["preemptive"]
+    restarts = summary["restarts"]
+    assert restarts >= 1
+    # FakeLlm streams "We open at nine." a word per delta: 4 tokens and 4 words per restart
+    # that ran to its end; a cancelled one has at most that many.
+    assert 1 <= summary["discarded_tokens"] <= 4 * restarts
+    assert summary["discarded_words"] >= 1
+    assert turns[0].heard_text == turns[0].agent_text  # the reply heard is the final's alone
+    assert fake.calls[-1][-1].content == "book a table for two people tonight please"
+
+
 def test_hedging_in_the_session_records_the_winner_in_the_turn() -> None:
     clock = SimulatedClock(charge_compute=False)
     slow = FakeLlm(clock, default=LlmScript(text="Slow answer.", ttft_ms=1500.0), name="slow")

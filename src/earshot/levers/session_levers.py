@@ -217,6 +217,7 @@ class SessionLevers:
     speculations: int = 0
     committed: int = 0
     cancelled_words: int = 0
+    cancelled_tokens: int = 0
     _session: LeverHost | None = None
     _policy: PreemptivePolicy | None = None
     _spec: _Speculation | None = None
@@ -247,6 +248,7 @@ class SessionLevers:
                 "committed": self.committed,
                 "restarts": self.speculations - self.committed,
                 "discarded_words": self.cancelled_words,
+                "discarded_tokens": self.cancelled_tokens,
             }
         return out
 
@@ -427,7 +429,12 @@ class SessionLevers:
         spec, self._spec = self._spec, None
         if spec is None:
             return
+        self._discard(spec)
+
+    def _discard(self, spec: _Speculation) -> None:
+        """Stop a speculation that will not be heard, counting what it generated as waste."""
         self.cancelled_words += len(spec.handle.generated_text.split())
+        self.cancelled_tokens += spec.handle.llm_deltas
         spec.handle.interrupt()
 
     def _adopt(self, handle: ResponseHandle, text: str, during_agent: bool) -> bool:
@@ -437,7 +444,7 @@ class SessionLevers:
         if spec is None:
             return False
         if spec.handle.interrupted or not s.takes_turn(handle, text, during_agent):
-            spec.handle.interrupt()
+            self._discard(spec)
             return not s.is_tracked(handle.response_id)  # dropped: nothing more to do
         s.drop(handle)  # the end-of-turn handle is not needed
         turn = handle.turn

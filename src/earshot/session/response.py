@@ -117,6 +117,8 @@ class ResponseHandle:
         words: word timings of everything synthesized so far, in samples from the first sample
             of the response (16 kHz).
         generated_text: all text the LLM produced (or the fallback line).
+        llm_deltas: non-empty text deltas the LLM streamed (one per token from llama.cpp's
+            server and OpenAI's streaming API; a filler line counts as none).
         synthesized_samples: samples of audio handed to the jitter buffer.
         task: the task running it (owned by the `earshot.session.scheduler.Scheduler`).
         heard_prefix: for a reply resumed after a false interruption, what was heard before.
@@ -129,6 +131,7 @@ class ResponseHandle:
     turn: TurnRecord
     words: list[WordTiming] = field(default_factory=list)
     generated_text: str = ""
+    llm_deltas: int = 0
     synthesized_samples: int = 0
     task: asyncio.Task[None] | None = None
     heard_prefix: str = ""
@@ -348,6 +351,7 @@ class ResponseRunner:
                     sentences.put_nowait(line)
                 else:
                     emit(chunker.push(item, self.clock.now_ms()))
+                    handle.llm_deltas += 1
                 handle.generated_text += item
                 if self.on_delta is not None:
                     self.on_delta(handle, item)
