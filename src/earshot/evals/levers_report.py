@@ -160,7 +160,8 @@ def render_text(doc: dict[str, Any]) -> str:
         upstream = arm.get("upstream_ttft_ms") or {}
         if upstream:
             lines.append(
-                "  the real server's own TTFT (proxy log, injected delay excluded): "
+                "  the real server's own TTFT (proxy log, injected delay excluded; its RAM "
+                f"prompt cache {'on' if arm.get('server_prompt_cache') else 'off'}): "
                 + "; ".join(
                     f"{run} p50 {_fmt(v['p50'])} p95 {_fmt(v['p95'])} ms (n={v['n']})"
                     for run, v in upstream.items()

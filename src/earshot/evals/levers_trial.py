@@ -129,6 +129,7 @@ def run_trial(opts: LeversOptions, trial: Trial[LeverTrial]) -> dict[str, Any]:
         _write_proxy_logs(opts.out_dir / "servers", rig)
         if lever != "hedge":
             out["result"]["upstream_ttft_ms"] = _upstream_ttft(rig)
+            out["result"]["server_prompt_cache"] = rig.prompt_cache
     out["machine"] = {
         "cpus": os.cpu_count(),
         "load_average_start": load_start,
