@@ -192,3 +192,45 @@ def test_budget_guard_hedges_a_late_real_request_to_the_faster_backend_and_close
     assert held.forwarded_ms is None and held.closed_by_client
     (sent,) = quick_log
     assert sent.upstream_ttft_ms is not None and sent.last_user == "Say hello."
+
+
+def test_a_hedged_reply_in_a_real_session_records_the_race_and_closes_the_loser(
+    tmp_path: Path,
+) -> None:
+    """Hedging end to end in the session (Silero, pocketsphinx, espeak-ng on the simulated
+    clock that waits for the network in real time) against two real llama.cpp replicas, one
+    behind a 40 ms proxy and one behind a 1.5 s proxy: each turn's record says two requests
+    were sent and the quick one won; the slow one was closed in its hold, never reaching its
+    server."""
+    from earshot.evals.latency_proxy import LatencyProxy
+    from earshot.evals.levers_runs import run_caller
+    from earshot.evals.levers_session import caller_track
+    from earshot.evals.manifest import bundled_data_dir
+
+    quick = TailProfile(40.0, 41.0, 0.0, 41.0, 42.0, name="quick", source="test")
+    slow = TailProfile(1500.0, 1501.0, 0.0, 1501.0, 1502.0, name="slow", source="test")
+    rig = LlmRig(replicas=2, profile=quick, seed=8)
+    clip = bundled_data_dir() / "speech" / "realtimestt_ljspeech_LJ001-0008.wav"
+    with rig.running(), LatencyProxy(rig.upstream_urls[1], slow, seed=9) as held:
+        clock = SystemClock()  # rebound to the run's simulated clock by `run_caller`
+        timeouts = LlmTimeouts(first_token_ms=60_000.0, inter_token_ms=30_000.0)
+        backends = [
+            OpenAICompatLLM(url, "smollm2", clock, max_tokens=6, temperature=0.0, timeouts=timeouts)
+            for url in (rig.proxy_urls[0], held.base_url)
+        ]
+        hedged = HedgedLLM(backends, clock, HedgeConfig(2))
+        track, placed = caller_track([clip], repeat=2)
+        run = run_caller(track, len(placed), hedged)
+        quick_log, slow_log = rig.proxies[0].stats.log, held.stats.log
+    assert len(run.turns) == 2
+    for turn in run.turns:
+        race = turn.extra["llm_hedge"]
+        assert race["requests_sent"] == 2 and race["winner_backend"] == 0
+        assert race["cancelled"] == 1
+        assert turn.terms_ms is not None and turn.ttfat_ms is not None
+        assert sum(turn.terms_ms.values()) == pytest.approx(turn.ttfat_ms)
+        assert turn.terms_ms["llm_ttft"] < 1500.0  # the quick replica's token, not the held one
+        assert turn.agent_text
+    assert len(quick_log) == 2 and all(r.upstream_ttft_ms is not None for r in quick_log)
+    assert len(slow_log) == 2
+    assert all(r.forwarded_ms is None and r.closed_by_client for r in slow_log)
