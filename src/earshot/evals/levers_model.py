@@ -1,11 +1,12 @@
 """Options, constants and the plan of `earshot eval levers` (no model, no server imported).
 
-One trial per lever (``hedge``, ``cache``, ``preemptive``, in ``--levers`` order): each starts
-its own rig of LLM servers and proxies (`earshot.evals.llm_rig`) and runs that lever's arms
-against it, so a trial depends on ``(options, trial)`` alone and the levers can run in any
-order or process. The arms of one lever stay in one trial: the hedge arms are interleaved
-prompt by prompt (a change in machine load hits every arm alike) and the delayed hedge learns
-its percentile from the TTFTs measured so far; a session arm runs one track off then on.
+One trial per lever (``hedge``, ``cache``, ``preemptive``, ``context``, in ``--levers``
+order): each starts its own rig of LLM servers and proxies (`earshot.evals.llm_rig`) and
+runs that lever's arms against it, so a trial depends on ``(options, trial)`` alone and the
+levers can run in any order or process. The arms of one lever stay in one trial: the hedge
+arms are interleaved prompt by prompt (a change in machine load hits every arm alike) and the
+delayed hedge learns its percentile from the TTFTs measured so far; a session arm runs one
+track off then on; the context arm runs whole calls of one-token requests, on and off in turn.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from earshot.evals.harness import Trial, trial_seed
 
-LEVER_NAMES: tuple[str, ...] = ("hedge", "cache", "preemptive")
+LEVER_NAMES: tuple[str, ...] = ("hedge", "cache", "preemptive", "context")
 DEFAULT_TRIALS = 300
 """Interleaved requests per hedging arm: enough for a p99 (the 3 slowest of 300) whose
 bootstrap spread is reported beside it."""

@@ -196,8 +196,62 @@ def render_text(doc: dict[str, Any]) -> str:
                 f"criterion met: {arm['meets_criterion']}"
             )
         lines.append("")
+    context = doc["levers"].get("context")
+    if context is not None:
+        lines.extend(_context_lines(context))
     lines.append("'!' = the budget model's projection lies outside measured change ± spread")
     return "\n".join(lines) + "\n"
+
+
+def _context_lines(arm: dict[str, Any]) -> list[str]:
+    c = arm["comparison"]
+    lines = [
+        "context — llm_ttft (ms), prefix changed every request (off) vs the cache-friendly "
+        "context (on), budget model beside it",
+        f"{'q':>4} {'off':>7} {'on':>7} {'change':>8} {'±spread':>8} {'model':>7} "
+        f"{'Δmodel':>8}   (n={c['num_on']})",
+    ]
+    for q in ("p50", "p95", "p99"):
+        flag = " !" if c["model_disagrees"][q] else ""
+        lines.append(
+            f"{q:>4} {_fmt(c['off_ms'][q]):>7} {_fmt(c['on_ms'][q]):>7} "
+            f"{_fmt(c['change_ms'][q], True):>8} {_fmt(c['spread_ms'][q]):>8} "
+            f"{_fmt(c['projected_on_ms'][q]):>7} {_fmt(c['projected_change_ms'][q], True):>8}"
+            f"{flag}"
+        )
+    fits = arm["prefill_fit"]
+    tokens = arm["prompt_tokens"]
+    per = ", ".join(
+        f"{name} {_fmt(fit['intercept_ms'])} ms + {fit['ms_per_token']:.2f} ms/token"
+        if fit
+        else f"{name} n/a"
+        for name, fit in fits.items()
+    )
+    share = arm.get("reused_share_on")
+    lines.append(
+        f"  ttft against prompt length (least squares): {per}; prompts "
+        f"{tokens['off']['min']}–{tokens['off']['max']} tokens; the on arm reused "
+        f"{'n/a' if share is None else f'{share:.0%}'} of each prompt on average"
+    )
+    by_prefix = arm.get("on_by_prefix") or {}
+    if by_prefix:
+        lines.append(
+            "  on arm: "
+            + "; ".join(
+                f"prefix {name} p50 {_fmt(v['p50'])} p95 {_fmt(v['p95'])} ms (n={v['n']})"
+                for name, v in by_prefix.items()
+            )
+            + " — 'changed' = a call's first request, or the summary just took a folded block"
+        )
+    projection = arm.get("projection") or {}
+    lines.append(f"  budget model: {projection.get('lever', 'n/a (no prefill fit)')}")
+    lines.append(
+        f"  {arm['turns']} requests per call, calls {', '.join(arm['blocks'])}; server RAM "
+        f"prompt cache {'on' if arm.get('server_prompt_cache') else 'off'}; "
+        f"{arm['failed']} failed"
+    )
+    lines.append("")
+    return lines
 
 
 def plot_levers(path: Path, doc: dict[str, Any]) -> None:
@@ -215,7 +269,7 @@ def plot_levers(path: Path, doc: dict[str, Any]) -> None:
         for name, arm in hedge["arms"].items():
             if "comparison" in arm:
                 groups.append((f"llm_ttft, {name}", arm["comparison"]))
-    for name in ("cache", "preemptive"):
+    for name in ("cache", "preemptive", "context"):
         arm = doc["levers"].get(name)
         if arm is not None:
             groups.append((f"{name}: {arm['comparison']['name']}", arm["comparison"]))

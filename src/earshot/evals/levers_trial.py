@@ -20,6 +20,7 @@ from earshot.audio.io import write_text_atomic
 from earshot.clock import SystemClock
 from earshot.evals.harness import Trial
 from earshot.evals.latency_proxy import TailProfile
+from earshot.evals.levers_context import CONTEXT_TURNS, QUICK_CONTEXT_TURNS, context_arm
 from earshot.evals.levers_model import MAX_TOKENS, TRIAL_MAX_TOKENS, LeversOptions, LeverTrial
 from earshot.evals.levers_runs import TtftTrial, ttft_trials
 from earshot.evals.levers_session import cache_arm, preemptive_arm
@@ -103,6 +104,13 @@ def run_trial(opts: LeversOptions, trial: Trial[LeverTrial]) -> dict[str, Any]:
         out["servers"] = {"upstreams": rig.upstream_urls, "proxies": rig.proxy_urls}
         if lever == "hedge":
             out["result"] = _hedge(opts, rig, trial.seed)
+        elif lever == "context":
+            _progress(opts, "context: whole calls, the prefix stable (on) and changed (off)")
+            turns = QUICK_CONTEXT_TURNS if opts.quick else CONTEXT_TURNS
+            # Straight to the server: the prefill is the term measured, no injected delay.
+            out["result"] = context_arm(
+                rig.upstream_urls[0], opts.model, caller_prompts(opts), turns, trial.seed
+            )
         else:
             paths = caller_paths(opts)
             llm = _client(rig.proxy_urls[0], opts.model, SystemClock())
@@ -127,8 +135,10 @@ def run_trial(opts: LeversOptions, trial: Trial[LeverTrial]) -> dict[str, Any]:
                     )
         out["proxy_stats"] = [p.stats.to_json() for p in rig.proxies]
         _write_proxy_logs(opts.out_dir / "servers", rig)
-        if lever != "hedge":
+        if lever in ("cache", "preemptive"):
             out["result"]["upstream_ttft_ms"] = _upstream_ttft(rig)
+            out["result"]["server_prompt_cache"] = rig.prompt_cache
+        if lever == "context":
             out["result"]["server_prompt_cache"] = rig.prompt_cache
     out["machine"] = {
         "cpus": os.cpu_count(),
