@@ -141,18 +141,7 @@ def render_text(doc: dict[str, Any]) -> str:
             continue
         c = arm["comparison"]
         lines.append(f"{name} — {c['name']} (ms), off vs on, budget model beside it")
-        lines.append(
-            f"{'q':>4} {'off':>7} {'on':>7} {'change':>8} {'±spread':>8} {'model':>7} "
-            f"{'Δmodel':>8}   (n={c['num_on']})"
-        )
-        for q in ("p50", "p95", "p99"):
-            flag = " !" if c["model_disagrees"][q] else ""
-            lines.append(
-                f"{q:>4} {_fmt(c['off_ms'][q]):>7} {_fmt(c['on_ms'][q]):>7} "
-                f"{_fmt(c['change_ms'][q], True):>8} {_fmt(c['spread_ms'][q]):>8} "
-                f"{_fmt(c['projected_on_ms'][q]):>7} {_fmt(c['projected_change_ms'][q], True):>8}"
-                f"{flag}"
-            )
+        lines.extend(_comparison_rows(c))
         saving = ", ".join(
             f"{k} {v:+.0f}" for k, v in arm["saving_per_term_ms"].items() if abs(v) >= 0.5
         )
@@ -161,7 +150,7 @@ def render_text(doc: dict[str, Any]) -> str:
         if upstream:
             lines.append(
                 "  the real server's own TTFT (proxy log, injected delay excluded; its RAM "
-                f"prompt cache {'on' if arm.get('server_prompt_cache') else 'off'}): "
+                f"prompt cache {_on_off(arm.get('server_prompt_cache'))}): "
                 + "; ".join(
                     f"{run} p50 {_fmt(v['p50'])} p95 {_fmt(v['p95'])} ms (n={v['n']})"
                     for run, v in upstream.items()
@@ -203,13 +192,15 @@ def render_text(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _context_lines(arm: dict[str, Any]) -> list[str]:
-    c = arm["comparison"]
+def _on_off(flag: bool | None) -> str:
+    return "not recorded" if flag is None else "on" if flag else "off"
+
+
+def _comparison_rows(c: dict[str, Any]) -> list[str]:
+    """The header and p50/p95/p99 rows of one off-vs-on comparison, model beside it."""
     lines = [
-        "context — llm_ttft (ms), prefix changed every request (off) vs the cache-friendly "
-        "context (on), budget model beside it",
         f"{'q':>4} {'off':>7} {'on':>7} {'change':>8} {'±spread':>8} {'model':>7} "
-        f"{'Δmodel':>8}   (n={c['num_on']})",
+        f"{'Δmodel':>8}   (n={c['num_on']})"
     ]
     for q in ("p50", "p95", "p99"):
         flag = " !" if c["model_disagrees"][q] else ""
@@ -219,6 +210,16 @@ def _context_lines(arm: dict[str, Any]) -> list[str]:
             f"{_fmt(c['projected_on_ms'][q]):>7} {_fmt(c['projected_change_ms'][q], True):>8}"
             f"{flag}"
         )
+    return lines
+
+
+def _context_lines(arm: dict[str, Any]) -> list[str]:
+    c = arm["comparison"]
+    lines = [
+        "context — llm_ttft (ms), prefix changed every request (off) vs the cache-friendly "
+        "context (on), budget model beside it",
+        *_comparison_rows(c),
+    ]
     fits = arm["prefill_fit"]
     tokens = arm["prompt_tokens"]
     per = ", ".join(
@@ -247,7 +248,7 @@ def _context_lines(arm: dict[str, Any]) -> list[str]:
     lines.append(f"  budget model: {projection.get('lever', 'n/a (no prefill fit)')}")
     lines.append(
         f"  {arm['turns']} requests per call, calls {', '.join(arm['blocks'])}; server RAM "
-        f"prompt cache {'on' if arm.get('server_prompt_cache') else 'off'}; "
+        f"prompt cache {_on_off(arm.get('server_prompt_cache'))}; "
         f"{arm['failed']} failed"
     )
     lines.append("")
