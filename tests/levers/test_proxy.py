@@ -129,7 +129,8 @@ def test_eval_levers_hedge_arm_writes_table_json_and_chart(
     assert [json.loads(x)["trial"] for x in lines] == ["hedge"]
     # every request each proxy saw, one JSON line each
     for k, stats in enumerate(saved["proxy_stats"]):
-        logged = (tmp_path / "servers" / f"proxy-{k}.requests.jsonl").read_text().splitlines()
+        path = tmp_path / "servers" / f"proxy-hedge-{k}.requests.jsonl"
+        logged = path.read_text().splitlines()
         assert len(logged) == stats["requests"]
 
 

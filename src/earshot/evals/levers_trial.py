@@ -134,12 +134,12 @@ def run_trial(opts: LeversOptions, trial: Trial[LeverTrial]) -> dict[str, Any]:
                         opts.out_dir, paths, llm, trial.seed, opts.stable_ms, label
                     )
         out["proxy_stats"] = [p.stats.to_json() for p in rig.proxies]
-        _write_proxy_logs(opts.out_dir / "servers", rig)
+        _write_proxy_logs(opts.out_dir / "servers", lever, rig)
         if lever in ("cache", "preemptive"):
             out["result"]["upstream_ttft_ms"] = _upstream_ttft(rig)
-            out["result"]["server_prompt_cache"] = rig.prompt_cache
-        if lever == "context":
-            out["result"]["server_prompt_cache"] = rig.prompt_cache
+        if lever != "hedge":
+            # Only a server the rig started has a known cache setting.
+            out["result"]["server_prompt_cache"] = None if opts.base_urls else rig.prompt_cache
     out["machine"] = {
         "cpus": os.cpu_count(),
         "load_average_start": load_start,
@@ -148,13 +148,13 @@ def run_trial(opts: LeversOptions, trial: Trial[LeverTrial]) -> dict[str, Any]:
     return out
 
 
-def _write_proxy_logs(directory: Path, rig: LlmRig) -> None:
-    """``servers/proxy-<k>.requests.jsonl``: every request each proxy saw (`ProxyRequest`)."""
+def _write_proxy_logs(directory: Path, lever: str, rig: LlmRig) -> None:
+    """``servers/proxy-<lever>-<k>.requests.jsonl``: every request proxy k of this lever's
+    rig saw (`ProxyRequest`), one JSON line each."""
     for k, proxy in enumerate(rig.proxies):
         lines = [json.dumps(r.to_json(), allow_nan=False) for r in proxy.stats.log]
-        write_text_atomic(
-            directory / f"proxy-{k}.requests.jsonl", "\n".join(lines) + ("\n" if lines else "")
-        )
+        path = directory / f"proxy-{lever}-{k}.requests.jsonl"
+        write_text_atomic(path, "\n".join(lines) + ("\n" if lines else ""))
 
 
 def _upstream_ttft(rig: LlmRig) -> dict[str, dict[str, float | int | None]]:
