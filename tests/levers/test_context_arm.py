@@ -79,6 +79,18 @@ def test_the_prefill_line_and_the_budget_models_projection() -> None:
     assert a == 0.0 and b is not None and b > 0.0
 
 
+def test_a_server_that_answers_nothing_fails_the_arm_instead_of_reporting_it() -> None:
+    import socket
+
+    from earshot.evals.levers_context import context_arm
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(RuntimeError, match=r"every 'on' request .* failed"):
+        context_arm(f"http://127.0.0.1:{port}/v1", "m", ["hello there"], turns=2, seed=0)
+
+
 def test_the_report_prints_the_context_section() -> None:
     from earshot.evals.levers_report import render_text
     from earshot.evals.levers_stats import compare

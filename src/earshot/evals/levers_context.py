@@ -260,10 +260,21 @@ def project_on(
 def context_arm(
     base_url: str, model: str, user_texts: Sequence[str], turns: int, seed: int
 ) -> dict[str, Any]:
-    """The context lever's section of ``levers.json`` (see the module docstring)."""
+    """The context lever's section of ``levers.json`` (see the module docstring).
+
+    Raises:
+        RuntimeError: every request of an arm failed (the server is down or refuses them).
+        ValueError: no user texts or no turns.
+    """
     requests = run_context_arm(base_url, model, user_texts, turns)
     on = [r for r in requests if r.arm == "on"]
     off = [r for r in requests if r.arm == "off"]
+    for arm, rs in (("on", on), ("off", off)):
+        if not any(r.ttft_ms is not None for r in rs):
+            raise RuntimeError(
+                f"context arm: every {arm!r} request to {base_url} failed "
+                f"({rs[0].error if rs else 'none sent'}); is the server up?"
+            )
     fit_off, fit_on = prefill_fit(off), prefill_fit(on)
     projected = project_on(off, on, fit_off[1]) if fit_off is not None else []
     projection = (
