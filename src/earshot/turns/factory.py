@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from earshot.turns.endpointer import Endpointer, FixedEndpointer
 from earshot.turns.endpointing_rules import load_rules
 from earshot.turns.smart import SmartEndpointer
+
+if TYPE_CHECKING:
+    from earshot.turns.eot_features import LmTurnScorer
 
 EndpointerName = Literal["fixed", "smart", "model"]
 ENDPOINTER_NAMES: tuple[EndpointerName, ...] = ("fixed", "smart", "model")
@@ -23,6 +26,7 @@ def make_endpointer(
     threshold: float | None = None,
     language_model: bool = True,
     now_ms: Callable[[], float] | None = None,
+    scorer: LmTurnScorer | None = None,
 ) -> Endpointer:
     """The end-of-turn policy called ``name``.
 
@@ -37,6 +41,11 @@ def make_endpointer(
             None (default) means on for "smart": on the noise-mixed end-pointing evaluation the
             transcript alone cut no fewer turns than a fixed 500 ms, while transcript plus
             prosody cut fewer and ended sooner (see ``earshot eval endpointing``).
+        threshold: model policy only: P(end) at which the turn ends (None: calibrated).
+        language_model: model policy only: read the transcript with the language model.
+        now_ms: model policy only: the session clock's ``now_ms``, to charge compute.
+        scorer: model policy only: a language-model scorer to share (e.g. one for all the
+            calls of a server); None starts one of its own.
 
     Raises:
         ValueError: unknown ``name``, or smart-only options given with "fixed".
@@ -65,7 +74,8 @@ def make_endpointer(
         from earshot.turns.eot_features import LmTurnScorer
         from earshot.turns.model_endpointer import ModelEndpointer
 
-        scorer = LmTurnScorer() if language_model else None
+        if scorer is None and language_model:
+            scorer = LmTurnScorer()
         return ModelEndpointer(
             threshold=threshold, scorer=scorer, prosody=acoustic is not False, now_ms=now_ms
         )
