@@ -1,10 +1,13 @@
 """A stand-in OpenAI-compatible upstream for the latency proxy's tests.
 
 The real upstream is a llama.cpp server (`earshot.evals.llm_rig`), which needs
-llama-cpp-python — no PyPI wheel, so CI cannot install it. These tests put the proxy in front
-of this small aiohttp server instead: it streams a fixed five-token reply in the OpenAI
-chunk format, 5 ms per token, and counts the requests that reached it. Tests with the real
-server are in ``test_real_llm.py`` and run where llama-cpp-python is installed.
+llama-cpp-python built from source (the test extra builds it; a plain install may not have it)
+and takes seconds per reply. These tests put the proxy in front of this small aiohttp server
+instead, to check the plumbing exactly: it streams a fixed five-token reply in the OpenAI
+chunk format, 5 ms per token, and counts the requests that reached it. Asked for an unstreamed
+reply, it answers one token with ``usage.prompt_tokens`` (a word count) after 0.2 ms per word
+not shared with the previous prompt's head: a model of a server that reuses a cached prefix.
+Tests with the real server are in ``test_real_llm.py``.
 """
 
 from __future__ import annotations
@@ -37,8 +40,24 @@ def upstream() -> Iterator[Upstream]:
     stop: list[asyncio.Event] = []
     loop_box: list[asyncio.AbstractEventLoop] = []
 
+    previous: list[str] = []
+
     async def chat(request: web.Request) -> web.StreamResponse:
-        state.requests.append(await request.json())
+        body = await request.json()
+        state.requests.append(body)
+        if body.get("stream") is False:
+            words = " ".join(m["content"] for m in body["messages"]).split()
+            shared = 0
+            while shared < min(len(words), len(previous)) and words[shared] == previous[shared]:
+                shared += 1
+            previous[:] = words
+            await asyncio.sleep(0.0002 * (len(words) - shared))
+            return web.json_response(
+                {
+                    "choices": [{"message": {"role": "assistant", "content": "Hi"}}],
+                    "usage": {"prompt_tokens": len(words), "completion_tokens": 1},
+                }
+            )
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await response.prepare(request)
         for i, word in enumerate(["Hello ", "from ", "the ", "stub ", "server."]):

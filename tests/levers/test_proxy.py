@@ -134,6 +134,34 @@ def test_eval_levers_hedge_arm_writes_table_json_and_chart(
         assert len(logged) == stats["requests"]
 
 
+def test_eval_levers_context_arm_writes_its_section_beside_the_budget_model(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    from earshot.evals.harness import CommonSettings, execute
+    from earshot.evals.levers import EVALUATION, LeversOptions
+
+    opts = LeversOptions(
+        out_dir=tmp_path,
+        levers=("context",),
+        quick=True,
+        base_urls=(upstream.base_url,),
+        model="stub",
+        quiet=True,
+    )
+    done = execute(EVALUATION, opts, CommonSettings(tmp_path, quiet=True))
+    assert done.run.failure == "" and done.report.exit_code == 0
+    arm = done.report.doc["levers"]["context"]
+    assert arm["failed"] == 0 and len(arm["requests"]) == 4 * arm["turns"]
+    # The stand-in charges only the words a prompt does not share with the one before.
+    c = arm["comparison"]
+    assert c["on_ms"]["p50"] < c["off_ms"]["p50"]
+    assert arm["prefill_fit"]["off"]["ms_per_token"] > 0.0
+    assert c["projected_on_ms"]["p50"] is not None
+    assert arm["server_prompt_cache"] is None  # not a server the rig started
+    text = (tmp_path / "levers.txt").read_text()
+    assert "context — llm_ttft" in text and "prompt cache not recorded" in text
+
+
 def test_eval_levers_cli_rejects_an_unknown_lever(tmp_path: Path) -> None:
     import argparse
 
