@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -86,23 +87,30 @@ def test_proxy_delays_each_request_and_a_hedge_loser_never_reaches_the_upstream(
         assert trial.notes["llm_hedge"]["requests_sent"] == 2
 
 
-def test_eval_levers_hedge_arm_writes_table_json_and_chart(
-    upstream: Upstream, tmp_path: Path
-) -> None:
+def run_eval(upstream: Upstream, out_dir: Path, lever: str, **options: object) -> Any:
+    """`earshot eval levers --quick --levers LEVER` against the stand-in; the harness's result
+    (asserted to have run and reported without failure)."""
     from earshot.evals.harness import CommonSettings, execute
     from earshot.evals.levers import EVALUATION, LeversOptions
 
     opts = LeversOptions(
-        out_dir=tmp_path,
-        levers=("hedge",),
-        trials=6,
+        out_dir=out_dir,
+        levers=(lever,),
         quick=True,
         base_urls=(upstream.base_url,),
         model="stub",
         quiet=True,
+        **options,  # type: ignore[arg-type]
     )
-    done = execute(EVALUATION, opts, CommonSettings(tmp_path, quiet=True))
+    done = execute(EVALUATION, opts, CommonSettings(out_dir, quiet=True))
     assert done.run.failure == "" and done.report.exit_code == 0
+    return done
+
+
+def test_eval_levers_hedge_arm_writes_table_json_and_chart(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    done = run_eval(upstream, tmp_path, "hedge", trials=6)
     doc = done.report.doc
     arms = doc["levers"]["hedge"]["arms"]
     assert set(arms) == {"off", "hedge=2", "hedge=2 same backend", "hedge=2 delayed p90"}
@@ -137,19 +145,7 @@ def test_eval_levers_hedge_arm_writes_table_json_and_chart(
 def test_eval_levers_context_arm_writes_its_section_beside_the_budget_model(
     upstream: Upstream, tmp_path: Path
 ) -> None:
-    from earshot.evals.harness import CommonSettings, execute
-    from earshot.evals.levers import EVALUATION, LeversOptions
-
-    opts = LeversOptions(
-        out_dir=tmp_path,
-        levers=("context",),
-        quick=True,
-        base_urls=(upstream.base_url,),
-        model="stub",
-        quiet=True,
-    )
-    done = execute(EVALUATION, opts, CommonSettings(tmp_path, quiet=True))
-    assert done.run.failure == "" and done.report.exit_code == 0
+    done = run_eval(upstream, tmp_path, "context")
     arm = done.report.doc["levers"]["context"]
     assert arm["failed"] == 0 and len(arm["requests"]) == 4 * arm["turns"]
     # The stand-in charges only the words a prompt does not share with the one before.

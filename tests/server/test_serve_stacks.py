@@ -37,6 +37,20 @@ def serve_stack(*argv: str) -> EmbeddedStack | FakeStack:
     return stack
 
 
+def one_websocket_call(stack: EmbeddedStack, caller: np.ndarray, out_dir: Path) -> object:
+    """One caller over a WebSocket to a server on 127.0.0.1 running ``stack``; the result."""
+
+    async def main_() -> object:
+        cfg = ServerConfig(port=0, out_dir=out_dir)
+        app = build_app(cfg)
+        configure_stack(app, stack)
+        async with serving(cfg, app) as url:
+            ws = url.replace("http://", "ws://") + "/ws"
+            return await CallClient(ws, SystemClock(), tail_ms=20_000).run(caller)
+
+    return asyncio.run(main_())
+
+
 def test_serve_flags_choose_the_stages() -> None:
     default = serve_stack()
     assert isinstance(default, EmbeddedStack)
@@ -72,15 +86,7 @@ def test_neural_stack_answers_a_websocket_call(tmp_path: Path) -> None:
 
     stack.shared_parts()  # as `earshot serve` does before it listens: no load in the call
 
-    async def main_() -> object:
-        cfg = ServerConfig(port=0, out_dir=tmp_path)
-        app = build_app(cfg)
-        configure_stack(app, stack)
-        async with serving(cfg, app) as url:
-            ws = url.replace("http://", "ws://") + "/ws"
-            return await CallClient(ws, SystemClock(), tail_ms=20_000).run(caller)
-
-    result = asyncio.run(main_())
+    result = one_websocket_call(stack, caller, tmp_path)
     assert result.error is None, result.error  # type: ignore[attr-defined]
     turns = result.turns  # type: ignore[attr-defined]
     assert len(turns) == 1
@@ -137,15 +143,7 @@ def test_the_model_end_pointer_serves_a_call_and_its_models_are_shared(tmp_path:
     shared = stack.shared_parts()
     assert {"eot_scorer", "pause_whisper"} <= set(shared)
 
-    async def main_() -> object:
-        cfg = ServerConfig(port=0, out_dir=tmp_path)
-        app = build_app(cfg)
-        configure_stack(app, stack)
-        async with serving(cfg, app) as url:
-            ws = url.replace("http://", "ws://") + "/ws"
-            return await CallClient(ws, SystemClock(), tail_ms=20_000).run(caller)
-
-    result = asyncio.run(main_())
+    result = one_websocket_call(stack, caller, tmp_path)
     assert result.error is None, result.error  # type: ignore[attr-defined]
     turns = result.turns  # type: ignore[attr-defined]
     assert len(turns) == 1 and turns[0]["ttfat_ms"] is not None
