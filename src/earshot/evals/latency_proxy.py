@@ -22,9 +22,10 @@ import random
 import re
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from earshot.clock import Stopwatch
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -205,7 +206,7 @@ class LatencyProxy:
         self.profile = profile or TailProfile()
         self.stats = ProxyStats()
         self._rng = random.Random(seed)
-        self._origin_ns = time.monotonic_ns()
+        self._origin = Stopwatch()  # the proxy runs on real time, whatever clock the client uses
         self.label = ""
         """Copied into each `ProxyRequest` (set it to tell runs apart in `stats.log`)."""
         self._thread: threading.Thread | None = None
@@ -346,7 +347,7 @@ class LatencyProxy:
             return response
 
     def _now_ms(self) -> float:
-        return (time.monotonic_ns() - self._origin_ns) / 1e6
+        return self._origin.elapsed_ms()
 
     def _note_chunk(self, record: ProxyRequest, chunk: bytes) -> None:
         if record.upstream_first_byte_ms is None:

@@ -30,7 +30,6 @@ is the same length in both; only the stable prefix differs.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +39,7 @@ import numpy as np
 from earshot.budget.lever_base import PathState
 from earshot.budget.levers import apply_lever, parse_lever
 from earshot.budget.montecarlo import SampleMode
+from earshot.clock import Stopwatch
 from earshot.evals.levers_stats import QS, compare, pct
 from earshot.levers.context import ContextPolicy, build_context
 from earshot.llm.base import ChatMessage
@@ -205,10 +205,10 @@ def _one_token(
         "temperature": 0.0,
         "stream": False,
     }
-    start = time.perf_counter()
+    watch = Stopwatch()  # the request's real wall time: its TTFT (one token)
     try:
         response = client.post(f"{base_url.rstrip('/')}/chat/completions", json=body)
-        elapsed_ms = (time.perf_counter() - start) * 1000.0
+        elapsed_ms = watch.elapsed_ms()
         response.raise_for_status()
         usage = response.json().get("usage") or {}
     except (httpx.HTTPError, ValueError) as exc:
@@ -238,7 +238,9 @@ def project_on(
     off: Sequence[ContextRequest], on: Sequence[ContextRequest], ms_per_token: float
 ) -> list[float]:
     """Each off request through ``earshot budget``'s ``prompt_cache`` lever, with the share
-    of the prompt the matching on request (same block and turn) had reused; ms."""
+    of the prompt the matching on request (same block and turn) had reused and
+    ``ms_per_token`` of prefill (ms per prompt token, e.g. `prefill_fit`'s slope): the
+    projected TTFTs in ms, one per off request that has a matching on request."""
     by_turn = {(r.block, r.turn): r for r in on}
     out: list[float] = []
     for r in off:
@@ -262,6 +264,13 @@ def context_arm(
 ) -> dict[str, Any]:
     """The context lever's section of ``levers.json`` (see the module docstring).
 
+    Returns:
+        ``requests`` (every `ContextRequest`), ``comparison`` (off vs on ``llm_ttft`` in ms,
+        the projection beside it), ``prefill_fit`` per arm (intercept ms, ms per prompt
+        token), ``prompt_tokens`` (min/max per arm), ``reused_share_on`` (0–1),
+        ``on_by_prefix`` (on-arm TTFT where the prefix was kept vs changed), ``projection``
+        (the lever text and its percentiles), ``failed`` and ``errors``.
+
     Raises:
         RuntimeError: every request of an arm failed (the server is down or refuses them).
         ValueError: no user texts or no turns.
@@ -277,14 +286,13 @@ def context_arm(
             )
     fit_off, fit_on = prefill_fit(off), prefill_fit(on)
     projected = project_on(off, on, fit_off[1]) if fit_off is not None else []
-    projection = (
-        {f"p{q:g}": pct(projected, q) for q in QS} if projected and fit_off is not None else None
-    )
+    # Percentiles of a non-empty list are numbers, never None.
+    projection = {f"p{q:g}": float(pct(projected, q) or 0.0) for q in QS} if projected else None
     comparison = compare(
         "llm_ttft",
         [r.ttft_ms for r in off if r.ttft_ms is not None],
         [r.ttft_ms for r in on if r.ttft_ms is not None],
-        projection,  # type: ignore[arg-type]
+        projection,
         seed,
     )
     failed = [r for r in requests if r.error]

@@ -119,12 +119,7 @@ def render_text(doc: dict[str, Any]) -> str:
                 continue
             for q in ("p50", "p95", "p99"):
                 flag = " !" if c["model_disagrees"][q] else ""
-                lines.append(
-                    f"{name:28} {c['num_on']:>4} {q:>4} {_fmt(c['off_ms'][q]):>7} "
-                    f"{_fmt(c['on_ms'][q]):>7} {_fmt(c['change_ms'][q], True):>8} "
-                    f"{_fmt(c['spread_ms'][q]):>8} {_fmt(c['projected_on_ms'][q]):>7} "
-                    f"{_fmt(c['projected_change_ms'][q], True):>8}{flag}"
-                )
+                lines.append(f"{name:28} {c['num_on']:>4} {_cells(c, q)}{flag}")
             rel = c["relative_change"]["p99"]
             lines.append(
                 f"{'':28} waste: {arm['extra_requests']} extra requests, "
@@ -196,6 +191,15 @@ def _on_off(flag: bool | None) -> str:
     return "not recorded" if flag is None else "on" if flag else "off"
 
 
+def _cells(c: dict[str, Any], q: str) -> str:
+    """One quantile of a comparison: q, off, on, change, spread, model, Δmodel (ms)."""
+    return (
+        f"{q:>4} {_fmt(c['off_ms'][q]):>7} {_fmt(c['on_ms'][q]):>7} "
+        f"{_fmt(c['change_ms'][q], True):>8} {_fmt(c['spread_ms'][q]):>8} "
+        f"{_fmt(c['projected_on_ms'][q]):>7} {_fmt(c['projected_change_ms'][q], True):>8}"
+    )
+
+
 def _comparison_rows(c: dict[str, Any]) -> list[str]:
     """The header and p50/p95/p99 rows of one off-vs-on comparison, model beside it."""
     lines = [
@@ -204,12 +208,7 @@ def _comparison_rows(c: dict[str, Any]) -> list[str]:
     ]
     for q in ("p50", "p95", "p99"):
         flag = " !" if c["model_disagrees"][q] else ""
-        lines.append(
-            f"{q:>4} {_fmt(c['off_ms'][q]):>7} {_fmt(c['on_ms'][q]):>7} "
-            f"{_fmt(c['change_ms'][q], True):>8} {_fmt(c['spread_ms'][q]):>8} "
-            f"{_fmt(c['projected_on_ms'][q]):>7} {_fmt(c['projected_change_ms'][q], True):>8}"
-            f"{flag}"
-        )
+        lines.append(f"{_cells(c, q)}{flag}")
     return lines
 
 
