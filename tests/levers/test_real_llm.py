@@ -111,12 +111,15 @@ def test_preemptive_arm_on_a_real_server_hides_the_llm_ttft_of_matched_turns(
     tmp_path: Path,
 ) -> None:
     from earshot.evals.levers_session import preemptive_arm
+    from earshot.evals.levers_trial import SESSION_PROMPT_CACHE
     from earshot.evals.manifest import bundled_data_dir
 
     # A fixed 150 ms injected first-token delay: the speculation, started 100 ms into the
     # 500 ms end-of-turn wait, has its first token before the final transcript.
     profile = TailProfile(150.0, 151.0, 0.0, 151.0, 152.0, name="test", source="test")
-    rig = LlmRig(replicas=1, profile=profile, seed=4)
+    # As the eval's session arms run it: the RAM prompt cache's state copy (60-990 ms before
+    # a first token) would otherwise strike the speculative request.
+    rig = LlmRig(replicas=1, profile=profile, seed=4, prompt_cache=SESSION_PROMPT_CACHE)
     clip = bundled_data_dir() / "speech" / "realtimestt_ljspeech_LJ001-0008.wav"
     with rig.running():
         llm = OpenAICompatLLM(
