@@ -208,6 +208,7 @@ def _run_converse(args: argparse.Namespace) -> int:
             quiet=args.quiet,
         )
         result = converse(opts)
+        shutdown.outputs_written()  # a second Ctrl-C now would only cut the summary short
     except (AudioFileError, OutputError, ValueError, LlmError, ImportError) as exc:
         return _usage_error(str(exc))
     budget = load_budget(args.budget, preset=args.budget_preset)
@@ -296,6 +297,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 parser.print_help()
                 return EXIT_USAGE
             status = int(func(args))
+            shutdown.outputs_written()
             sys.stdout.flush()  # inside the guard: a closed pipe surfaces here, not at exit
             return status
     except KeyboardInterrupt:

@@ -28,6 +28,8 @@ from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Executor
 from typing import Any, Protocol, TypeVar
 
+from earshot import shutdown
+
 T = TypeVar("T")
 
 
@@ -83,7 +85,7 @@ class SystemClock:
         yield
 
     def run(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        return asyncio.run(main())
+        return shutdown.run_stoppable(main())
 
 
 class _VirtualSelector(selectors.DefaultSelector):
@@ -181,11 +183,10 @@ class SimulatedClock:
             self._pending += delta
 
     def run(self, main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        # An asyncio.Runner, as under `SystemClock`: Ctrl-C cancels the main task (every task
-        # group unwinds, executor jobs finish) and then raises KeyboardInterrupt, instead of
-        # raising it wherever the loop happens to be.
-        with asyncio.Runner(loop_factory=lambda: _VirtualTimeLoop(self)) as runner:
-            return runner.run(main())
+        # As under `SystemClock`: Ctrl-C cancels the main task (every task group unwinds,
+        # executor jobs finish) and then raises KeyboardInterrupt, instead of raising it
+        # wherever the loop happens to be; a second one ends the process at once.
+        return shutdown.run_stoppable(main(), loop_factory=lambda: _VirtualTimeLoop(self))
 
 
 _INFERENCE_EXECUTOR: Executor | None = None

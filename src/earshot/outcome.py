@@ -22,15 +22,15 @@ from dataclasses import dataclass
 
 from earshot.metrics.turn import TurnFailure, TurnRecord
 from earshot.safe_text import printable
+from earshot.shutdown import EXIT_SIGINT as EXIT_SIGINT
+from earshot.shutdown import EXIT_SIGTERM as EXIT_SIGTERM
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_TURNS_FAILED = 3
 EXIT_OUTPUT_FAILED = 4
-EXIT_SIGINT = 130
 EXIT_BROKEN_PIPE = 141
-EXIT_SIGTERM = 143
 
 EXIT_STATUS_HELP = (
     "exit status: 0 every turn answered and every output written; 1 internal error (a bug); "

@@ -30,6 +30,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
+from earshot import shutdown
 from earshot.safe_text import redact_json
 
 MANIFEST = "earshot-run.json"
@@ -128,23 +129,25 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], None]) ->
             removed; an existing ``path`` is untouched).
     """
     p = Path(path)
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise OutputError(f"cannot write {p}: {_reason(exc)}") from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        os.chmod(tmp, 0o666 & ~_UMASK)  # what open() would give: mkstemp makes it 0600
-        write(tmp)
-        os.replace(tmp, p)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {p}: {_reason(exc)}") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with shutdown.temp_file_in_flight() as named:
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+        except OSError as exc:
+            raise OutputError(f"cannot write {p}: {_reason(exc)}") from None
+        tmp = Path(tmp_name)
+        named(tmp)  # a second Ctrl-C from here on removes it (`earshot.shutdown.hard_stop`)
+        os.close(fd)
+        try:
+            os.chmod(tmp, 0o666 & ~_UMASK)  # what open() would give: mkstemp makes it 0600
+            write(tmp)
+            os.replace(tmp, p)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise OutputError(f"cannot write {p}: {_reason(exc)}") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -2,19 +2,38 @@
 
 SIGTERM is turned into SIGINT: whatever handles Ctrl-C at that moment handles it — during start-up
 Python's default handler raises `KeyboardInterrupt`; inside an event loop run by
-`asyncio.Runner` (both clocks use one) the main task is cancelled, every task group unwinds, and
+`run_stoppable` (both clocks use it) the main task is cancelled, every task group unwinds, and
 `KeyboardInterrupt` is raised once the loop is done — so a terminated run writes its partial
 outputs exactly as an interrupted one does. `stopped_by` tells the two apart afterwards, for the
 exit status (130 or 143).
+
+A second stop, while the first one unwinds or while the partial outputs are written, ends the
+process at once (`run_stoppable`, `hard_stop`): one line on stderr, the exit status, no further
+unwinding; once the outputs are written (`outputs_written`) further stops are ignored.
+Raising a second `KeyboardInterrupt` there would land in whatever runs at that moment — a
+native module's import (matplotlib's pybind11 extensions then abort the interpreter at exit:
+"Fatal Python error: PyThreadState_Get"), an executor thread still inside a model — and the
+files already renamed into place are whole anyway (`earshot.outputs.atomic_write`); the temp
+file of a write still in flight is removed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+EXIT_SIGINT = 130  # the exit statuses of a stopped run (table in `earshot.outcome`)
+EXIT_SIGTERM = 143
 
 _received: list[str] = []
 
@@ -29,11 +48,15 @@ def sigterm_as_sigint() -> Iterator[None]:
         yield
         return
     _received.clear()
+    _state.stopping = False
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    previous_int = signal.getsignal(signal.SIGINT)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if not _state.stopping:  # a stopped run keeps run_stoppable's handler to the end
+            signal.signal(signal.SIGINT, previous_int)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -44,3 +67,157 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 def stopped_by() -> str:
     """The signal that stopped the run: ``"SIGTERM"`` if one was received, else ``"SIGINT"``."""
     return "SIGTERM" if _received else "SIGINT"
+
+
+def run_stoppable(
+    main: Coroutine[Any, Any, T],
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> T:
+    """Run ``main`` on a new event loop; the first Ctrl-C cancels it, a second ends the process.
+
+    The first SIGINT (or SIGTERM, within `sigterm_as_sigint`) cancels the main task: every task
+    group unwinds and executor jobs finish, then `KeyboardInterrupt` is raised here, so the
+    caller writes its partial outputs. From then on, until `outputs_written`, another one
+    ends the process at once (`hard_stop`).
+
+    Off the main thread (where signals cannot be handled) this is `asyncio.Runner.run`.
+
+    Args:
+        main: the coroutine to run.
+        loop_factory: makes the event loop (`earshot.clock.SimulatedClock` passes its own).
+
+    Returns:
+        What ``main`` returned.
+
+    Raises:
+        KeyboardInterrupt: the run was stopped (even if ``main`` absorbed the cancellation).
+        BaseException: whatever ``main`` raised.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            return runner.run(main)
+    tasks: list[asyncio.Task[Any]] = []
+
+    async def tracked() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        tasks.append(task)
+        if _state.stopping:  # stopped before the task began
+            main.close()
+            raise asyncio.CancelledError
+        return await main
+
+    def on_sigint(signum: int, frame: FrameType | None) -> None:
+        if _state.stopping:
+            hard_stop()
+            return
+        _state.stopping = True
+        if tasks and not tasks[0].done():
+            tasks[0].cancel()
+            tasks[0].get_loop().call_soon_threadsafe(lambda: None)  # wake the selector
+        # else: the loop is closing (executor jobs finishing); KeyboardInterrupt follows
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            try:
+                result = runner.run(tracked())
+            except asyncio.CancelledError:
+                if _state.stopping:
+                    raise KeyboardInterrupt from None
+                raise
+    except BaseException:
+        if not _state.stopping:
+            signal.signal(signal.SIGINT, previous)
+        raise
+    if _state.stopping:  # even if main absorbed the cancellation; the handler stays
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGINT, previous)
+    return result
+
+
+def outputs_written() -> None:
+    """Say that a stopped run's outputs are all written: from now on, stops are ignored.
+
+    What is left is printing the summary and exiting; a second Ctrl-C there would only cut the
+    summary short. Does nothing unless the run was stopped (`run_stoppable`). Main thread only.
+    """
+    if _state.stopping and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def hard_stop() -> None:
+    """End the process now: one line on stderr, exit status 130 (143 after a SIGTERM).
+
+    Removes the temp files of writes in flight (`temp_file_in_flight`); runs no ``finally``,
+    no ``atexit``, no interpreter shutdown. Called while a temp file is being created (its name
+    not yet known), it waits for that name.
+    """
+    if _state.naming:
+        _state.stop_when_named = True
+        return
+    how = stopped_by()
+    for path in tuple(_state.in_flight):
+        with contextlib.suppress(OSError):
+            path.unlink()
+    with contextlib.suppress(OSError):
+        os.write(2, f"earshot: stopped by {'Ctrl-C' if how == 'SIGINT' else how}\n".encode())
+    os._exit(EXIT_SIGTERM if how == "SIGTERM" else EXIT_SIGINT)
+
+
+@contextlib.contextmanager
+def temp_file_in_flight() -> Iterator[Callable[[Path], None]]:
+    """Within the block, a `hard_stop` removes the temp file given to the yielded callback.
+
+    Create the file inside the block and pass its path to the callback at once: a hard stop
+    that comes before (while ``mkstemp`` is running) is held until then, so no temp file is
+    left behind. Thread-safe.
+    """
+    path: list[Path] = []
+
+    def named(p: Path) -> None:
+        path.append(p)
+        register_temp(p)
+        _end_naming()
+
+    with _state.lock:
+        _state.naming += 1
+    try:
+        yield named
+    finally:
+        if path:
+            release_temp(path[0])
+        else:
+            _end_naming()
+
+
+def register_temp(path: Path) -> None:
+    """A `hard_stop` removes ``path`` (a temp file that is renamed into place when done)."""
+    with _state.lock:
+        _state.in_flight.add(path)
+
+
+def release_temp(path: Path) -> None:
+    """``path`` was renamed into place or removed: `hard_stop` leaves it alone."""
+    with _state.lock:
+        _state.in_flight.discard(path)
+
+
+def _end_naming() -> None:
+    with _state.lock:
+        _state.naming -= 1
+        stop = not _state.naming and _state.stop_when_named
+    if stop:
+        hard_stop()
+
+
+@dataclass
+class _StopState:
+    stopping: bool = False
+    naming: int = 0
+    stop_when_named: bool = False
+    in_flight: set[Path] = field(default_factory=set)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # never taken by hard_stop
+
+
+_state = _StopState()

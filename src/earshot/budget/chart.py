@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from earshot.audio.io import save_figure_atomic
 
 
 def write_chart(
@@ -28,6 +29,7 @@ def write_chart(
 
     Raises:
         ValueError: no bars, or a path that does not end in ``.png``.
+        OutputError: the file cannot be written (a `ValueError`).
     """
     import matplotlib
 
@@ -60,14 +62,6 @@ def write_chart(
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
         fig.tight_layout()
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".png")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format="png", dpi=110)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        save_figure_atomic(fig, p, dpi=110)
     finally:
         plt.close(fig)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from earshot import shutdown
 from earshot.server.client import NetConditions
 
 
@@ -130,7 +130,7 @@ def _run_call(args: argparse.Namespace) -> int:
         url, SystemClock(), net, codec=args.codec, lead_ms=args.lead_ms, on_event=show
     )
     try:
-        result = asyncio.run(client.run(caller))
+        result = shutdown.run_stoppable(client.run(caller))
     except (aiohttp.ClientError, OSError) as exc:
         print(f"error: cannot call {url}: {exc}", file=sys.stderr)
         return 2
@@ -169,7 +169,7 @@ def _run_loadtest(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        results = asyncio.run(run_loadtest(opts))
+        results = shutdown.run_stoppable(run_loadtest(opts))
     except KeyboardInterrupt:
         return 130
     print_results(results)

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from earshot import shutdown
 from earshot.clock import set_inference_executor
 from earshot.server.app import build_app
 from earshot.server.config import ServerConfig
@@ -91,7 +92,7 @@ def serve(config: ServerConfig, stack: CallStack, twilio: TwilioOptions | None =
             await asyncio.Event().wait()
 
     try:
-        asyncio.run(main())
+        shutdown.run_stoppable(main())  # a second Ctrl-C ends the process at once
     except KeyboardInterrupt:
         return 0
     except OSError as exc:

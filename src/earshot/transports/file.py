@@ -28,6 +28,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from earshot import shutdown
 from earshot.audio.frames import SAMPLE_RATE_HZ, Pcm16, samples_per_frame, samples_to_ms, to_int16
 from earshot.audio.io import AudioFileError, read_audio, write_wav_atomic
 from earshot.clock import Clock
@@ -199,6 +200,7 @@ class WavRecorder:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
+        shutdown.register_temp(Path(tmp))  # a second Ctrl-C mid-call removes it
         f = sf.SoundFile(tmp, "w", SAMPLE_RATE_HZ, channels, "PCM_16", format="WAV")
         self._targets.append((f, tmp, path))
         return f
@@ -214,6 +216,7 @@ class WavRecorder:
             if not f.closed:
                 f.close()
                 os.replace(tmp, path)
+                shutdown.release_temp(Path(tmp))
 
 
 class MemoryRecorder:
