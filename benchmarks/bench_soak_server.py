@@ -69,8 +69,19 @@ Since then a call frees its slot when its caller is gone and writes its report a
 calls, 0 failed, 0 refused of all kinds; 288 000 frames sent, 0 never reached the server,
 6 449 (2.2 %) late and concealed; TTFAT p50 1 040 ms, p95 1 692 ms over 576 turns;
 misbehaving 256 calls, each ended only itself; 0 tracebacks; RSS 141.8 → 183.7 MiB (ratio
-1.30, again mostly the ramp). The 10-minute run has not been repeated, so the refusals it
-showed are not yet shown gone.
+1.30, again mostly the ramp).
+
+The full 10 minutes again, with ``/healthz``'s live calls logged beside RSS (2026-12-01, same
+defaults, load average 0.44 at start and 1.50 at the end, nothing else running): healthy 787
+calls, **0 failed, 0 refused of all kinds** (the 452 refusals of the first 10-minute run are
+gone); 1 180 500 frames sent, 0 never reached the server, 24 704 (2.09 %) late and concealed
+(every call had some; the load generator sent 37 more than one frame late); TTFAT p50 1 141 ms,
+p95 1 975 ms over 2 361 turns; misbehaving 1 005 calls (531 vanish, 394 garbage, 80 stall),
+each ended only itself; server alive, 0 tracebacks. RSS against live calls: 76.5 MiB idle,
+172.9 at 50 s (49 calls), 184.9 at 200 s, 188.5 at 351 s, 188.7 at 601 s (45 calls) — the
+growth is the ramp to 50 calls and then levels off (+3.8 MiB over the last 250 s with ~50
+calls live; the first-minute mean 141.9 vs last minute 189.0 MiB, ratio 1.33, includes the
+ramp). Exit status 1, for the concealed late frames only (``--max-late-ratio 0``).
 """
 
 from __future__ import annotations
@@ -301,20 +312,39 @@ async def caller_loop(
         variant += 1
 
 
-async def sample_rss(base: str, samples: list[tuple[float, float]], stop: asyncio.Event) -> None:
+@dataclass(frozen=True, slots=True)
+class Health:
+    """One ``/healthz`` sample: seconds since the soak began, RSS (MiB), live calls."""
+
+    t_s: float
+    rss_mb: float
+    active_calls: int
+    finishing_calls: int
+
+
+async def sample_rss(base: str, samples: list[Health], stop: asyncio.Event) -> None:
+    from earshot.server.registry import RegistryStatus
+
     t0 = time.monotonic()
     async with aiohttp.ClientSession() as http:
         while not stop.is_set():
             with contextlib.suppress(aiohttp.ClientError, OSError, ValueError):
                 async with http.get(base + "/healthz") as resp:
-                    rss = (await resp.json()).get("process_rss_mb")
-                    if rss is not None:
-                        samples.append((time.monotonic() - t0, float(rss)))
+                    st = RegistryStatus.model_validate(await resp.json())
+                    if st.process_rss_mb is not None:
+                        samples.append(
+                            Health(
+                                time.monotonic() - t0,
+                                st.process_rss_mb,
+                                st.active_calls,
+                                st.finishing_calls,
+                            )
+                        )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 10.0)
 
 
-async def soak(args: argparse.Namespace, base: str) -> tuple[Tally, list[tuple[float, float]]]:
+async def soak(args: argparse.Namespace, base: str) -> tuple[Tally, list[Health]]:
     from earshot.data_files import DEMO_CALLER, bundled_data
     from earshot.server.loadtest import looped
     from earshot.transports.file import load_caller
@@ -327,7 +357,7 @@ async def soak(args: argparse.Namespace, base: str) -> tuple[Tally, list[tuple[f
     order = sorted(range(args.callers), key=lambda j: (j * 7) % args.callers)
     kinds = [kinds[j] for j in order]
     tally = Tally()
-    rss: list[tuple[float, float]] = []
+    rss: list[Health] = []
     stop = asyncio.Event()
     end_at = time.monotonic() + args.duration_s
     url = base.replace("http://", "ws://") + "/ws"
@@ -386,7 +416,7 @@ def main() -> int:
 def report(
     args: argparse.Namespace,
     tally: Tally,
-    rss: list[tuple[float, float]],
+    rss: list[Health],
     alive: bool,
     server_log: str,
     load0: tuple[float, float, float],
@@ -395,8 +425,8 @@ def report(
     def pct(q: float) -> str:
         return f"{np.percentile(tally.ttfat_ms, q):.0f} ms" if tally.ttfat_ms else "—"
 
-    first = [r for t, r in rss if t < 60.0]
-    last = [r for t, r in rss if t >= rss[-1][0] - 60.0] if rss else []
+    first = [h.rss_mb for h in rss if h.t_s < 60.0]
+    last = [h.rss_mb for h in rss if h.t_s >= rss[-1].t_s - 60.0] if rss else []
     late = tally.frames_late
     never = tally.frames_sent - tally.frames_received - late
     lost = never + late
@@ -425,9 +455,14 @@ def report(
         a, b = float(np.mean(first)), float(np.mean(last))
         print(
             f"server RSS: first minute {a:.1f} MiB, last minute {b:.1f} MiB, ratio "
-            f"{b / a:.3f} ({len(rss)} samples, min {min(r for _, r in rss):.1f}, "
-            f"max {max(r for _, r in rss):.1f})"
+            f"{b / a:.3f} ({len(rss)} samples, min {min(h.rss_mb for h in rss):.1f}, "
+            f"max {max(h.rss_mb for h in rss):.1f})"
         )
+        # Memory against the calls alive at that moment: growth with a flat call count is a
+        # leak; growth that tracks the calls is their working set.
+        print("  t s | RSS MiB | active calls | finishing")
+        for h in rss[:: max(1, len(rss) // 12)] + rss[-1:]:
+            print(f"  {h.t_s:4.0f} | {h.rss_mb:7.1f} | {h.active_calls:12d} | {h.finishing_calls}")
     tracebacks = server_log.count("Traceback")
     print(f"server alive at the end: {alive}; tracebacks in its log: {tracebacks}")
     for e in (tally.healthy_errors + tally.connect_errors)[:10]:

@@ -36,6 +36,7 @@ scenarios done so far.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import Any
 
 from earshot.evals.bargein_model import (
@@ -71,7 +72,7 @@ HELP = "barge-in on real recordings: reaction time, heard words, false and self-
 """One-line help shown by ``earshot eval --help``."""
 
 
-def _describe(result: dict[str, Any]) -> str:
+def _describe(result: Mapping[str, Any]) -> str:
     return str(result["outcome"])
 
 

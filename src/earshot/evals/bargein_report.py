@@ -232,7 +232,7 @@ def bargein_run(opts: BargeInOptions, run: RunResult) -> BargeInRun:
     return BargeInRun(
         opts,
         planned=run.total if run.total is not None else run.planned,
-        results=run.results,
+        results=[dict(r) for r in run.results],
         components=components(opts),
         reply_text=reply_text,
         reply_ms=reply_ms,

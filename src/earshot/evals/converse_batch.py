@@ -22,7 +22,7 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -255,7 +255,7 @@ def report(opts: BatchOptions, run: RunResult) -> Report:
     )
 
 
-def _describe(result: dict[str, Any]) -> str:
+def _describe(result: Mapping[str, Any]) -> str:
     ttfats = _ttfats(result["turns"])
     return f"{len(result['turns'])} turn(s), {len(ttfats)} complete"
 

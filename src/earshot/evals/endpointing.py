@@ -39,7 +39,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -171,7 +171,7 @@ def report(opts: EndpointingOptions, result: RunResult) -> Report:
     )
 
 
-def _describe(result: dict[str, Any]) -> str:
+def _describe(result: Mapping[str, Any]) -> str:
     return "; ".join(_progress(doc) for doc in result["turns"])
 
 

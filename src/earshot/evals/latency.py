@@ -36,6 +36,7 @@ interrupted run (Ctrl-C, SIGTERM) writes all of them with the utterances done so
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import Any
 
 from earshot.evals.harness import (
@@ -86,7 +87,7 @@ HELP = "time each stage of the loop over N real utterances; p50/p95 per stage an
 """One-line help shown by ``earshot eval --help``."""
 
 
-def _describe(result: dict[str, Any]) -> str:
+def _describe(result: Mapping[str, Any]) -> str:
     ttfats = [t["ttfat_ms"] for t in result["turns"] if t["ttfat_ms"] is not None]
     if not ttfats:
         return f"{len(result['turns'])} turn(s), none complete"

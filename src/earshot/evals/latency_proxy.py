@@ -23,7 +23,7 @@ import re
 import socket
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from earshot.clock import Stopwatch
 
@@ -78,7 +78,7 @@ class TailProfile:
         sigma = math.log(self.body_p90_ms / self.body_p50_ms) / 1.2815515655446004
         return rng.lognormvariate(math.log(self.body_p50_ms), sigma)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> TailProfileDoc:
         return {
             "name": self.name,
             "body_p50_ms": self.body_p50_ms,
@@ -92,6 +92,27 @@ class TailProfile:
 
 NO_DELAY = TailProfile(1e-3, 1e-3, 0.0, 1e-3, 1e-3, name="none", source="no injected delay")
 """A profile that injects (almost) nothing: the upstream's own latency only."""
+
+
+class TailProfileDoc(TypedDict):
+    """`TailProfile.to_json`: the injected first-token delay's shape (ms) and its source."""
+
+    name: str
+    body_p50_ms: float
+    body_p90_ms: float
+    tail_probability: float
+    tail_p50_ms: float
+    tail_p99_ms: float
+    source: str
+
+
+class ProxyCounters(TypedDict):
+    """`ProxyStats.to_json`: the requests a proxy saw and how they ended."""
+
+    requests: int
+    forwarded: int
+    cancelled_in_delay: int
+    cancelled_streaming: int
 
 
 @dataclass(slots=True)
@@ -174,7 +195,7 @@ class ProxyStats:
     log: list[ProxyRequest] = field(default_factory=list)
     """Every chat-completion request, in arrival order."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> ProxyCounters:
         return {
             "requests": self.requests,
             "forwarded": self.forwarded,

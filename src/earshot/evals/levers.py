@@ -32,6 +32,7 @@ Outputs in ``--out``: ``levers.json``, ``levers.txt`` (the tables), ``levers.png
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from typing import Any
 
 from earshot.evals.harness import Evaluation, add_common_arguments, common_settings, run_cli
@@ -51,7 +52,7 @@ __all__ = ["EVALUATION", "HELP", "LeversOptions", "add_arguments", "options_from
 HELP = "each latency lever off vs on against real LLM servers, beside the budget model"
 
 
-def _describe(result: dict[str, Any]) -> str:
+def _describe(result: Mapping[str, Any]) -> str:
     lever = result["result"]
     if result["lever"] == "hedge":
         c = lever["arms"].get("hedge=2", {}).get("comparison")

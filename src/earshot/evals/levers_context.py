@@ -41,6 +41,7 @@ from earshot.budget.levers import apply_lever, parse_lever
 from earshot.budget.montecarlo import SampleMode
 from earshot.clock import Stopwatch
 from earshot.evals.levers_stats import QS, compare, pct
+from earshot.evals.levers_types import ContextDoc, ContextRequestDoc
 from earshot.levers.context import ContextPolicy, build_context
 from earshot.llm.base import ChatMessage
 
@@ -83,7 +84,7 @@ class ContextRequest:
     extended: bool = False
     """The prompt began with the whole previous prompt of the call (only appended to)."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> ContextRequestDoc:
         return {
             "arm": self.arm,
             "block": self.block,
@@ -261,7 +262,7 @@ def project_on(
 
 def context_arm(
     base_url: str, model: str, user_texts: Sequence[str], turns: int, seed: int
-) -> dict[str, Any]:
+) -> ContextDoc:
     """The context lever's section of ``levers.json`` (see the module docstring).
 
     Returns:
@@ -297,6 +298,7 @@ def context_arm(
     )
     failed = [r for r in requests if r.error]
     return {
+        "lever": "context",
         "turns": turns,
         "policy": {
             "keep_turns": CONTEXT_POLICY.keep_turns,

@@ -8,17 +8,30 @@ machine's load at the first trial's start and the last trial's end.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import cast
 
 from earshot.evals.harness import Report, RunResult
-from earshot.evals.latency_proxy import TailProfile
+from earshot.evals.latency_proxy import ProxyCounters, TailProfile
 from earshot.evals.levers_model import MAX_TOKENS, TRIAL_MAX_TOKENS, LeversOptions
+from earshot.evals.levers_types import (
+    CacheDoc,
+    ComparisonDoc,
+    ContextDoc,
+    LeversDoc,
+    LeverSections,
+    MachineDoc,
+    PreemptiveDoc,
+    ProjectionDoc,
+    SettingsDoc,
+    TrialDoc,
+)
 
 
-def levers_doc(opts: LeversOptions, results: list[dict[str, Any]]) -> dict[str, Any]:
+def levers_doc(opts: LeversOptions, results: Sequence[TrialDoc]) -> LeversDoc:
     """``levers.json`` from the trials' results (plan order)."""
-    settings: dict[str, Any] = {
+    settings: SettingsDoc = {
         "levers": list(opts.levers),
         "trials": opts.trials,
         "quick": opts.quick,
@@ -31,26 +44,46 @@ def levers_doc(opts: LeversOptions, results: list[dict[str, Any]]) -> dict[str, 
         if "utterances" in r:
             settings["utterances"] = r["utterances"]
             break
-    machine: dict[str, Any] = {}
+    machine: MachineDoc | None = None
     if results:
         machine = {
             "cpus": results[0]["machine"]["cpus"],
             "load_average_start": results[0]["machine"]["load_average_start"],
             "load_average_end": results[-1]["machine"]["load_average_end"],
         }
-    proxy_stats: list[dict[str, Any]] = []
+    proxy_stats: list[ProxyCounters] = []
     for r in results:
         for k, stats in enumerate(r["proxy_stats"]):
             if k == len(proxy_stats):
-                proxy_stats.append(dict(stats))
-            else:
-                for key, value in stats.items():
-                    proxy_stats[k][key] = proxy_stats[k].get(key, 0) + value
+                proxy_stats.append(
+                    {
+                        "requests": 0,
+                        "forwarded": 0,
+                        "cancelled_in_delay": 0,
+                        "cancelled_streaming": 0,
+                    }
+                )
+            total = proxy_stats[k]
+            total["requests"] += stats["requests"]
+            total["forwarded"] += stats["forwarded"]
+            total["cancelled_in_delay"] += stats["cancelled_in_delay"]
+            total["cancelled_streaming"] += stats["cancelled_streaming"]
+    levers: LeverSections = {}
+    for r in results:
+        section = r["result"]
+        if section["lever"] == "hedge":
+            levers["hedge"] = section
+        elif section["lever"] == "cache":
+            levers["cache"] = section
+        elif section["lever"] == "preemptive":
+            levers["preemptive"] = section
+        else:
+            levers["context"] = section
     return {
         "settings": settings,
         "injected_ttft": TailProfile().to_json(),
         "machine": machine,
-        "levers": {r["lever"]: r["result"] for r in results},
+        "levers": levers,
         "servers": {r["lever"]: r["servers"] for r in results},
         "proxy_stats": proxy_stats,
     }
@@ -58,7 +91,9 @@ def levers_doc(opts: LeversOptions, results: list[dict[str, Any]]) -> dict[str, 
 
 def report(opts: LeversOptions, run: RunResult) -> Report:
     """The JSON, the tables (plain lines) and the chart of the levers done so far."""
-    doc = levers_doc(opts, run.results)
+    # The harness keeps what `run_trial` returned (or its JSON, on a resumed run or from a Ray
+    # worker): the same object, typed as the generic trial result.
+    doc = levers_doc(opts, cast(list[TrialDoc], run.results))
     if not doc["levers"]:
         return Report(doc=doc, exit_code=1, message="no lever was measured")
     return Report(
@@ -75,14 +110,15 @@ def _fmt(value: float | None, signed: bool = False) -> str:
     return f"{value:+.0f}" if signed else f"{value:.0f}"
 
 
-def render_text(doc: dict[str, Any]) -> str:
+def render_text(doc: LeversDoc) -> str:
     """The tables printed on the terminal and written to ``levers.txt``."""
-    machine = doc.get("machine", {})
-    load = machine.get("load_average_start") or [float("nan")]
+    machine = doc["machine"]
+    load = (machine["load_average_start"] if machine else None) or [float("nan")]
     lines = [
         "earshot eval levers",
         f"injected TTFT: {doc['injected_ttft']['name']} — {doc['injected_ttft']['source']}",
-        f"machine: {machine.get('cpus')} CPUs, 1-min load average {load[0]:.1f} at the start "
+        f"machine: {machine['cpus'] if machine else None} CPUs, 1-min load average "
+        f"{load[0]:.1f} at the start "
         "(the real server's own TTFT moves with it)",
         "",
     ]
@@ -130,56 +166,9 @@ def render_text(doc: dict[str, Any]) -> str:
                 "on the off TTFTs"
             )
         lines.append("")
-    for name in ("cache", "preemptive"):
-        arm = doc["levers"].get(name)
-        if arm is None:
-            continue
-        c = arm["comparison"]
-        lines.append(f"{name} — {c['name']} (ms), off vs on, budget model beside it")
-        lines.extend(_comparison_rows(c))
-        saving = ", ".join(
-            f"{k} {v:+.0f}" for k, v in arm["saving_per_term_ms"].items() if abs(v) >= 0.5
-        )
-        lines.append(f"  mean change per term: {saving or 'none'}")
-        upstream = arm.get("upstream_ttft_ms") or {}
-        if upstream:
-            lines.append(
-                "  the real server's own TTFT (proxy log, injected delay excluded; its RAM "
-                f"prompt cache {_on_off(arm.get('server_prompt_cache'))}): "
-                + "; ".join(
-                    f"{run} p50 {_fmt(v['p50'])} p95 {_fmt(v['p95'])} ms (n={v['n']})"
-                    for run, v in upstream.items()
-                )
-            )
-        projection = arm.get("projection") or {}
-        lines.append(
-            f"  budget model: earshot budget --from OFF --lever {projection.get('lever')}"
-            f" --simulate{' — ' + projection['error'] if 'error' in projection else ''}"
-        )
-        if name == "cache":
-            lines.append(
-                f"  hit rate {arm['hit_rate']:.0%} on {arm['turns_compared']} repeat turns; "
-                f"{arm['cache']}; hit TTFAT = endpointing + jitter buffer only: "
-                f"{arm['hit_ttfat_is_endpointing_plus_jitter_only']}"
-            )
-        else:
-            every = arm["comparison_all_turns"]
-            lines.append(
-                "  all turns (restarts included): "
-                + ", ".join(
-                    f"{q} {_fmt(every['off_ms'][q])} → {_fmt(every['on_ms'][q])} "
-                    f"(model {_fmt(every['projected_on_ms'][q])})"
-                    for q in ("p50", "p95", "p99")
-                )
-                + f" — {(arm.get('projection_all_turns') or {}).get('lever')}"
-            )
-            lines.append(
-                f"  {arm['matched']}/{arm['turns_compared']} turns matched "
-                f"({arm.get('stt', 'pocketsphinx')}); waste "
-                f"{arm['preemptive']}; off llm_ttft p50 {_fmt(arm['off_llm_ttft_p50_ms'])} ms; "
-                f"criterion met: {arm['meets_criterion']}"
-            )
-        lines.append("")
+    for session_arm in (doc["levers"].get("cache"), doc["levers"].get("preemptive")):
+        if session_arm is not None:
+            lines.extend(_session_lines(session_arm))
     context = doc["levers"].get("context")
     if context is not None:
         lines.extend(_context_lines(context))
@@ -187,11 +176,71 @@ def render_text(doc: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _session_lines(arm: CacheDoc | PreemptiveDoc) -> list[str]:
+    """The table and notes of a lever run through whole sessions (cache, preemptive)."""
+    c = arm["comparison"]
+    lines = [f"{arm['lever']} — {c['name']} (ms), off vs on, budget model beside it"]
+    lines.extend(_comparison_rows(c))
+    saving = ", ".join(
+        f"{k} {v:+.0f}" for k, v in arm["saving_per_term_ms"].items() if abs(v) >= 0.5
+    )
+    lines.append(f"  mean change per term: {saving or 'none'}")
+    upstream = arm.get("upstream_ttft_ms") or {}
+    if upstream:
+        lines.append(
+            "  the real server's own TTFT (proxy log, injected delay excluded; its RAM "
+            f"prompt cache {_on_off(arm.get('server_prompt_cache'))}): "
+            + "; ".join(
+                f"{run} p50 {_fmt(v['p50'])} p95 {_fmt(v['p95'])} ms (n={v['n']})"
+                for run, v in upstream.items()
+            )
+        )
+    lines.append(
+        f"  budget model: earshot budget --from OFF --lever {_lever_of(arm['projection'])}"
+    )
+    if arm["lever"] == "cache":
+        lines.append(
+            f"  hit rate {arm['hit_rate']:.0%} on {arm['turns_compared']} repeat turns; "
+            f"{arm['cache']}; hit TTFAT = endpointing + jitter buffer only: "
+            f"{arm['hit_ttfat_is_endpointing_plus_jitter_only']}"
+        )
+    else:
+        every = arm["comparison_all_turns"]
+        lines.append(
+            "  all turns (restarts included): "
+            + ", ".join(
+                f"{q} {_fmt(every['off_ms'][q])} → {_fmt(every['on_ms'][q])} "
+                f"(model {_fmt(every['projected_on_ms'][q])})"
+                for q in ("p50", "p95", "p99")
+            )
+            + f" — {_lever_of(arm['projection_all_turns'], simulate=False)}"
+        )
+        lines.append(
+            f"  {arm['matched']}/{arm['turns_compared']} turns matched ({arm['stt']}); waste "
+            f"{arm['preemptive']}; off llm_ttft p50 {_fmt(arm['off_llm_ttft_p50_ms'])} ms; "
+            f"criterion met: {arm['meets_criterion']}"
+        )
+    lines.append("")
+    return lines
+
+
+def _lever_of(projection: ProjectionDoc | None, *, simulate: bool = True) -> str:
+    """The lever a projection was run with (and why it failed, if it did)."""
+    if projection is None:
+        return "None"
+    error = projection.get("error")
+    return (
+        projection["lever"]
+        + (" --simulate" if simulate else "")
+        + (f" — {error}" if error is not None else "")
+    )
+
+
 def _on_off(flag: bool | None) -> str:
     return "not recorded" if flag is None else "on" if flag else "off"
 
 
-def _cells(c: dict[str, Any], q: str) -> str:
+def _cells(c: ComparisonDoc, q: str) -> str:
     """One quantile of a comparison: q, off, on, change, spread, model, Δmodel (ms)."""
     return (
         f"{q:>4} {_fmt(c['off_ms'][q]):>7} {_fmt(c['on_ms'][q]):>7} "
@@ -200,7 +249,7 @@ def _cells(c: dict[str, Any], q: str) -> str:
     )
 
 
-def _comparison_rows(c: dict[str, Any]) -> list[str]:
+def _comparison_rows(c: ComparisonDoc) -> list[str]:
     """The header and p50/p95/p99 rows of one off-vs-on comparison, model beside it."""
     lines = [
         f"{'q':>4} {'off':>7} {'on':>7} {'change':>8} {'±spread':>8} {'model':>7} "
@@ -212,7 +261,7 @@ def _comparison_rows(c: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _context_lines(arm: dict[str, Any]) -> list[str]:
+def _context_lines(arm: ContextDoc) -> list[str]:
     c = arm["comparison"]
     lines = [
         "context — llm_ttft (ms), prefix changed every request (off) vs the cache-friendly "
@@ -243,8 +292,8 @@ def _context_lines(arm: dict[str, Any]) -> list[str]:
             )
             + " — 'changed' = a call's first request, or the summary just took a folded block"
         )
-    projection = arm.get("projection") or {}
-    lines.append(f"  budget model: {projection.get('lever', 'n/a (no prefill fit)')}")
+    projection = arm["projection"]
+    lines.append(f"  budget model: {projection['lever'] if projection else 'n/a (no prefill fit)'}")
     lines.append(
         f"  {arm['turns']} requests per call, calls {', '.join(arm['blocks'])}; server RAM "
         f"prompt cache {_on_off(arm.get('server_prompt_cache'))}; "
@@ -254,7 +303,7 @@ def _context_lines(arm: dict[str, Any]) -> list[str]:
     return lines
 
 
-def plot_levers(path: Path, doc: dict[str, Any]) -> None:
+def plot_levers(path: Path, doc: LeversDoc) -> None:
     """Grouped bars: per lever and arm, p50/p95/p99 off, on, and the model's projection."""
     import matplotlib
 
@@ -263,16 +312,17 @@ def plot_levers(path: Path, doc: dict[str, Any]) -> None:
 
     from earshot.audio.io import save_figure_atomic
 
-    groups: list[tuple[str, dict[str, Any]]] = []
+    groups: list[tuple[str, ComparisonDoc]] = []
     hedge = doc["levers"].get("hedge")
     if hedge is not None:
         for name, arm in hedge["arms"].items():
             if "comparison" in arm:
                 groups.append((f"llm_ttft, {name}", arm["comparison"]))
-    for name in ("cache", "preemptive", "context"):
-        arm = doc["levers"].get(name)
-        if arm is not None:
-            groups.append((f"{name}: {arm['comparison']['name']}", arm["comparison"]))
+    sections = doc["levers"]
+    for section in (sections.get("cache"), sections.get("preemptive"), sections.get("context")):
+        if section is not None:
+            c = section["comparison"]
+            groups.append((f"{section['lever']}: {c['name']}", c))
     fig, axes = plt.subplots(
         1, max(1, len(groups)), figsize=(5.0 * max(1, len(groups)), 4.5), squeeze=False
     )
@@ -281,14 +331,14 @@ def plot_levers(path: Path, doc: dict[str, Any]) -> None:
             qs = ["p50", "p95", "p99"]
             xs = range(len(qs))
             width = 0.27
-            for k, (label, key) in enumerate(
+            for k, (label, by_q) in enumerate(
                 (
-                    ("off", "off_ms"),
-                    ("on (measured)", "on_ms"),
-                    ("on (budget model)", "projected_on_ms"),
+                    ("off", c["off_ms"]),
+                    ("on (measured)", c["on_ms"]),
+                    ("on (budget model)", c["projected_on_ms"]),
                 )
             ):
-                values = [c[key][q] or 0.0 for q in qs]
+                values = [by_q[q] or 0.0 for q in qs]
                 ax.bar([x + (k - 1) * width for x in xs], values, width, label=label)
             ax.set_xticks(list(xs), qs)
             ax.set_ylabel("ms")

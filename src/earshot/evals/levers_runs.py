@@ -15,11 +15,13 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from earshot.audio.frames import Pcm16
 from earshot.clock import Clock
 from earshot.levers.notes import bind_turn_notes
-from earshot.levers.session_levers import SessionLevers
+from earshot.levers.session_levers import LeverSummary, SessionLevers
 from earshot.llm.base import ChatMessage, LanguageModel, LlmError
 from earshot.metrics.turn import TurnRecord
 
@@ -137,12 +139,12 @@ class CallerRun:
 
     turns: list[TurnRecord]
     all_turns: list[TurnRecord]
-    levers: dict[str, Any]
+    levers: LeverSummary
     utterances: int
 
 
 def run_caller(
-    track: Any,
+    track: Pcm16,
     utterances: int,
     llm: LanguageModel,
     levers: SessionLevers | None = None,
@@ -198,7 +200,7 @@ def _bind_clock(llm: LanguageModel, clock: Clock) -> None:
             part.clock = clock
 
 
-def write_turns(path: Any, turns: Sequence[TurnRecord]) -> None:
+def write_turns(path: Path, turns: Sequence[TurnRecord]) -> None:
     """``turns.jsonl`` of a run (atomically), the contract `earshot budget --from` reads."""
     import json
 

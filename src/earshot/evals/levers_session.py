@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from earshot.audio.frames import samples_to_ms
+from earshot.audio.frames import Pcm16, samples_to_ms
 from earshot.evals.levers_runs import (
     SINGLE_PASS_STT,
     CallerRun,
@@ -23,6 +23,7 @@ from earshot.evals.levers_runs import (
     write_turns,
 )
 from earshot.evals.levers_stats import compare, pct, project_ttfat
+from earshot.evals.levers_types import CacheDoc, PreemptiveDoc, ProjectionDoc
 from earshot.evals.tracks import PlacedUtterance, build_caller_track, load_clips
 from earshot.levers.cache import ResponseCache
 from earshot.levers.preemptive import PreemptiveConfig
@@ -38,7 +39,7 @@ GAP_MS = 9000.0
 """Silence after each utterance: a 24-token SmolLM2 reply is ~6–8 s of espeak-ng speech."""
 
 
-def caller_track(paths: Sequence[Path], repeat: int = 1) -> tuple[Any, list[PlacedUtterance]]:
+def caller_track(paths: Sequence[Path], repeat: int = 1) -> tuple[Pcm16, list[PlacedUtterance]]:
     """The utterances (each ``repeat`` times, in passes) on one track with `GAP_MS` gaps."""
     clips = load_clips(list(paths)) * repeat
     names = [p.name for p in paths] * repeat
@@ -65,7 +66,7 @@ def pair_turns(
 def _run_pair(
     name: str,
     out_dir: Path,
-    track: Any,
+    track: Pcm16,
     count: int,
     llm: LanguageModel,
     levers: SessionLevers,
@@ -105,7 +106,7 @@ def cache_arm(
     seed: int,
     max_word_distance: float = 0.0,
     on_run: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> CacheDoc:
     """Each utterance twice; the second pass can hit. TTFAT of second-pass turns off vs on."""
     track, placed = caller_track(paths, repeat=2)
     levers = SessionLevers(cache=ResponseCache(max_word_distance=max_word_distance))
@@ -133,6 +134,7 @@ def cache_arm(
     write_turns(repeat_path, off_rep)
     projection = _projection(repeat_path, f"cache={hit_rate:.3f}", seed) if off_rep else None
     return {
+        "lever": "cache",
         "turns_compared": len(pairs),
         "max_word_distance": max_word_distance,
         "hit_rate": round(hit_rate, 4),
@@ -165,7 +167,7 @@ def preemptive_arm(
     seed: int,
     stable_ms: float,
     on_run: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
+) -> PreemptiveDoc:
     """Each utterance `PREEMPTIVE_PASSES` times, preemptive off vs on; TTFAT on turns whose
     final matched the speculation.
 
@@ -212,6 +214,7 @@ def preemptive_arm(
     )
     cut = comparison.change_ms.get("p50")
     return {
+        "lever": "preemptive",
         "stt": "pocketsphinx single pass (SINGLE_PASS_STT)",
         "turns_compared": len(both),
         "matched": len(matched),
@@ -230,7 +233,7 @@ def preemptive_arm(
     }
 
 
-def _projection(path: Path, lever: str, seed: int) -> dict[str, Any] | None:
+def _projection(path: Path, lever: str, seed: int) -> ProjectionDoc:
     try:
         return project_ttfat(path, lever, seed)
     except ValueError as exc:  # no complete turn, or the lever does not fit

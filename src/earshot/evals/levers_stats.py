@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -24,6 +23,7 @@ from earshot.budget.levers import parse_lever
 from earshot.budget.measured import load_turns
 from earshot.budget.model import FloatArray
 from earshot.budget.montecarlo import PERCENTILES, SampleMode, simulate
+from earshot.evals.levers_types import ComparisonDoc, ProjectionDoc
 
 BOOTSTRAP_DRAWS = 2000
 PROJECTION_SAMPLES = 20_000
@@ -70,7 +70,7 @@ class Comparison:
             return None
         return change / off
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> ComparisonDoc:
         def rounded(d: Mapping[str, float | None]) -> dict[str, float | None]:
             return {k: None if v is None else round(v, 3) for k, v in d.items()}
 
@@ -162,7 +162,7 @@ def _bootstrap_spread(
     return out
 
 
-def project_ttfat(turns_path: Path, lever: str, seed: int = 0) -> dict[str, Any]:
+def project_ttfat(turns_path: Path, lever: str, seed: int = 0) -> ProjectionDoc:
     """``earshot budget --from turns_path --lever LEVER --simulate``: projected TTFAT
     percentiles and mean per model term, baseline and with the lever.
 

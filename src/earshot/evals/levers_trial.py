@@ -25,6 +25,17 @@ from earshot.evals.levers_model import MAX_TOKENS, TRIAL_MAX_TOKENS, LeversOptio
 from earshot.evals.levers_runs import TtftTrial, ttft_trials
 from earshot.evals.levers_session import cache_arm, preemptive_arm
 from earshot.evals.levers_stats import Comparison, compare, pct, project_hedged_ttft
+from earshot.evals.levers_types import (
+    CacheDoc,
+    HedgeArmDoc,
+    HedgeDoc,
+    LeverDoc,
+    PreemptiveDoc,
+    ServersDoc,
+    TrialDoc,
+    TtftSummary,
+    UpstreamTailDoc,
+)
 from earshot.evals.llm_rig import LlmRig, away_from
 from earshot.levers.hedge import HedgeConfig, HedgedLLM
 from earshot.llm.base import LanguageModel
@@ -76,7 +87,7 @@ cache's copy costs, not the lever. A hosted provider's prefix cache has no such 
 copy."""
 
 
-def run_trial(opts: LeversOptions, trial: Trial[LeverTrial]) -> dict[str, Any]:
+def run_trial(opts: LeversOptions, trial: Trial[LeverTrial]) -> TrialDoc:
     """Run one lever's arms against a rig of its own; the lever's results, JSON-able.
 
     Returns:
@@ -99,53 +110,76 @@ def run_trial(opts: LeversOptions, trial: Trial[LeverTrial]) -> dict[str, Any]:
         # The session arms run on the server's live context alone (see `SESSION_PROMPT_CACHE`).
         prompt_cache=True if lever == "hedge" else SESSION_PROMPT_CACHE,
     )
-    out: dict[str, Any] = {"lever": lever}
+    utterances: list[str] | None = None
+    session_cpus: list[int] | None = None
     with rig.running():
-        out["servers"] = {"upstreams": rig.upstream_urls, "proxies": rig.proxy_urls}
+        servers: ServersDoc = {"upstreams": rig.upstream_urls, "proxies": rig.proxy_urls}
+        result: LeverDoc
         if lever == "hedge":
-            out["result"] = _hedge(opts, rig, trial.seed)
+            result = _hedge(opts, rig, trial.seed)
         elif lever == "context":
             _progress(opts, "context: whole calls, the prefix stable (on) and changed (off)")
             turns = QUICK_CONTEXT_TURNS if opts.quick else CONTEXT_TURNS
             # Straight to the server: the prefill is the term measured, no injected delay.
-            out["result"] = context_arm(
+            context = context_arm(
                 rig.upstream_urls[0], opts.model, caller_prompts(opts), turns, trial.seed
             )
-        else:
-            paths = caller_paths(opts)
-            llm = _client(rig.proxy_urls[0], opts.model, SystemClock())
-            out["utterances"] = [p.name for p in paths]
-
-            # One replica; the session's own compute kept off its core (`away_from`).
-            def label(run: str) -> None:
-                for proxy in rig.proxies:
-                    proxy.label = run
-
-            with away_from(rig.pinned) as cpus:
-                out["session_cpus"] = cpus
-                if lever == "cache":
-                    _progress(opts, "cache: the callers twice, off then on")
-                    out["result"] = cache_arm(
-                        opts.out_dir, paths, llm, trial.seed, CACHE_WORD_DISTANCE, label
-                    )
-                else:
-                    _progress(opts, "preemptive: the callers, off then on")
-                    out["result"] = preemptive_arm(
-                        opts.out_dir, paths, llm, trial.seed, opts.stable_ms, label
-                    )
-        out["proxy_stats"] = [p.stats.to_json() for p in rig.proxies]
-        _write_proxy_logs(opts.out_dir / "servers", lever, rig)
-        if lever in ("cache", "preemptive"):
-            out["result"]["upstream_ttft_ms"] = _upstream_ttft(rig)
-        if lever != "hedge":
             # Only a server the rig started has a known cache setting.
-            out["result"]["server_prompt_cache"] = None if opts.base_urls else rig.prompt_cache
-    out["machine"] = {
-        "cpus": os.cpu_count(),
-        "load_average_start": load_start,
-        "load_average_end": list(os.getloadavg()),
+            context["server_prompt_cache"] = None if opts.base_urls else rig.prompt_cache
+            result = context
+        else:
+            result, utterances, session_cpus = _session_lever(opts, rig, lever, trial.seed)
+        proxy_stats = [p.stats.to_json() for p in rig.proxies]
+        _write_proxy_logs(opts.out_dir / "servers", lever, rig)
+    out: TrialDoc = {
+        "lever": lever,
+        "servers": servers,
+        "result": result,
+        "proxy_stats": proxy_stats,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_average_start": load_start,
+            "load_average_end": list(os.getloadavg()),
+        },
     }
+    if utterances is not None:
+        out["utterances"] = utterances
+    if session_cpus is not None:
+        out["session_cpus"] = session_cpus
     return out
+
+
+def _session_lever(
+    opts: LeversOptions,
+    rig: LlmRig,
+    lever: str,
+    seed: int,
+) -> tuple[CacheDoc | PreemptiveDoc, list[str], list[int]]:
+    """The cache or preemptive arms: the recorded callers through whole sessions on the rig's
+    one replica, the session's own compute kept off the server's core (`away_from`).
+
+    Returns:
+        The lever's section, the callers' file names, and the CPUs the session ran on.
+    """
+    paths = caller_paths(opts)
+    llm = _client(rig.proxy_urls[0], opts.model, SystemClock())
+
+    def label(run: str) -> None:
+        for proxy in rig.proxies:
+            proxy.label = run
+
+    result: CacheDoc | PreemptiveDoc
+    with away_from(rig.pinned) as cpus:
+        if lever == "cache":
+            _progress(opts, "cache: the callers twice, off then on")
+            result = cache_arm(opts.out_dir, paths, llm, seed, CACHE_WORD_DISTANCE, label)
+        else:
+            _progress(opts, "preemptive: the callers, off then on")
+            result = preemptive_arm(opts.out_dir, paths, llm, seed, opts.stable_ms, label)
+    result["upstream_ttft_ms"] = _upstream_ttft(rig)
+    # Only a server the rig started has a known cache setting.
+    result["server_prompt_cache"] = None if opts.base_urls else rig.prompt_cache
+    return result, [p.name for p in paths], list(cpus)
 
 
 def _write_proxy_logs(directory: Path, lever: str, rig: LlmRig) -> None:
@@ -157,7 +191,7 @@ def _write_proxy_logs(directory: Path, lever: str, rig: LlmRig) -> None:
         write_text_atomic(path, "\n".join(lines) + ("\n" if lines else ""))
 
 
-def _upstream_ttft(rig: LlmRig) -> dict[str, dict[str, float | int | None]]:
+def _upstream_ttft(rig: LlmRig) -> dict[str, TtftSummary]:
     """Per run (proxy label): the real server's own TTFT from the proxy's log (n, p50, p95):
     what the runs' servers did, apart from the injected delay and the lever."""
     by_run: dict[str, list[float]] = {}
@@ -183,7 +217,7 @@ def _client(
     )
 
 
-def _hedge(opts: LeversOptions, rig: LlmRig, seed: int) -> dict[str, Any]:
+def _hedge(opts: LeversOptions, rig: LlmRig, seed: int) -> HedgeDoc:
     clock = SystemClock()
     a, b = rig.proxy_urls[0], rig.proxy_urls[1]
     prompts = caller_prompts(opts)
@@ -229,13 +263,17 @@ def _hedge(opts: LeversOptions, rig: LlmRig, seed: int) -> dict[str, Any]:
 
     results = asyncio.run(main())
     off = [t.ttft_ms for t in results["off"] if t.ttft_ms is not None]
-    out: dict[str, Any] = {"arms": {}, "criterion": "llm_ttft p99 cut >= 30 % at no worse p50"}
-    out["upstream"] = _upstream_tail(results["upstream a"], results["upstream b"])
-    out["rig"] = {
-        "pinned_cpus": list(rig.pinned),
-        "prompt_cache": rig.prompt_cache,
-        "trial_max_tokens": TRIAL_MAX_TOKENS,
-        "prompts": len(prompts),
+    out: HedgeDoc = {
+        "lever": "hedge",
+        "arms": {},
+        "criterion": "llm_ttft p99 cut >= 30 % at no worse p50",
+        "upstream": _upstream_tail(results["upstream a"], results["upstream b"]),
+        "rig": {
+            "pinned_cpus": list(rig.pinned),
+            "prompt_cache": rig.prompt_cache,
+            "trial_max_tokens": TRIAL_MAX_TOKENS,
+            "prompts": len(prompts),
+        },
     }
     baseline = project_hedged_ttft(off, 1, seed)  # the same resampled draws, one request
     for name, trials in results.items():
@@ -246,10 +284,8 @@ def _hedge(opts: LeversOptions, rig: LlmRig, seed: int) -> dict[str, Any]:
         delays = [t.notes["llm_hedge"]["delay_ms"] for t in trials if "llm_hedge" in t.notes]
         delay_ms = float(np.median(delays)) if delays else 0.0
         projection = project_hedged_ttft(off, 2, seed, delay_ms)
-        out["arms"][name] = _hedge_arm(name, trials, off, projection, baseline, seed)
-        out["arms"][name]["model_lever"] = (
-            f"hedge=2,delay_ms={delay_ms:.0f}" if delay_ms > 0 else "hedge=2"
-        )
+        model_lever = f"hedge=2,delay_ms={delay_ms:.0f}" if delay_ms > 0 else "hedge=2"
+        out["arms"][name] = _hedge_arm(name, trials, off, projection, baseline, seed, model_lever)
     return out
 
 
@@ -260,13 +296,14 @@ def _hedge_arm(
     projection: dict[str, float],
     baseline: dict[str, float],
     seed: int,
-) -> dict[str, Any]:
+    model_lever: str,
+) -> HedgeArmDoc:
     """One hedging arm: its TTFTs, its waste, and (not for ``off``) the comparison with the
     budget model's hedge rule fed the measured off TTFTs."""
     ttfts = [t.ttft_ms for t in trials if t.ttft_ms is not None]
     hedges: list[dict[str, Any]] = [t.notes["llm_hedge"] for t in trials if "llm_hedge" in t.notes]
     sent = sum(h["requests_sent"] for h in hedges) if hedges else len(trials)
-    arm: dict[str, Any] = {
+    arm: HedgeArmDoc = {
         "requests": len(trials),
         "failed": sum(1 for t in trials if t.ttft_ms is None),
         "requests_sent": sent,
@@ -274,6 +311,7 @@ def _hedge_arm(
         "cancelled_streams": sum(h["cancelled"] for h in hedges),
         "second_request_won": sum(1 for h in hedges if h["winner"] == 1),
         "ttft_ms": ttfts,
+        "model_lever": model_lever,
     }
     if name != "off":
         comparison = compare("llm_ttft", off, ttfts, projection, seed, baseline)
@@ -282,7 +320,7 @@ def _hedge_arm(
     return arm
 
 
-def _upstream_tail(a: list[TtftTrial], b: list[TtftTrial]) -> dict[str, Any]:
+def _upstream_tail(a: list[TtftTrial], b: list[TtftTrial]) -> UpstreamTailDoc:
     """Percentiles of each server's own TTFT and the correlation of the two on the same trial
     (hedging assumes independent replicas: the closer to 1, the less it can cut)."""
     pairs = [
@@ -290,16 +328,16 @@ def _upstream_tail(a: list[TtftTrial], b: list[TtftTrial]) -> dict[str, Any]:
         for x, y in zip(a, b, strict=True)
         if x.ttft_ms is not None and y.ttft_ms is not None
     ]
-    out: dict[str, Any] = {}
-    for name, trials in (("a", a), ("b", b)):
+
+    def tail(trials: list[TtftTrial]) -> dict[str, float | None]:
         values = [t.ttft_ms for t in trials if t.ttft_ms is not None]
-        out[name] = {f"p{q:g}": pct(values, q) for q in (50.0, 95.0, 99.0)}
+        return {f"p{q:g}": pct(values, q) for q in (50.0, 95.0, 99.0)}
+
+    correlation: float | None = None
     if len(pairs) >= 3:
         xs = np.array(pairs, dtype=np.float64)
-        out["correlation"] = float(np.corrcoef(xs[:, 0], xs[:, 1])[0, 1])
-    else:
-        out["correlation"] = None
-    return out
+        correlation = float(np.corrcoef(xs[:, 0], xs[:, 1])[0, 1])
+    return {"a": tail(a), "b": tail(b), "correlation": correlation}
 
 
 def _meets(c: Comparison) -> bool | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,7 @@ def check_out_file(path: Path, flag: str) -> None:
     shared_check_out_file(path, flag, create=False)
 
 
-def dump_json(doc: dict[str, Any]) -> str:
+def dump_json(doc: Mapping[str, Any]) -> str:
     """``doc`` as indented JSON text with a final newline.
 
     Raises:
@@ -61,7 +61,7 @@ def dump_json(doc: dict[str, Any]) -> str:
 def write_eval_outputs(
     out_dir: Path,
     stem: str,
-    doc: dict[str, Any],
+    doc: Mapping[str, Any],
     text: str,
     plot: Callable[[Path], None] | None,
 ) -> None:

@@ -17,7 +17,7 @@ recording) and ``stt.trials.jsonl``.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,7 +120,7 @@ def run_trial(opts: SttOptions, trial: Trial[SttTrial]) -> dict[str, Any]:
     }
 
 
-def _describe(result: dict[str, Any]) -> str:
+def _describe(result: Mapping[str, Any]) -> str:
     return f"WER {100 * result['wer']:.1f} % ({result['reference_words']} words)"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,7 +72,7 @@ def render_table(opts: SttOptions, run: RunResult) -> Table:
     return table
 
 
-def plot_wer(path: Path, opts: SttOptions, results: Sequence[dict[str, Any]]) -> None:
+def plot_wer(path: Path, opts: SttOptions, results: Sequence[Mapping[str, Any]]) -> None:
     """Grouped bars: WER per recording for each backend; written atomically as PNG."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

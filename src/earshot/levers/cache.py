@@ -18,7 +18,7 @@ import re
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 
@@ -62,7 +62,7 @@ class CacheStats:
     retracted: int = 0
     """Hits withdrawn because the final transcript differed from the one looked up."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> CacheCounters:
         lookups = self.hits + self.misses
         return {
             "hits": self.hits,
@@ -74,6 +74,19 @@ class CacheStats:
             "refused": self.refused,
             "retracted": self.retracted,
         }
+
+
+class CacheCounters(TypedDict):
+    """`CacheStats.to_json`: a run's lookups (``hit_rate`` None before the first lookup)."""
+
+    hits: int
+    misses: int
+    hit_rate: float | None
+    expired: int
+    not_allowed: int
+    stored: int
+    refused: int
+    retracted: int
 
 
 @dataclass(slots=True)

@@ -28,12 +28,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypedDict
 
 import numpy as np
 
 from earshot.audio.frames import Pcm16
-from earshot.levers.cache import CachedReply, ResponseCache
+from earshot.levers.cache import CacheCounters, CachedReply, ResponseCache
 from earshot.levers.normalize import normalize_transcript
 from earshot.levers.notes import bind_turn_notes
 from earshot.levers.preemptive import (
@@ -199,6 +199,24 @@ class _Speculation:
     started_ms: float
 
 
+class PreemptiveCounters(TypedDict):
+    """A run's preemptive generation: speculations started, committed (their final matched),
+    restarted, and what the cancelled ones had produced (words synthesized, LLM tokens)."""
+
+    speculations: int
+    committed: int
+    restarts: int
+    discarded_words: int
+    discarded_tokens: int
+
+
+class LeverSummary(TypedDict, total=False):
+    """`SessionLevers.summary`: the run totals of the levers that were on."""
+
+    cache: CacheCounters
+    preemptive: PreemptiveCounters
+
+
 @dataclass(slots=True)
 class SessionLevers:
     """Levers inside the loop (see the module docstring).
@@ -237,9 +255,9 @@ class SessionLevers:
             raise RuntimeError("SessionLevers must be given to a Session (levers=...)")
         return self._session
 
-    def summary(self) -> dict[str, Any]:
-        """Run totals for a report."""
-        out: dict[str, Any] = {}
+    def summary(self) -> LeverSummary:
+        """Run totals for a report (only the levers that are on)."""
+        out: LeverSummary = {}
         if self.cache is not None:
             out["cache"] = self.cache.stats.to_json()
         if self.preemptive is not None:

@@ -32,7 +32,7 @@ O = TypeVar("O")  # noqa: E741 - the evaluation's options (a picklable dataclass
 P = TypeVar("P")
 """A trial's parameters (a picklable frozen dataclass)."""
 
-TrialResult = dict[str, Any]
+TrialResult = Mapping[str, Any]
 """What `Evaluation.run_trial` returns: a JSON-able object (finite numbers only)."""
 
 
@@ -117,7 +117,7 @@ class Report:
             (e.g. the latency evaluation's ``turns.jsonl``).
     """
 
-    doc: dict[str, Any]
+    doc: Mapping[str, Any]
     tables: Sequence[Any] = ()
     lines: Sequence[str] = ()
     plot: Callable[[Path], None] | None = None
