@@ -40,22 +40,29 @@ _received: list[str] = []
 
 @contextlib.contextmanager
 def sigterm_as_sigint() -> Iterator[None]:
-    """Within the block, handle SIGTERM like SIGINT; the previous handler is restored after.
+    """Within the block, handle SIGTERM like SIGINT; the previous handlers are restored after,
+    unless the run was stopped (`run_stoppable`): then they stay until the process exits.
 
-    Main thread only (elsewhere signals cannot be handled, and this does nothing).
+    The block owns the process (the ``earshot`` command): only there does a second stop end
+    the process (`hard_stop`). Main thread only (elsewhere signals cannot be handled, and
+    this does nothing).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     _received.clear()
     _state.stopping = False
+    _state.owns_process = True
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     previous_int = signal.getsignal(signal.SIGINT)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
-        if not _state.stopping:  # a stopped run keeps run_stoppable's handler to the end
+        # A stopped run keeps its handlers to the end: a late SIGTERM still goes the SIGINT
+        # way (`run_stoppable`'s hard stop, or ignored once the outputs are written).
+        if not _state.stopping:
+            _state.owns_process = False
+            signal.signal(signal.SIGTERM, previous)
             signal.signal(signal.SIGINT, previous_int)
 
 
@@ -77,8 +84,10 @@ def run_stoppable(
 
     The first SIGINT (or SIGTERM, within `sigterm_as_sigint`) cancels the main task: every task
     group unwinds and executor jobs finish, then `KeyboardInterrupt` is raised here, so the
-    caller writes its partial outputs. From then on, until `outputs_written`, another one
-    ends the process at once (`hard_stop`).
+    caller writes its partial outputs. Within `sigterm_as_sigint` (the ``earshot`` command)
+    another one from then on, until `outputs_written`, ends the process at once
+    (`hard_stop`). Outside it (earshot used as a library, e.g. in a notebook) a second one
+    raises `KeyboardInterrupt` at once, as `asyncio.Runner` does, and each call starts afresh.
 
     Off the main thread (where signals cannot be handled) this is `asyncio.Runner.run`.
 
@@ -109,8 +118,10 @@ def run_stoppable(
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
         if _state.stopping:
-            hard_stop()
-            return
+            if _state.owns_process:
+                hard_stop()
+                return
+            raise KeyboardInterrupt
         _state.stopping = True
         if tasks and not tasks[0].done():
             tasks[0].cancel()
@@ -126,14 +137,14 @@ def run_stoppable(
                 if _state.stopping:
                     raise KeyboardInterrupt from None
                 raise
-    except BaseException:
-        if not _state.stopping:
+        if _state.stopping:  # even if main absorbed the cancellation
+            raise KeyboardInterrupt
+        return result
+    finally:
+        # The command keeps the handler for the rest of a stopped run (its partial outputs).
+        if not (_state.stopping and _state.owns_process):
             signal.signal(signal.SIGINT, previous)
-        raise
-    if _state.stopping:  # even if main absorbed the cancellation; the handler stays
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGINT, previous)
-    return result
+            _state.stopping = False
 
 
 def outputs_written() -> None:
@@ -214,6 +225,8 @@ def _end_naming() -> None:
 @dataclass
 class _StopState:
     stopping: bool = False
+    owns_process: bool = False
+    """Inside `sigterm_as_sigint`: the ``earshot`` command, which may end the process."""
     naming: int = 0
     stop_when_named: bool = False
     in_flight: set[Path] = field(default_factory=set)

@@ -147,6 +147,7 @@ def test_a_stopped_run_raises_keyboard_interrupt_even_if_main_absorbed_the_cance
             seen.append("cancelled")
         return "finished anyway"
 
+    shutdown._state.owns_process = True  # as under the `earshot` command
     with pytest.raises(KeyboardInterrupt):
         shutdown.run_stoppable(main())
     assert seen == ["cancelled"]
@@ -165,4 +166,40 @@ def test_an_unstopped_run_returns_and_restores_the_handler(stop_state: list[int]
 
     assert shutdown.run_stoppable(main()) == 7
     assert signal.getsignal(signal.SIGINT) is before
+    assert stop_state == []
+
+
+def test_as_a_library_a_stopped_run_hands_ctrl_c_back_and_the_next_run_starts_afresh(
+    stop_state: list[int],
+) -> None:
+    before = signal.getsignal(signal.SIGINT)
+
+    async def stopped() -> None:
+        signal.raise_signal(signal.SIGINT)
+        await asyncio.sleep(10)
+
+    async def fine() -> str:
+        await asyncio.sleep(0)
+        return "ran"
+
+    with pytest.raises(KeyboardInterrupt):
+        shutdown.run_stoppable(stopped())
+    assert signal.getsignal(signal.SIGINT) is before  # a notebook keeps its own Ctrl-C
+    assert shutdown.run_stoppable(fine()) == "ran"
+    assert stop_state == []  # never ended the process
+
+
+def test_as_a_library_a_second_ctrl_c_while_unwinding_raises_at_once(
+    stop_state: list[int],
+) -> None:
+    async def slow_to_unwind() -> None:
+        try:
+            signal.raise_signal(signal.SIGINT)
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            signal.raise_signal(signal.SIGINT)  # the second, while the first unwinds
+            await asyncio.sleep(10)
+
+    with pytest.raises(KeyboardInterrupt):
+        shutdown.run_stoppable(slow_to_unwind())
     assert stop_state == []
