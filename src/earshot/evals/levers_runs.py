@@ -24,6 +24,7 @@ from earshot.levers.notes import bind_turn_notes
 from earshot.levers.session_levers import LeverSummary, SessionLevers
 from earshot.llm.base import ChatMessage, LanguageModel, LlmError
 from earshot.metrics.turn import TurnRecord
+from earshot.turns.bargein import BargeInConfig
 
 SINGLE_PASS_STT: Mapping[str, Any] = {"second_pass": False, "decoder_options": {"bestpath": False}}
 """PocketSphinx whose final is its last partial: no flat-lexicon second pass and no lattice
@@ -126,6 +127,13 @@ def turn_values(turns: Sequence[TurnRecord], what: str) -> list[float]:
     return out
 
 
+BARGE_IN = BargeInConfig()
+"""The session arms' barge-in: ``earshot converse``'s default. A recording that pauses often
+ends many turns in a row; without barge-in each reply would wait for the ones before it to play
+out (seen: 8–18 s queued in the jitter buffer term on one conversational recording), and the
+caller would hear replies to fragments while still talking."""
+
+
 @dataclass(slots=True)
 class CallerRun:
     """One recorded caller through one session.
@@ -152,13 +160,15 @@ def run_caller(
     eot_silence_ms: float = 500.0,
     jitter_ms: float = 40.0,
     stt_options: Mapping[str, Any] | None = None,
+    bargein: BargeInConfig | None = BARGE_IN,
 ) -> CallerRun:
     """Run a caller track (int16 16 kHz) through a real session on a `SimulatedClock`.
 
     Silero VAD, the fixed end-pointer, pocketsphinx (built with ``stt_options``, e.g.
     `SINGLE_PASS_STT`) and espeak-ng are real and built fresh for the run; compute is charged
     to the clock and the LLM's HTTP requests are waited for in real time (`Clock.busy`), so
-    every term is a real latency.
+    every term is a real latency. Barge-in is on, as under ``earshot converse`` (``bargein``
+    None turns it off).
     """
     from earshot.clock import SimulatedClock
     from earshot.session.config import SessionConfig
@@ -181,6 +191,7 @@ def run_caller(
         make_tts("espeak"),
         FixedEndpointer(eot_silence_ms),
         levers=levers,
+        bargein=bargein,
     )
     transport = FileTransport(ArraySource(track), clock, max_tail_ms=config.max_tail_ms)
     state = clock.run(lambda: session.run(transport))
