@@ -35,8 +35,6 @@ T = TypeVar("T")
 EXIT_SIGINT = 130  # the exit statuses of a stopped run (table in `earshot.outcome`)
 EXIT_SIGTERM = 143
 
-_received: list[str] = []
-
 
 @contextlib.contextmanager
 def sigterm_as_sigint() -> Iterator[None]:
@@ -50,7 +48,7 @@ def sigterm_as_sigint() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    _received.clear()
+    _state.sigterm = False
     _state.stopping = False
     _state.owns_process = True
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
@@ -67,13 +65,13 @@ def sigterm_as_sigint() -> Iterator[None]:
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    _received.append("SIGTERM")
+    _state.sigterm = True
     signal.raise_signal(signal.SIGINT)
 
 
 def stopped_by() -> str:
     """The signal that stopped the run: ``"SIGTERM"`` if one was received, else ``"SIGINT"``."""
-    return "SIGTERM" if _received else "SIGINT"
+    return "SIGTERM" if _state.sigterm else "SIGINT"
 
 
 def run_stoppable(
@@ -224,6 +222,8 @@ def _end_naming() -> None:
 
 @dataclass
 class _StopState:
+    sigterm: bool = False
+    """A SIGTERM was received (the run's exit status is then 143)."""
     stopping: bool = False
     owns_process: bool = False
     """Inside `sigterm_as_sigint`: the ``earshot`` command, which may end the process."""
